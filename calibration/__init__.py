@@ -1,0 +1,1 @@
+"""Neutral-pose calibration: finding the user's resting face parameters (arrives with tracking)."""

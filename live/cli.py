@@ -1,0 +1,214 @@
+"""The `live` command line. Each subcommand is argument parsing plus one call into the packages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from live import __version__
+
+DESCRIPTION = """\
+live: real-time face puppeteering through StyleGAN2 latent directions.
+
+An avatar made from one photo moves with your face in a virtual camera, after
+Bounareli et al., "Finding Directions in GAN's Latent Space for Neural Face
+Reenactment" (BMVC 2022). Run `live COMMAND --help` for each command.
+"""
+
+EPILOG = """\
+configuration: defaults < user config file (`live config path`) < --config FILE < flags.
+files: config, models and caches live in the platform's user dirs, or under $LIVE_HOME.
+"""
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("generator and engine (config keys generator.* and engine.*)")
+    g.add_argument("--generator", "-g", metavar="PATH", help="generator checkpoint (.pt or .safetensors); "
+                   "default: random weights of --arch, which draw no face")
+    g.add_argument("--arch", help="architecture of random weights: vox256, 256-cm2, 1024-cm2, fixture128")
+    g.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi (1 = none)")
+    g.add_argument("--backend", choices=["auto", "eager", "compiled", "tensorrt"], help="synthesis backend")
+    g.add_argument("--precision", choices=["auto", "fp32", "fp16"], help="synthesis precision")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="live", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"live {__version__}")
+    parser.add_argument("--config", "-c", metavar="FILE", help="YAML config file (see `live config show`)")
+    parser.add_argument("--log-level", metavar="LEVEL", help="TRACE, DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the frame loop: motion -> synthesis -> sinks",
+                       description="Run the real-time loop and send frames to the sinks. Today the motion comes "
+                                   "from a smooth tour of the latent space; webcam driving of an avatar arrives "
+                                   "with tracking and avatars.")
+    _add_engine_flags(p)
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames (default: until Ctrl-C)")
+    p.add_argument("--fps", type=float, help="output frame rate (default 25)")
+    p.add_argument("--sink", action="append", metavar="SPEC",
+                   help="null or file:out.mp4; repeat or comma-separate for several (default: null)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help="draw images from random seeds",
+                       description="Synthesise one image per seed and save them as a grid (PNG).")
+    _add_engine_flags(p)
+    p.add_argument("--seeds", default="0-7", help="seeds: 0-7 or 1,5,9 (default 0-7)")
+    p.add_argument("--noise", choices=["const", "random", "none"], default="const", help="noise mode")
+    p.add_argument("--out", "-o", required=True, metavar="PNG", help="output image")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("config", help="show, create or locate the configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("show", help="print the effective config as documented YAML")
+    c.set_defaults(func=cmd_config_show)
+    c = csub.add_parser("init", help="write the documented defaults to the user config file")
+    c.add_argument("--force", action="store_true", help="overwrite an existing file")
+    c.set_defaults(func=cmd_config_init)
+    c = csub.add_parser("path", help="print where the user config file is")
+    c.set_defaults(func=cmd_config_path)
+
+    p = sub.add_parser("models", help="inspect and convert generator weights")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    m = msub.add_parser("convert", help="convert a checkpoint to safetensors (no pickle needed to load it)",
+                        description="Load IN with the safe loader, check it, and write OUT as safetensors.")
+    m.add_argument("src", metavar="IN", help="reference-trainer checkpoint (.pt)")
+    m.add_argument("dst", metavar="OUT", help="output .safetensors file")
+    m.set_defaults(func=cmd_models_convert)
+    m = msub.add_parser("info", help="describe a generator file: architecture, size, weights hash")
+    m.add_argument("path", metavar="PATH")
+    m.set_defaults(func=cmd_models_info)
+    return parser
+
+
+def load_cli_config(args):
+    from live.config import load_config
+    from live.paths import user_config_file
+    user = user_config_file()
+    overrides = {"log.level": getattr(args, "log_level", None)}
+    for flag, key in (("generator", "generator.path"), ("arch", "generator.arch"),
+                      ("truncation", "generator.truncation"), ("backend", "engine.backend"),
+                      ("precision", "engine.precision"), ("device", "engine.device"),
+                      ("frames", "run.frames"), ("fps", "run.fps")):
+        overrides[key] = getattr(args, flag, None)
+    if getattr(args, "sink", None):
+        overrides["run.sinks"] = [s for spec in args.sink for s in spec.split(",") if s]
+    return load_config(user if user.is_file() else None, args.config, overrides=overrides)
+
+
+def cmd_run(args, cfg) -> int:
+    from live.run import run
+    run(cfg)
+    return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise ValueError(f"bad seeds {text!r}: use a range like 0-7 or a list like 1,5,9") from None
+    return seeds
+
+
+def cmd_generate(args, cfg) -> int:
+    import cv2
+    import numpy as np
+    import torch
+
+    from live.engine.base import resolve_device
+    from live.generator import generator_from_config
+    from live.postprocess import image_grid, to_uint8_rgb
+    seeds = parse_seeds(args.seeds)
+    device = resolve_device(cfg.engine.device)
+    G = generator_from_config(cfg.generator, device)
+    z = torch.stack([torch.from_numpy(np.random.RandomState(s).randn(G.style_dim)).float() for s in seeds]).to(device)
+    with torch.no_grad():
+        images = G.synthesize(G.mapping(z, cfg.generator.truncation), noise_mode=args.noise)
+    grid = image_grid(to_uint8_rgb(images))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), grid[:, :, ::-1]):
+        raise OSError(f"could not write {out}: use a .png or .jpg name in a writable folder")
+    logger.info("wrote {} images ({} px) to {}", len(seeds), G.resolution, out)
+    return 0
+
+
+def cmd_config_show(args, cfg) -> int:
+    from live.config import to_yaml
+    sys.stdout.write(to_yaml(cfg))
+    return 0
+
+
+def cmd_config_init(args, cfg) -> int:
+    from live.config import LiveConfig, to_yaml
+    from live.paths import user_config_file
+    path = user_config_file()
+    if path.exists() and not args.force:
+        logger.error("{} exists already; use --force to overwrite it", path)
+        return 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_yaml(LiveConfig()))
+    print(path)
+    return 0
+
+
+def cmd_config_path(args, cfg) -> int:
+    from live.paths import user_config_file
+    print(user_config_file())
+    return 0
+
+
+def cmd_models_convert(args, cfg) -> int:
+    from models import load_generator, save_safetensors
+    from models.checkpoint import weights_hash
+    G = load_generator(args.src)
+    dst = save_safetensors(G, args.dst)
+    logger.info("wrote {} ({} px, weights sha256 {})", dst, G.resolution, weights_hash(G)[:16])
+    return 0
+
+
+def cmd_models_info(args, cfg) -> int:
+    from models import load_generator
+    from models.checkpoint import weights_hash
+    G = load_generator(args.path)
+    n_params = sum(p.numel() for p in G.parameters())
+    print(f"file:        {args.path}")
+    print(f"resolution:  {G.resolution} px")
+    print(f"channels:    {list(G.arch.channels)} (4 px .. {G.resolution} px)")
+    print(f"style dim:   {G.style_dim}, mapping layers: {G.arch.n_mlp}, W+ codes: {G.n_latent}")
+    print(f"parameters:  {n_params / 1e6:.2f} M")
+    print(f"weights:     sha256 {weights_hash(G)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from live.config import ConfigError
+    from live.engine.base import BackendUnavailable
+    from live.log import setup_logging
+    from live.sinks import SinkError
+    from models.checkpoint import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    setup_logging(args.log_level or "INFO")
+    try:
+        cfg = load_cli_config(args)
+        setup_logging(cfg.log.level, cfg.log.file)
+        return args.func(args, cfg)
+    except (CheckpointError, ConfigError, BackendUnavailable, SinkError, ValueError, OSError) as e:
+        logger.error("{}", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The configuration tree: typed dataclasses with documented defaults, read from YAML.
+
+Precedence, lowest first: the defaults below, the user's config file
+(`live config path`), a file given with --config, command-line flags.
+Every field's `help` is its documentation: `live config show` prints it as YAML comments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+def option(default, help: str, **kw):
+    """A config field with its documentation attached."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class LogConfig:
+    level: str = option("INFO", "log level: TRACE, DEBUG, INFO, WARNING, ERROR")
+    file: str | None = option(None, "also write the log to this file (rotated at 10 MB)")
+
+
+@dataclass
+class GeneratorConfig:
+    path: str | None = option(
+        None, "generator weights: a checkpoint of the reference StyleGAN2 trainer (.pt) or a "
+              "`live models convert` safetensors file. Empty: a randomly initialised generator of `arch`, "
+              "which runs the whole loop but draws no face")
+    arch: str = option("vox256", "architecture for random weights: vox256 (the paper's 256 px, channel "
+                                 "multiplier 1), 256-cm2, 1024-cm2 (FFHQ config-f) or fixture128")
+    seed: int = option(0, "seed of the random weights when no path is given")
+    truncation: float = option(1.0, "truncation psi toward the mean code (1 = none, 0.7 = typical)")
+
+
+@dataclass
+class EngineConfig:
+    backend: str = option("auto", "synthesis backend: auto (compiled on CUDA, eager on CPU), eager, compiled, tensorrt")
+    precision: str = option("auto", "fp32 or fp16; auto = fp16 on CUDA, fp32 on the CPU")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    batch: int = option(1, "images per run; static backends are built for exactly this batch size")
+    torch_compile: bool = option(True, "compiled backend: run torch.compile (inductor) on the synthesis graph")
+    cuda_graph: bool = option(True, "compiled backend: capture the whole synthesis into one CUDA graph")
+    warmup_iters: int = option(3, "runs before capture/timing so kernels are chosen and caches filled")
+    cache_dir: str | None = option(None, "where built TensorRT engines are kept; empty: <user cache>/engines")
+
+
+@dataclass
+class RunConfig:
+    frames: int = option(0, "stop after this many frames; 0 runs until Ctrl-C")
+    fps: float = option(25.0, "frame rate of the output")
+    sinks: list = option(["null"], "where frames go: null, file:PATH.mp4 (several allowed)")
+
+
+@dataclass
+class LiveConfig:
+    log: LogConfig = field(default_factory=LogConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the tree; the message names the key."""
+
+
+def _coerce(value, hint, key: str):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}") from None
+        if hint is int and isinstance(value, float) and value != number:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return number
+    if hint is str:
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        return str(value)
+    if hint is list or origin is list:
+        if isinstance(value, str):
+            return [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [str(v) for v in value]
+    return value
+
+
+def _merge(node, data: dict, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(type(node))
+    names = {f.name for f in dataclasses.fields(node)}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}; valid keys here: {', '.join(sorted(names))}")
+        current = getattr(node, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value or {}, path + ".")
+        else:
+            setattr(node, key, _coerce(value, hints[key], path))
+
+
+def load_config(*paths: str | Path | None, overrides: dict[str, object] | None = None) -> LiveConfig:
+    """Defaults, then each YAML file that is given, then dotted overrides like {'engine.backend': 'eager'}."""
+    cfg = LiveConfig()
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        try:
+            _merge(cfg, data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        nested: dict = {leaf: value}
+        for p in reversed(parents):
+            nested = {p: nested}
+        _merge(cfg, nested)
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg, comments: bool = True) -> str:
+    """The config as YAML; with comments, each key is preceded by its documentation."""
+    if not comments:
+        return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    lines: list[str] = []
+
+    def emit(node, indent: int) -> None:
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            pad = "  " * indent
+            if dataclasses.is_dataclass(value):
+                lines.append(f"{pad}{f.name}:")
+                emit(value, indent + 1)
+                continue
+            if "help" in f.metadata:
+                lines.append(f"{pad}# {f.metadata['help']}")
+            dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=10_000).strip()
+            lines.append(pad + dumped.removeprefix("{").removesuffix("}"))
+    emit(cfg, 0)
+    return "\n".join(lines) + "\n"
