@@ -82,7 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("info", help="describe a generator file: architecture, size, weights hash")
     m.add_argument("path", metavar="PATH")
     m.set_defaults(func=cmd_models_info)
+    _describe_all(parser)
     return parser
+
+
+def _describe_all(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its one-line help, so `--help` always explains it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description:
+                    sub.description = (helps.get(name) or "").capitalize() + "."
+                _describe_all(sub)
 
 
 def load_cli_config(args):

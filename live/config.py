@@ -110,7 +110,7 @@ def _coerce(value, hint, key: str):
 
 def _merge(node, data: dict, prefix: str = "") -> None:
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
     hints = typing.get_type_hints(type(node))
     names = {f.name for f in dataclasses.fields(node)}
     for key, value in data.items():

@@ -230,3 +230,17 @@ def random_generator(arch: GeneratorArch, seed: int = 0) -> Generator:
     G = Generator(arch)
     G.estimate_w_avg(n=2048, seed=seed)
     return G.eval().requires_grad_(False)
+
+
+def save_reference_checkpoint(G: Generator, path: str | Path, extra: dict | None = None) -> Path:
+    """Write the reference trainer's format: {'g_ema', 'args', 'latent_avg', ...extra}, atomically."""
+    arch = G.arch
+    args = argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
+                              channels=list(arch.channels))
+    ckpt = {"g_ema": {k: v.detach().cpu() for k, v in to_reference_keys(G.state_dict()).items()},
+            "args": args, "latent_avg": G.w_avg.detach().cpu().clone(), **(extra or {})}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,26 @@
+"""python -m bench BENCHMARK [options]: per-stage and end-to-end latency, median and p99."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import synth
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    p = sub.add_parser("synth", help="StyleGAN2 synthesis latency for one backend and precision",
+                       description="Warm-up, then timed runs (CUDA events on a GPU, wall clock on the CPU).")
+    synth.add_arguments(p)
+    p.set_defaults(func=synth.run)
+    args = parser.parse_args(argv)
+    from live.log import setup_logging
+    setup_logging("WARNING")
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

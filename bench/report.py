@@ -1,0 +1,56 @@
+"""Benchmark records: machine description, JSON file (a list, appended to) and a readable table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def machine() -> dict:
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def append_json(path: str | Path, record: dict) -> Path:
+    path = Path(path)
+    records = []
+    if path.is_file():
+        try:
+            records = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            records = []
+    record = {"when": dt.datetime.now().isoformat(timespec="seconds"), **record}
+    records.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=1))
+    return path
+
+
+def print_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    """columns: (key, header). Floats get 3 significant decimals."""
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=title)
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    for row in rows:
+        cells = []
+        for key, _ in columns:
+            v = row.get(key, "")
+            cells.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+        table.add_row(*cells)
+    Console(width=160).print(table)

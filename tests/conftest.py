@@ -1,0 +1,47 @@
+"""Shared test fixtures. Data comes from ../shared (never copied into the project)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LIVE_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+
+needs_shared = pytest.mark.skipif(
+    not (FIXTURES / "face128.pt").is_file(),
+    reason=f"needs the shared fixtures at {FIXTURES} (face128.pt); CI always has them, set LIVE_SHARED elsewhere")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> float:
+    mse = (a.double() - b.double()).square().mean().item()
+    return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own LIVE_HOME so nothing touches the real user dirs."""
+    monkeypatch.setenv("LIVE_HOME", str(tmp_path / "live_home"))
+
+
+@pytest.fixture(scope="session")
+def fixture_path() -> Path:
+    return FIXTURES / "face128.pt"
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, torch.Tensor]:
+    data = np.load(FIXTURES / "face128_golden.npz")
+    return {k: torch.from_numpy(data[k]) for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def face128(fixture_path):
+    from models import load_generator
+    return load_generator(fixture_path)

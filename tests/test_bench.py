@@ -1,0 +1,23 @@
+"""The benchmark runs, times and records (no timing assertions: targets live in bench/RESULTS.md)."""
+
+import json
+
+from bench.__main__ import main
+from tests.conftest import needs_shared
+
+
+@needs_shared
+def test_bench_synth_records_json_and_table(tmp_path, fixture_path, capsys):
+    out = tmp_path / "results.json"
+    args = ["synth", "--generator", str(fixture_path), "--backend", "eager", "--precision", "fp32",
+            "--iters", "5", "--warmup", "1", "--json", str(out)]
+    assert main(args) == 0
+    assert main(args[:2] + ["fixture128"] + args[3:]) == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 2
+    r = records[0]
+    assert r["resolution"] == 128 and r["backend"] == "eager" and r["timer"] == "wall-clock"
+    assert 0 < r["min_ms"] <= r["median_ms"] <= r["p99_ms"] <= r["max_ms"]
+    assert r["images_per_s"] > 0 and r["machine"]["cores"] >= 1
+    assert records[1]["generator"] == "fixture128 (random weights)"
+    assert "median ms" in capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""The config tree: documented defaults, YAML files, overrides, clear errors."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from live.config import ConfigError, LiveConfig, load_config, to_dict, to_yaml
+
+
+def _all_fields(node, prefix=""):
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _all_fields(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f
+
+
+def test_every_leaf_is_documented():
+    for key, f in _all_fields(LiveConfig()):
+        assert f.metadata.get("help"), f"{key} has no help text"
+
+
+def test_documented_yaml_parses_back_to_the_defaults():
+    text = to_yaml(LiveConfig())
+    assert "# synthesis backend" in text
+    assert yaml.safe_load(text) == to_dict(LiveConfig())
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("engine:\n  backend: eager\n  batch: 2\nrun:\n  sinks: ['null', 'file:a.mp4']\n")
+    cfg = load_config(path, overrides={"engine.batch": "4", "generator.truncation": 0.7})
+    assert cfg.engine.backend == "eager"
+    assert cfg.engine.batch == 4
+    assert cfg.generator.truncation == 0.7
+    assert cfg.run.sinks == ["null", "file:a.mp4"]
+
+
+def test_shown_config_is_a_valid_config_file(tmp_path):
+    cfg = load_config(overrides={"engine.precision": "fp16"})
+    path = tmp_path / "shown.yaml"
+    path.write_text(to_yaml(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize("text,message", [
+    ("engine:\n  backnd: eager\n", "unknown config key 'engine.backnd'; valid keys here: backend"),
+    ("engine:\n  batch: two\n", "engine.batch: expected int"),
+    ("engine:\n  batch: 1.5\n", "engine.batch: expected an integer"),
+    ("engine:\n  cuda_graph: maybe\n", "engine.cuda_graph: expected true or false"),
+    ("engine: [1, 2]\n", "engine: expected a mapping"),
+    ("engine: {backend: eager\n", "not valid YAML"),
+])
+def test_bad_files_name_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "absent.yaml")
