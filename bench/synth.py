@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=int, default=200, help="timed runs (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
     p.add_argument("--no-compile", action="store_true", help="compiled backend without torch.compile")
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode for the compiled backend")
     p.add_argument("--no-cuda-graph", action="store_true", help="compiled backend without the CUDA graph")
     p.add_argument("--json", default="bench/results.json", help="results file (a JSON list, appended to)")
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> dict:
     G, label = load(args.generator)
     cfg = resolve_engine_config(EngineConfig(backend=args.backend, precision=args.precision, device=args.device,
                                              batch=args.batch, torch_compile=not args.no_compile,
+                                             compile_mode=args.compile_mode,
                                              cuda_graph=not args.no_cuda_graph))
     t0 = time.perf_counter()
     engine = make_engine(G.to(cfg.device), cfg)
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     record = {"bench": "synth", "generator": label, "resolution": G.resolution, "channels": list(G.arch.channels),
               "backend": cfg.backend, "precision": cfg.precision, "device": str(engine.device),
               "cuda_graph": getattr(engine, "graph", None) is not None, "batch": args.batch,
+              "torch_compile": cfg.backend == "compiled" and cfg.torch_compile,
               "iters": args.iters, "warmup": args.warmup, "build_s": round(build_s, 2),
               "timer": "cuda-events" if engine.device.type == "cuda" else "wall-clock",
               **{k: round(v, 4) for k, v in stats.__dict__.items() if k != "n"},

@@ -28,9 +28,12 @@ class CompiledEngine(Engine):
         self.module = SynthesisGraph(synthesis).eval().requires_grad_(False)
         self.fn = self.module
         if cfg.torch_compile:
-            # On CUDA, inductor's own CUDA graphs are off: we capture the whole frame ourselves.
-            mode = "max-autotune-no-cudagraphs" if self.device.type == "cuda" else "default"
-            self.fn = torch.compile(self.module, mode=mode, fullgraph=True, dynamic=False)
+            # Inductor's own CUDA graphs stay off (modes without "reduce-overhead"): we capture the
+            # whole frame ourselves, so the pipeline can put more than synthesis into one graph.
+            if "reduce-overhead" in cfg.compile_mode:
+                raise ValueError("engine.compile_mode: reduce-overhead would nest CUDA graphs; the compiled "
+                                 "backend captures its own (engine.cuda_graph)")
+            self.fn = torch.compile(self.module, mode=cfg.compile_mode, fullgraph=True, dynamic=False)
         self.static_in = torch.zeros(self.input_shape, device=self.device, dtype=self.dtype)
         self.static_out: torch.Tensor | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
