@@ -1,0 +1,50 @@
+"""Choosing a kernel implementation: `ref` (NumPy), `numba` (CPU), `cupy` (GPU), or `auto`.
+
+`auto` follows the data: CuPy arrays (or CUDA torch tensors) go to the CuPy kernel, everything
+else to Numba. A fast path that cannot be built falls back to the reference with one warning.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from loguru import logger
+
+IMPLS = ("auto", "ref", "numba", "cupy")
+
+
+@functools.cache
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+        return True
+    except Exception as e:  # a broken llvmlite raises more than ImportError
+        logger.warning("numba unavailable ({}); CPU kernels use the NumPy reference", e)
+        return False
+
+
+@functools.cache
+def cupy_available() -> bool:
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def is_gpu_array(x) -> bool:
+    if type(x).__module__.startswith("cupy"):
+        return True
+    return hasattr(x, "is_cuda") and bool(x.is_cuda)
+
+
+def resolve_impl(impl: str, sample) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"kernel impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "auto":
+        impl = "cupy" if is_gpu_array(sample) else "numba"
+    if impl == "cupy" and not cupy_available():
+        raise RuntimeError("the cupy kernel needs CuPy and a CUDA GPU: pip install 'live[gpu]'")
+    if impl == "numba" and not numba_available():
+        return "ref"
+    return impl
