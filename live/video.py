@@ -1,0 +1,52 @@
+"""Reading frames from video files and images (RGB uint8), with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read; the message says what to check."""
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    import cv2
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SourceError(f"cannot read image {path}: check the path and that it is a JPEG/PNG")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def iter_video_rgb(path: str | Path, size: tuple[int, int] | None = None,
+                   max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Yield (index, time in s, RGB frame), optionally resized to size=(w, h)."""
+    import cv2
+    if not Path(path).is_file():
+        raise SourceError(f"no such video file: {path}")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"cannot open video {path}: unsupported or damaged file")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    try:
+        k = 0
+        while max_frames is None or k < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if size is not None:
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            yield k, k / fps, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            k += 1
+    finally:
+        cap.release()
+
+
+def video_fps(path: str | Path) -> float:
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    cap.release()
+    return float(fps)
