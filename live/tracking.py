@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,11 +73,44 @@ def _centre(box) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
+def _candidates(result, w: int, h: int) -> list[tuple[np.ndarray, tuple]]:
+    out = []
+    for face in result.multi_face_landmarks or []:
+        pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
+        out.append((pts, _box(pts)))
+    return out
+
+
+def _unmirror(points: np.ndarray, width: int, mirror_index: np.ndarray) -> np.ndarray:
+    back = points[mirror_index].copy()
+    back[:, 0] = width - back[:, 0]
+    return back
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (_area(a) + _area(b) - inter + 1e-9)
+
+
+def mesh_mirror_index() -> np.ndarray:
+    """Index of each mesh landmark's left-right partner, from the shipped face model."""
+    from models.face_model import FaceModel
+    return FaceModel.load().mirror
+
+
 class MediaPipeTracker(Tracker):
-    """mediapipe face mesh on the CPU. `video=True` reuses the last landmarks as the next ROI."""
+    """mediapipe face mesh on the CPU. `video=True` reuses the last landmarks as the next ROI.
+
+    flip_average: also track the mirror image of each frame with a second, identical graph
+    (on a second thread) and average the two landmark sets, the mirror's mapped back. The
+    mesh network is not mirror-symmetric by itself; averaging makes tracking exactly
+    left-right equivariant (a flipped video gives mirrored landmarks) and halves the noise.
+    """
 
     def __init__(self, max_faces: int = 2, video: bool = True, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5):
+                 min_tracking_confidence: float = 0.5, flip_average: bool = True):
         os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
         from mediapipe.python.solution_base import SolutionBase
         from mediapipe.python.solutions import face_mesh
@@ -96,41 +130,60 @@ class MediaPipeTracker(Tracker):
                     outputs=["multi_face_landmarks", "face_detections"])
 
         self._mesh = _FaceMesh()
+        self._mirror_mesh = _FaceMesh() if flip_average else None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mirror-mesh") if flip_average else None
+        self._mirror_index = mesh_mirror_index() if flip_average else None
         self._last_centre: np.ndarray | None = None
         self._last_confidence = 0.0
 
     def reset(self) -> None:
         self._last_centre = None
         self._last_confidence = 0.0
-        if self._mesh is not None:
-            self._mesh.reset()  # also drops mediapipe's own previous-frame landmarks
+        for mesh in (self._mesh, self._mirror_mesh):
+            if mesh is not None:
+                mesh.reset()  # also drops mediapipe's own previous-frame landmarks
 
     def close(self) -> None:
-        if self._mesh is not None:
-            self._mesh.close()
-            self._mesh = None
+        for mesh in (self._mesh, self._mirror_mesh):
+            if mesh is not None:
+                mesh.close()
+        self._mesh = self._mirror_mesh = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def track(self, frame_rgb: np.ndarray) -> FaceObservation:
         check_frame(frame_rgb)
         if self._mesh is None:
             raise RuntimeError("tracker is closed")
         h, w = frame_rgb.shape[:2]
+        mirror_job = None
+        if self._mirror_mesh is not None:
+            mirrored = np.ascontiguousarray(frame_rgb[:, ::-1])
+            mirror_job = self._pool.submit(self._mirror_mesh.process, mirrored)
         result = self._mesh.process(np.ascontiguousarray(frame_rgb))
-        faces = result.multi_face_landmarks or []
-        if not faces:
+        mirror_result = mirror_job.result() if mirror_job is not None else None
+        candidates = _candidates(result, w, h)
+        if not candidates:
             self._last_centre = None
             return FaceObservation.not_found()
-        candidates = []
-        for face in faces:
-            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
-            candidates.append((pts, _box(pts)))
         if self._last_centre is None:
             pts, box = max(candidates, key=lambda c: _area(c[1]))
         else:
             pts, box = min(candidates, key=lambda c: np.linalg.norm(_centre(c[1]) - self._last_centre))
+        if mirror_result is not None:
+            # The mirror graph's landmarks, mapped back into this frame: x -> w - x, and each
+            # landmark index to its mirror partner (the subject's left eye is the mirror's right).
+            back = [(_unmirror(p, w, self._mirror_index), None) for p, _ in _candidates(mirror_result, w, h)]
+            back = [(p, _box(p)) for p, _ in back]
+            if back:
+                twin, twin_box = min(back, key=lambda c: np.linalg.norm(_centre(c[1]) - _centre(box)))
+                if _iou(twin_box, box) > 0.5:
+                    pts = 0.5 * (pts + twin)
+                    box = _box(pts)
         self._last_centre = _centre(box)
         confidence = self._detection_score(result, box, w, h)
-        return FaceObservation(found=True, landmarks=pts, confidence=confidence, box=box, n_faces=len(faces))
+        return FaceObservation(found=True, landmarks=pts, confidence=confidence, box=box, n_faces=len(candidates))
 
     def _detection_score(self, result, box, w: int, h: int) -> float:
         """Score of the detection whose box contains the face centre; while the face is only
