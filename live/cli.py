@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("info", help="describe a generator file: architecture, size, weights hash")
     m.add_argument("path", metavar="PATH")
     m.set_defaults(func=cmd_models_info)
+    p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
+    fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
+    f = fsub.add_parser("build", help="track clips and build the shape model (reproducible)",
+                        description="Track every frame of the clips, align them, and build the mean shape, "
+                                    "identity and expression bases, rigidity weights and parameter ranges. "
+                                    "The project ships the result as models/data/face_model.npz.")
+    f.add_argument("--media", default="../shared/media", help="folder with the clips (default ../shared/media)")
+    f.add_argument("--clips", nargs="+", metavar="CLIP", help="clip file names (default: the five test clips)")
+    f.add_argument("--out", "-o", default="models/data/face_model.npz", help="output .npz")
+    f.set_defaults(func=cmd_face_model_build)
+
     _describe_all(parser)
     return parser
 
@@ -200,11 +211,18 @@ def cmd_models_info(args, cfg) -> int:
     return 0
 
 
+def cmd_face_model_build(args, cfg) -> int:
+    from models.face_model_build import DEFAULT_CLIPS, build_from_footage
+    build_from_footage(args.media, tuple(args.clips or DEFAULT_CLIPS), args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from live.config import ConfigError
     from live.engine.base import BackendUnavailable
     from live.log import setup_logging
     from live.sinks import SinkError
+    from live.video import SourceError
     from models.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -217,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_cli_config(args)
         setup_logging(cfg.log.level, cfg.log.file)
         return args.func(args, cfg)
-    except (CheckpointError, ConfigError, BackendUnavailable, SinkError, ValueError, OSError) as e:
+    except (CheckpointError, ConfigError, BackendUnavailable, SinkError, SourceError, ValueError, OSError) as e:
         logger.error("{}", e)
         return 2
 

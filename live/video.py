@@ -50,3 +50,11 @@ def video_fps(path: str | Path) -> float:
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     cap.release()
     return float(fps)
+
+
+def video_frame_count(path: str | Path) -> int:
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return max(n, 0)

@@ -29,12 +29,14 @@ from models.face_model import FaceModel, similarity_align
 DEFAULT_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
 
 
-def track_clip(path: Path, tracker, max_side: int = 720) -> np.ndarray:
+def track_clip(path: Path, tracker, max_side: int = 720, progress=None) -> np.ndarray:
     """All frames where a face is found -> [F, 478, 3] landmarks in pixels."""
     from live.video import iter_video_rgb
     tracker.reset()
     out = []
     for _, _, frame in iter_video_rgb(path):
+        if progress is not None:
+            progress()
         h, w = frame.shape[:2]
         if max(h, w) > max_side:
             import cv2
@@ -152,4 +154,32 @@ def build_face_model(clips: dict[str, np.ndarray], n_identity: int = 6) -> FaceM
     params = np.stack([model.fit(x).params for x in frames])
     model.param_range = np.percentile(params, [1, 99], axis=0).T
     logger.info("face model: {} landmarks, {} identity and {} expression components", n_points, k, len(EXPRESSION_NAMES))
+    return model
+
+
+def build_from_footage(media_dir: str | Path, clips: tuple[str, ...] = DEFAULT_CLIPS,
+                       out: str | Path | None = None) -> FaceModel:
+    """Track the clips (every frame with a face: neutral talking, exaggerated expressions and head
+    turns of five people, all of it useful) and build the model. The raw tracker is used here:
+    flip averaging needs the mirror map that this very build produces, and the mirrored copies
+    added in step 3 make the model symmetric anyway."""
+    from rich.progress import Progress
+
+    from live.tracking import MediaPipeTracker
+    from live.video import video_frame_count
+    media_dir = Path(media_dir)
+    paths = [media_dir / c for c in clips]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"footage not found: {', '.join(missing)}")
+    landmarks = {}
+    with MediaPipeTracker(max_faces=1, flip_average=False) as tracker, Progress() as bar:
+        task = bar.add_task("tracking footage", total=sum(video_frame_count(p) for p in paths))
+        for p in paths:
+            landmarks[p.name] = track_clip(p, tracker, progress=lambda: bar.advance(task))
+    model = build_face_model(landmarks)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        model.save(out)
+        logger.info("wrote {}", out)
     return model

@@ -152,3 +152,23 @@ def test_jaw_and_blink_follow_the_image(model, clip):
     for name, eye in (("blink_left", EYE_LEFT), ("blink_right", EYE_RIGHT)):
         opening = dist(eye["upper"], eye["lower"]) / dist(eye["outer"], eye["inner"])
         assert _corr(params[:, IX[name]], -opening) >= 0.9, name
+
+
+@needs_shared
+@pytest.mark.slow
+def test_build_command_reproduces_the_shipped_model(tmp_path, model):
+    from live.cli import main
+    out = tmp_path / "face_model.npz"
+    assert main(["face-model", "build", "--media", str(MEDIA), "-o", str(out)]) == 0
+    rebuilt = FaceModel.load(out)
+    assert (rebuilt.mirror == model.mirror).all()
+    assert np.abs(rebuilt.mean - model.mean).max() < 1e-3
+    assert np.abs(rebuilt.param_range - model.param_range).max() < 0.05 * np.abs(model.param_range).max()
+
+
+def test_missing_or_foreign_model_file(tmp_path):
+    with pytest.raises(ValueError, match="cannot read face model"):
+        FaceModel.load(tmp_path / "none.npz")
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    with pytest.raises(ValueError, match="format"):
+        FaceModel.load(tmp_path / "other.npz")
