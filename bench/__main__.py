@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import synth
+from bench import synth, track
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
                        description="Warm-up, then timed runs (CUDA events on a GPU, wall clock on the CPU).")
     synth.add_arguments(p)
     p.set_defaults(func=synth.run)
+    p = sub.add_parser("track", help="tracking + face parameter latency per frame on the clips, and smoothing quality",
+                       description=track.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    track.add_arguments(p)
+    p.set_defaults(func=track.run)
     args = parser.parse_args(argv)
     from live.log import setup_logging
     setup_logging("WARNING")

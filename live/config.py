@@ -55,6 +55,35 @@ class EngineConfig:
     cache_dir: str | None = option(None, "where built TensorRT engines are kept; empty: <user cache>/engines")
 
 
+def _per_param(pose: float, expression: float, **special: float) -> dict:
+    from models.face_landmarks import EXPRESSION_NAMES, POSE_NAMES
+    values = {n: pose for n in POSE_NAMES} | {n: expression for n in EXPRESSION_NAMES}
+    values.update(special)
+    return values
+
+
+@dataclass
+class TrackingConfig:
+    max_faces: int = option(2, "faces looked for per frame; the largest is followed, then the nearest")
+    flip_average: bool = option(True, "also track the mirror image and average (symmetric, less noise, ~1.5x cost)")
+    min_detection_confidence: float = option(0.5, "face detector score needed to start tracking a face")
+    min_tracking_confidence: float = option(0.5, "landmark score below which the face is detected again")
+    face_model: str | None = option(None, "3D face shape model (.npz); empty: the one shipped with live")
+
+
+@dataclass
+class SmoothingConfig:
+    """One-Euro filter per parameter (Casiez et al. 2012). Pose in degrees, expressions in
+    standard deviations; defaults measured on lp_d6 (bench/RESULTS.md)."""
+
+    enabled: bool = option(True, "smooth the face parameters over time")
+    min_cutoff: dict = option(_per_param(0.5, 1.0, blink_left=2.0, blink_right=2.0),
+                              "cutoff in Hz when still, per parameter: lower = steadier, more lag")
+    beta: dict = option(_per_param(0.1, 0.5, blink_left=1.0, blink_right=1.0),
+                        "how fast the cutoff rises with speed, per parameter: higher = less lag in motion")
+    d_cutoff: float = option(1.0, "cutoff in Hz of the speed estimate")
+
+
 @dataclass
 class RunConfig:
     frames: int = option(0, "stop after this many frames; 0 runs until Ctrl-C")
@@ -67,6 +96,8 @@ class LiveConfig:
     log: LogConfig = field(default_factory=LogConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -110,6 +141,18 @@ def _coerce(value, hint, key: str):
     return value
 
 
+def _merge_map(current: dict, value, key: str) -> dict:
+    """Maps (per-parameter values) are updated key by key; unknown keys are errors."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping like {{yaw: 1.0}}, got {value!r}")
+    out = dict(current)
+    for k, v in value.items():
+        if k not in current:
+            raise ConfigError(f"unknown key {key}.{k}; valid keys: {', '.join(current)}")
+        out[k] = _coerce(v, float, f"{key}.{k}")
+    return out
+
+
 def _merge(node, data: dict, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
@@ -122,6 +165,8 @@ def _merge(node, data: dict, prefix: str = "") -> None:
         current = getattr(node, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value or {}, path + ".")
+        elif isinstance(current, dict):
+            setattr(node, key, _merge_map(current, value, path))
         else:
             setattr(node, key, _coerce(value, hints[key], path))
 
@@ -174,7 +219,7 @@ def to_yaml(cfg, comments: bool = True) -> str:
                 continue
             if "help" in f.metadata:
                 lines.append(f"{pad}# {f.metadata['help']}")
-            dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=10_000).strip()
+            dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=10_000, sort_keys=False).strip()
             lines.append(pad + dumped.removeprefix("{").removesuffix("}"))
     emit(cfg, 0)
     return "\n".join(lines) + "\n"

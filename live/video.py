@@ -20,9 +20,22 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def letterbox(frame: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.ndarray:
+    """Scale to fit size=(w, h) keeping the aspect ratio, centred on a `fill` background."""
+    import cv2
+    w, h = size
+    fh, fw = frame.shape[:2]
+    f = min(w / fw, h / fh)
+    nw, nh = round(fw * f), round(fh * f)
+    out = np.full((h, w, 3), fill, dtype=frame.dtype)
+    x0, y0 = (w - nw) // 2, (h - nh) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def iter_video_rgb(path: str | Path, size: tuple[int, int] | None = None,
                    max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Yield (index, time in s, RGB frame), optionally resized to size=(w, h)."""
+    """Yield (index, time in s, RGB frame), optionally letterboxed to size=(w, h)."""
     import cv2
     if not Path(path).is_file():
         raise SourceError(f"no such video file: {path}")
@@ -37,7 +50,7 @@ def iter_video_rgb(path: str | Path, size: tuple[int, int] | None = None,
             if not ok:
                 break
             if size is not None:
-                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                frame = letterbox(frame, size)
             yield k, k / fps, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             k += 1
     finally:

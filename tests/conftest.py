@@ -45,3 +45,28 @@ def golden() -> dict[str, torch.Tensor]:
 def face128(fixture_path):
     from models import load_generator
     return load_generator(fixture_path)
+
+
+@pytest.fixture(scope="session")
+def tracked_clip():
+    """clip name -> (params [T, 15], landmarks [T, 478, 3], times [T]) with the default tracker and
+    face model; each clip is tracked once per test session."""
+    cache: dict = {}
+
+    def get(name: str, max_frames: int | None = None):
+        key = (name, max_frames)
+        if key not in cache:
+            from live.config import TrackingConfig
+            from live.face_params import ParamEstimator
+            from live.video import iter_video_rgb
+            est = ParamEstimator(TrackingConfig())
+            rows, marks, times = [], [], []
+            for k, t, frame in iter_video_rgb(SHARED / "media" / name, max_frames=max_frames):
+                p = est(frame, k, t)
+                rows.append(p.params)
+                marks.append(p.landmarks if p.found else np.full((478, 3), np.nan, np.float32))
+                times.append(t)
+            est.close()
+            cache[key] = (np.array(rows), np.array(marks), np.array(times))
+        return cache[key]
+    return get

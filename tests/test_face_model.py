@@ -109,8 +109,8 @@ def _corr(a, b):
 
 @needs_shared
 @pytest.mark.parametrize("clip", ["lp_d3.mp4", "vox_driving.mp4"])
-def test_horizontal_flip(model, clip):
-    plain, _ = _track_params(model, clip)
+def test_horizontal_flip(model, clip, tracked_clip):
+    plain, _, _ = tracked_clip(clip)
     flipped, _ = _track_params(model, clip, transform=lambda f: np.ascontiguousarray(f[:, ::-1]))
     assert np.isfinite(plain).all(1).mean() > 0.95
     for name in ("yaw", "roll", "mouth_shift"):
@@ -140,9 +140,9 @@ def test_in_plane_rotation_moves_roll_only(model):
 
 @needs_shared
 @pytest.mark.parametrize("clip", ["lp_d6.mp4", "lp_d10.mp4"])
-def test_jaw_and_blink_follow_the_image(model, clip):
+def test_jaw_and_blink_follow_the_image(model, clip, tracked_clip):
     """jaw vs the inner-lip gap, blink vs the eye opening, both measured on the raw 2D landmarks."""
-    params, marks = _track_params(model, clip)
+    params, marks, _ = tracked_clip(clip)
 
     def dist(a, b):
         return np.linalg.norm(marks[:, a, :2] - marks[:, b, :2], axis=1)
