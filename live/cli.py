@@ -82,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("info", help="describe a generator file: architecture, size, weights hash")
     m.add_argument("path", metavar="PATH")
     m.set_defaults(func=cmd_models_info)
+    p = sub.add_parser("track", help="track a face: per-frame parameters as CSV and an overlay video",
+                       description="Track the face in SOURCE (camera index, video or image) and write the 15 "
+                                   "parameters per frame (yaw, pitch, roll, jaw and 11 expression coefficients) "
+                                   "to CSV, and/or a video with the mesh, head-pose axes and expression bars.")
+    p.add_argument("source", metavar="SOURCE", help="0 (camera), clip.mp4 or photo.jpg")
+    p.add_argument("--out", metavar="CSV", help="per-frame parameters")
+    p.add_argument("--overlay", metavar="MP4", help="video with the tracking drawn on it")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--raw", action="store_true", help="no temporal smoothing")
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("calibrate", help="record your neutral face as a calibration profile",
+                       description="Look for a still, neutral face (mouth closed, eyes open, head still) for "
+                                   "--seconds, and store its parameters and landmark template as a named profile. "
+                                   "`live run` drives the avatar relative to it.")
+    p.add_argument("--source", default="0", help="camera index, clip.mp4 or photo.jpg (default: camera 0)")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of the still stretch (default 2)")
+    p.add_argument("--timeout", type=float, default=20.0, help="give up after this many seconds of video")
+    p.add_argument("--name", default="default", help="profile name (default: default)")
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
     fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
     f = fsub.add_parser("build", help="track clips and build the shape model (reproducible)",
@@ -211,6 +232,24 @@ def cmd_models_info(args, cfg) -> int:
     return 0
 
 
+def cmd_track(args, cfg) -> int:
+    from live.track import track
+    if not args.out and not args.overlay:
+        logger.warning("neither --out nor --overlay given: tracking only, results are not saved")
+    track(cfg, args.source, args.out, args.overlay, args.frames, smooth=not args.raw)
+    return 0
+
+
+def cmd_calibrate(args, cfg) -> int:
+    from calibration.run import calibrate
+    profile, path = calibrate(cfg, args.source, args.seconds, args.timeout, args.name)
+    print(f"profile {profile.name!r} written to {path}")
+    print(f"  from {profile.frames} still frames of {profile.source}")
+    for name, value in profile.neutral_named().items():
+        print(f"  {name:<12} {value:+8.3f}")
+    return 0
+
+
 def cmd_face_model_build(args, cfg) -> int:
     from models.face_model_build import DEFAULT_CLIPS, build_from_footage
     build_from_footage(args.media, tuple(args.clips or DEFAULT_CLIPS), args.out)
@@ -223,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     from live.log import setup_logging
     from live.sinks import SinkError
     from live.video import SourceError
+    from calibration import CalibrationError, ProfileError
     from models.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -235,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_cli_config(args)
         setup_logging(cfg.log.level, cfg.log.file)
         return args.func(args, cfg)
-    except (CheckpointError, ConfigError, BackendUnavailable, SinkError, SourceError, ValueError, OSError) as e:
+    except (CheckpointError, ConfigError, BackendUnavailable, SinkError, SourceError,
+            CalibrationError, ValueError, OSError) as e:
         logger.error("{}", e)
         return 2
 

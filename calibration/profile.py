@@ -1,0 +1,74 @@
+"""Calibration profiles: a user's neutral face, stored as YAML (readable) + NPZ (arrays)
+in <config dir>/profiles/, loaded by name or by path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from models.face_landmarks import PARAM_NAMES
+
+PROFILE_VERSION = 1
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be found or read; the message says what to do."""
+
+
+@dataclass
+class CalibrationProfile:
+    name: str
+    neutral: np.ndarray          # [15] robust neutral parameters (median of the still window)
+    spread: np.ndarray           # [15] their median absolute deviation in the window
+    template: np.ndarray         # [478, 3] median landmark shape, pose-normalised (model frame)
+    frames: int
+    source: str = ""
+    created: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
+
+    def neutral_named(self) -> dict[str, float]:
+        return {n: round(float(v), 4) for n, v in zip(PARAM_NAMES, self.neutral)}
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        folder = Path(folder) if folder else profiles_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {"version": PROFILE_VERSION, "name": self.name, "created": self.created, "source": self.source,
+               "frames": self.frames, "neutral": self.neutral_named(),
+               "spread": {n: round(float(v), 4) for n, v in zip(PARAM_NAMES, self.spread)}}
+        path = folder / f"{self.name}.yaml"
+        np.savez_compressed(folder / f"{self.name}.npz", template=self.template.astype(np.float32),
+                            neutral=self.neutral, spread=self.spread)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "CalibrationProfile":
+        """A profile by name (in the profiles folder) or by the path of its .yaml file."""
+        path = Path(name_or_path)
+        if path.suffix != ".yaml":
+            path = profiles_dir() / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+            raise ProfileError(f"no calibration profile {str(name_or_path)!r} (looked for {path}); "
+                               f"known profiles: {', '.join(known) or 'none'}. Make one with `live calibrate`.")
+        try:
+            doc = yaml.safe_load(path.read_text())
+            with np.load(path.with_suffix(".npz"), allow_pickle=False) as arrays:
+                template, neutral, spread = arrays["template"], arrays["neutral"], arrays["spread"]
+        except (OSError, KeyError, ValueError, yaml.YAMLError) as e:
+            raise ProfileError(f"calibration profile {path} is damaged ({e}); run `live calibrate` again") from None
+        if not isinstance(doc, dict) or doc.get("version") != PROFILE_VERSION:
+            raise ProfileError(f"{path}: not a calibration profile of version {PROFILE_VERSION}; run `live calibrate` again")
+        if neutral.shape != (len(PARAM_NAMES),) or template.ndim != 2:
+            raise ProfileError(f"{path}: arrays of the wrong shape; run `live calibrate` again")
+        return cls(name=doc["name"], neutral=neutral.astype(np.float64), spread=spread.astype(np.float64),
+                   template=template.astype(np.float64), frames=int(doc["frames"]), source=str(doc.get("source", "")),
+                   created=str(doc.get("created", "")))
+
+
+def profiles_dir() -> Path:
+    from live.paths import config_dir
+    return config_dir() / "profiles"
