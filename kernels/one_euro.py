@@ -68,23 +68,25 @@ def _numba_step():
     return step
 
 
+CUPY_IN_PARAMS = "T x, float64 dt, T min_cutoff, T beta, float64 d_cutoff"
+CUPY_OUT_PARAMS = "T x_hat, T dx_hat, T out"
+# Per element; x_hat and dx_hat are read and written in place (the filter state).
+CUPY_BODY = """
+const double two_pi = 6.283185307179586;
+double a_d = 1.0 / (1.0 + 1.0 / (two_pi * d_cutoff * dt));
+double dx = ((double)x - (double)x_hat) / dt;
+double edx = a_d * dx + (1.0 - a_d) * (double)dx_hat;
+double cutoff = (double)min_cutoff + (double)beta * fabs(edx);
+double a = 1.0 / (1.0 + 1.0 / (two_pi * cutoff * dt));
+double y = a * (double)x + (1.0 - a) * (double)x_hat;
+out = (T)y; x_hat = (T)y; dx_hat = (T)edx;
+"""
+
+
 @functools.cache
 def _cupy_kernel():
     import cupy
-    return cupy.ElementwiseKernel(
-        "T x, float64 dt, T min_cutoff, T beta, float64 d_cutoff",
-        "T x_hat, T dx_hat, T out",
-        """
-        const double two_pi = 6.283185307179586;
-        double a_d = 1.0 / (1.0 + 1.0 / (two_pi * d_cutoff * dt));
-        double dx = ((double)x - (double)x_hat) / dt;
-        double edx = a_d * dx + (1.0 - a_d) * (double)dx_hat;
-        double cutoff = (double)min_cutoff + (double)beta * fabs(edx);
-        double a = 1.0 / (1.0 + 1.0 / (two_pi * cutoff * dt));
-        double y = a * (double)x + (1.0 - a) * (double)x_hat;
-        out = (T)y; x_hat = (T)y; dx_hat = (T)edx;
-        """,
-        "live_one_euro_step")
+    return cupy.ElementwiseKernel(CUPY_IN_PARAMS, CUPY_OUT_PARAMS, CUPY_BODY, "live_one_euro_step")
 
 
 def one_euro_step(x, state: OneEuroState, dt: float, min_cutoff, beta, d_cutoff: float = 1.0,

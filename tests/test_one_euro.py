@@ -1,5 +1,8 @@
 """One-Euro filter: the Numba and CuPy kernels equal the NumPy reference; the filter behaves."""
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -87,3 +90,26 @@ def test_bad_dt_and_shape():
         one_euro_step(np.zeros(3), state, 0.1, 1.0, 0.0)
     with pytest.raises(ValueError, match="kernel impl"):
         one_euro_step(np.zeros(2), state, 0.1, 1.0, 0.0, impl="fortran")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc to compile CUDA source")
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_cupy_kernel_source_compiles(tmp_path, ctype):
+    """Without a GPU the CuPy kernel cannot run; its CUDA body can still be compiled, wrapped the
+    way CuPy's ElementwiseKernel wraps it (one element per thread, parameters by name)."""
+    from kernels.one_euro import CUPY_BODY
+    src = tmp_path / "one_euro.cu"
+    src.write_text(f"""
+typedef {ctype} T;
+extern "C" __global__ void step(const T* x_, double dt, const T* min_cutoff_, const T* beta_, double d_cutoff,
+                                T* x_hat_, T* dx_hat_, T* out_, int n) {{
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const T x = x_[i]; const T min_cutoff = min_cutoff_[i]; const T beta = beta_[i];
+  T& x_hat = x_hat_[i]; T& dx_hat = dx_hat_[i]; T& out = out_[i];
+  {CUPY_BODY}
+}}
+""")
+    result = subprocess.run(["nvcc", "-c", "-o", str(tmp_path / "o.o"), str(src)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
