@@ -1,0 +1,138 @@
+"""Fitting A for a generator.
+
+1. Closed form (closed_form_fit): a regression between W codes and normalised parameters,
+   the regularisation chosen on held-out samples. The shift is the same for each of the
+   first `layers` W+ codes, as the samples are W codes broadcast to W+.
+2. Re-synthesis calibration, repeated: on calibration seeds, shift each parameter by +-delta,
+   synthesise, track, and measure the achieved change of every parameter: the response
+   matrix R (achieved = R requested). A regression of W on p under-shoots (the parameters
+   explain only part of each code, so the fitted directions are shrunk), and R measures by
+   how much; A <- A R^-1 corrects it, with R's singular values floored so the gain stays
+   bounded where the generator barely responds (this fixture's yaw): codes are not pushed
+   off the manifold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from loguru import logger
+
+from live.directions.sampling import ImageParams, SampleSet, codes_for_seeds, images_to_uint8, synthesize_batched
+from models.directions import Directions
+from models.face_landmarks import PARAM_NAMES
+from models.stylegan2 import Generator
+
+LAMBDAS = np.logspace(-4, 2, 13)
+
+
+def parameter_ranges(params: np.ndarray) -> np.ndarray:
+    """[N, 15] -> [15, 2]: 1st..99th percentile, the range mapped to [-6, 6]."""
+    lo, hi = np.percentile(params, [1, 99], axis=0)
+    return np.stack([lo, np.maximum(hi, lo + 1e-6)], axis=1)
+
+
+def _normalise(p: np.ndarray, prange: np.ndarray, shift_scale: float) -> np.ndarray:
+    return (p - prange[:, 0]) / (prange[:, 1] - prange[:, 0]) * 2 * shift_scale - shift_scale
+
+
+def closed_form_fit(samples: SampleSet, layers: int = 8, method: str = "p_on_w", epsilon: float = 0.1,
+                    val_frac: float = 0.2, shift_scale: float = 6.0, seed: int = 0) -> tuple[Directions, dict]:
+    """A from samples, in closed form.
+
+    method "w_on_p": ridge regression of W on the normalised parameters (the plain start; on
+      the fixture its edits reach only ~0.1 of the requested change: p explains ~6% of W, and
+      the joint regression shrinks every direction).
+    method "p_on_w" (default): ridge regression of p on W (B), then for each parameter the W
+      change that achieves it with the least Mahalanobis length under the W distribution:
+      A = S B^T (B S B^T + epsilon I)^-1, S the covariance of W. Slope 1 under the linear
+      model while staying where W codes are likely; epsilon bounds the move for parameters
+      that W barely predicts.
+    The ridge strength is chosen on held-out samples (prediction error of the regressed side).
+    """
+    found = samples.found
+    w, p = samples.w[found].astype(np.float64), samples.params[found].astype(np.float64)
+    if len(w) < 10:
+        raise ValueError(f"only {len(w)} samples with a face: sample more (--samples)")
+    prange = parameter_ranges(p)
+    pn = _normalise(p, prange, shift_scale)
+    order = np.random.default_rng(seed).permutation(len(w))
+    n_val = max(int(len(w) * val_frac), 1)
+    val, train = order[:n_val], order[n_val:]
+    wc, pc = w - w[train].mean(0), pn - pn[train].mean(0)
+    x, y = (pc, wc) if method == "w_on_p" else (wc, pc)  # regress y on x
+
+    def solve(idx, lam):
+        xi = x[idx] - x[idx].mean(0)
+        yi = y[idx] - y[idx].mean(0)
+        return np.linalg.solve(xi.T @ xi + lam * len(idx) * np.eye(x.shape[1]), xi.T @ yi)
+
+    errors = [((y[val] - x[val] @ solve(train, lam)) ** 2).sum() for lam in LAMBDAS]
+    lam = float(LAMBDAS[int(np.argmin(errors))])
+    r2 = 1.0 - min(errors) / ((y[val] - y[val].mean(0)) ** 2).sum()
+    coef = solve(np.arange(len(w)), lam)
+    if method == "w_on_p":
+        a = coef.T                                                    # [S, P]
+    elif method == "p_on_w":
+        b = coef.T                                                    # [P, S]
+        cov = wc.T @ wc / len(wc)
+        a = cov @ b.T @ np.linalg.inv(b @ cov @ b.T + epsilon * np.eye(len(b)))
+    else:
+        raise ValueError(f"method must be w_on_p or p_on_w, got {method!r}")
+    weight = torch.from_numpy(np.tile(a, (layers, 1))).float()       # [layers*S, P]
+    info = {"method": method, "ridge_lambda": lam, "held_out_r2": round(float(r2), 4), "epsilon": epsilon,
+            "samples": int(len(samples.seeds)), "with_face": int(found.sum())}
+    logger.info("closed-form fit ({}): {} samples with a face, ridge {:.3g}, held-out R^2 {:.3f}",
+                method, len(w), lam, r2)
+    directions = Directions(weight=weight, bias=torch.zeros(weight.shape[0]), param_range=torch.from_numpy(prange).float(),
+                            num_layers_shift=layers, shift_dim=w.shape[1], shift_scale=shift_scale, fit_info=info)
+    return directions, info
+
+
+def edited_params(G: Generator, directions: Directions, w: torch.Tensor, delta_norm: torch.Tensor,
+                  tracker: ImageParams, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Track G(w + A delta) for codes w [N, S] and normalised changes delta [N, P]."""
+    w_plus = directions.apply(G.broadcast(w), directions.shift(delta_norm))
+    return tracker(images_to_uint8(synthesize_batched(G, w_plus, batch)))
+
+
+def response_matrix(G: Generator, directions: Directions, seeds, truncation: float, tracker: ImageParams,
+                    delta: float = 3.0, batch: int = 16) -> np.ndarray:
+    """R[i, k]: achieved change of parameter i (normalised units) per requested unit of k."""
+    w = codes_for_seeds(G, seeds, truncation)
+    p_count = directions.n_params
+    span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy()
+    to_norm = 2 * directions.shift_scale / span
+    r = np.zeros((p_count, p_count))
+    for k in range(p_count):
+        req = torch.zeros(len(seeds), p_count)
+        req[:, k] = delta
+        plus, _ = edited_params(G, directions, w, req, tracker, batch)
+        minus, _ = edited_params(G, directions, w, -req, tracker, batch)
+        ok = np.isfinite(plus).all(1) & np.isfinite(minus).all(1)
+        if ok.sum() == 0:
+            continue
+        r[:, k] = np.median((plus[ok] - minus[ok]) * to_norm, axis=0) / (2 * delta)
+    return r
+
+
+def calibrate_directions(G: Generator, directions: Directions, seeds, truncation: float, rounds: int = 2,
+                         max_gain: float = 4.0, delta: float = 3.0) -> list[dict]:
+    """Correct A so achieved changes match requested ones (see module doc). Modifies `directions`."""
+    tracker = ImageParams()
+    history = []
+    try:
+        for r in range(rounds):
+            resp = response_matrix(G, directions, seeds, truncation, tracker, delta)
+            diag = np.diag(resp).copy()
+            # Inverse of R with its singular values floored at 1/max_gain: exact where the
+            # generator responds, at most max_gain times the current shift where it does not.
+            u, sv, vt = np.linalg.svd(resp)
+            correction = vt.T @ np.diag(1.0 / np.maximum(sv, 1.0 / max_gain)) @ u.T
+            a = directions.weight.numpy().astype(np.float64) @ correction
+            directions.weight = torch.from_numpy(a).float()
+            history.append({"round": r, "diagonal_response": dict(zip(PARAM_NAMES, np.round(diag, 3).tolist()))})
+            logger.info("calibration round {}: response pitch {:.2f}, jaw {:.2f}, yaw {:.2f}", r, diag[1], diag[3], diag[0])
+    finally:
+        tracker.close()
+    return history
