@@ -103,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="default", help="profile name (default: default)")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("directions", help="fit the direction matrix A for a generator")
+    dsub = p.add_subparsers(dest="directions_command", metavar="ACTION", required=True)
+    d = dsub.add_parser("fit", help="sample, track and fit A (delta_p -> delta_w) for a generator",
+                        description="Sample codes, synthesise and track every image, keep those with a face, "
+                                    "measure the parameter ranges and fit A in closed form; optionally refine it "
+                                    "by re-synthesis calibration. Samples are cached and resumed.")
+    d.add_argument("--generator", "-g", required=True, metavar="PATH")
+    d.add_argument("--out", "-o", required=True, metavar="A.pt")
+    d.add_argument("--samples", type=int, default=2000, help="codes to sample (default 2000)")
+    d.add_argument("--truncation", type=float, default=0.7, help="truncation psi of the samples (default 0.7)")
+    d.add_argument("--layers", type=int, default=8, help="W+ layers shifted (default 8, as in the paper)")
+    d.add_argument("--method", choices=["p_on_w", "w_on_p"], default="p_on_w", help="closed form (see docs)")
+    d.add_argument("--calibration-rounds", type=int, default=0, help="re-synthesis calibration rounds (default 0)")
+    d.add_argument("--calibration-seeds", type=int, default=24, help="seeds per calibration round")
+    d.set_defaults(func=cmd_directions_fit)
+
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
     fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
     f = fsub.add_parser("build", help="track clips and build the shape model (reproducible)",
@@ -250,6 +266,37 @@ def cmd_calibrate(args, cfg) -> int:
     return 0
 
 
+def cmd_directions_fit(args, cfg) -> int:
+    import time
+
+    from live.directions.fit import calibrate_directions, closed_form_fit
+    from live.directions.sampling import collect_samples, sample_cache_path
+    from live.paths import cache_dir
+    from models import load_generator
+    from models.checkpoint import weights_hash
+    from models.directions import file_sha256
+    from models.face_model import default_model_path
+    start = time.perf_counter()
+    G = load_generator(args.generator)
+    if args.layers > G.n_latent:
+        raise ValueError(f"--layers {args.layers}: this generator has only {G.n_latent} W+ codes")
+    g_hash = weights_hash(G)
+    cache = sample_cache_path(cache_dir() / "directions", g_hash, args.truncation, default_model_path())
+    samples = collect_samples(G, args.samples, args.truncation, cache)
+    directions, info = closed_form_fit(samples, layers=args.layers, method=args.method)
+    if args.calibration_rounds:
+        seeds = range(10**6, 10**6 + args.calibration_seeds)  # disjoint from the fitting seeds
+        info["calibration"] = calibrate_directions(G, directions, seeds, args.truncation, args.calibration_rounds)
+    directions.generator_sha256 = g_hash
+    directions.face_model_sha256 = file_sha256(default_model_path())
+    info["truncation"] = args.truncation
+    info["seconds"] = round(time.perf_counter() - start, 1)
+    directions.fit_info = info
+    directions.save(args.out)
+    logger.info("wrote {} ({} layers, {} s)", args.out, args.layers, info["seconds"])
+    return 0
+
+
 def cmd_face_model_build(args, cfg) -> int:
     from models.face_model_build import DEFAULT_CLIPS, build_from_footage
     build_from_footage(args.media, tuple(args.clips or DEFAULT_CLIPS), args.out)
@@ -263,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     from live.sinks import SinkError
     from live.video import SourceError
     from calibration import CalibrationError, ProfileError
+    from models.directions import DirectionsError
     from models.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -276,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(cfg.log.level, cfg.log.file)
         return args.func(args, cfg)
     except (CheckpointError, ConfigError, BackendUnavailable, SinkError, SourceError,
-            CalibrationError, ValueError, OSError) as e:
+            CalibrationError, ProfileError, DirectionsError, ValueError, OSError) as e:
         logger.error("{}", e)
         return 2
 

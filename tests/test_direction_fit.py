@@ -49,3 +49,17 @@ def test_sampling_tracks_generated_faces_and_resumes(tmp_path, face128):
     more = collect_samples(face128, 12, 0.7, cache, batch=4, progress=False)
     assert np.array_equal(more.w[:8], first.w) and np.allclose(more.params[:8], first.params, equal_nan=True)
     assert len(SampleSet.load(cache).seeds) == 12
+
+
+@needs_shared
+def test_cli_fit_writes_a_loadable_matrix_for_this_generator(tmp_path, fixture_path, face128):
+    from live.cli import main
+    from models.checkpoint import weights_hash
+    from models.directions import Directions
+    out = tmp_path / "A.pt"
+    assert main(["directions", "fit", "-g", str(fixture_path), "-o", str(out), "--samples", "24"]) == 0
+    d = Directions.load(out)
+    assert d.weight.shape == (8 * 512, 15) and d.generator_sha256 == weights_hash(face128)
+    assert d.fit_info["method"] == "p_on_w" and d.fit_info["with_face"] >= 20
+    d.check_generator(weights_hash(face128))
+    assert main(["directions", "fit", "-g", str(fixture_path), "-o", str(out), "--layers", "13"]) == 2
