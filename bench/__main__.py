@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import synth, track
+from bench import directions, synth, track
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
                        description=track.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     track.add_arguments(p)
     p.set_defaults(func=track.run)
+    p = sub.add_parser("directions", help="editing and reenactment quality of a direction matrix",
+                       description=directions.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    directions.add_arguments(p)
+    p.set_defaults(func=directions.run)
     args = parser.parse_args(argv)
     from live.log import setup_logging
     setup_logging("WARNING")

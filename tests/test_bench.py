@@ -21,3 +21,17 @@ def test_bench_synth_records_json_and_table(tmp_path, fixture_path, capsys):
     assert r["images_per_s"] > 0 and r["machine"]["cores"] >= 1
     assert records[1]["generator"] == "fixture128 (random weights)"
     assert "median ms" in capsys.readouterr().out
+
+
+@needs_shared
+def test_bench_directions_reports_every_parameter(tmp_path, fixture_path):
+    from live.cli import main as live_main
+    a = tmp_path / "A.pt"
+    assert live_main(["directions", "fit", "-g", str(fixture_path), "-o", str(a), "--samples", "24"]) == 0
+    out = tmp_path / "results.json"
+    assert main(["directions", "-g", str(fixture_path), "-d", str(a), "--seeds", "3", "--other-seeds", "1",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())[0]
+    assert [row["param"] for row in r["editing"]][:4] == ["yaw", "pitch", "roll", "jaw"]
+    assert len(r["editing"]) == 15 and r["reenactment_pairs"] >= 2
+    assert set(r["reenactment_improvement"]) == {"pitch", "jaw", "yaw", "roll"}
