@@ -117,7 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--method", choices=["p_on_w", "w_on_p"], default="p_on_w", help="closed form (see docs)")
     d.add_argument("--calibration-rounds", type=int, default=0, help="re-synthesis calibration rounds (default 0)")
     d.add_argument("--calibration-seeds", type=int, default=24, help="seeds per calibration round")
+    d.add_argument("--calibration-mode", choices=["diagonal", "full"], default="diagonal",
+                   help="rescale each direction by its response (default), or invert the whole response matrix")
     d.set_defaults(func=cmd_directions_fit)
+
+    p = sub.add_parser("edit", help="edit a face along the directions: set or sweep parameters",
+                       description="Single-attribute editing as in the paper: synthesise a face (a seed), track its "
+                                   "parameters, and move chosen ones to new values through the direction matrix. "
+                                   "Values are raw: degrees for yaw/pitch/roll, standard deviations for expressions.")
+    p.add_argument("--generator", "-g", required=True, metavar="PATH")
+    p.add_argument("--directions", "-d", required=True, metavar="A.pt")
+    p.add_argument("--seed", type=int, default=0, help="source face (default 0)")
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", help="e.g. --set yaw=20 jaw=3")
+    p.add_argument("--sweep", metavar="NAME=LO:HI", help="e.g. --sweep pitch=-10:10 (video or image strip)")
+    p.add_argument("--steps", type=int, default=30, help="sweep steps (default 30)")
+    p.add_argument("--out", "-o", required=True, help="out.png (source | edit) or, with --sweep, out.mp4 / strip.png")
+    p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
     fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
@@ -286,7 +302,9 @@ def cmd_directions_fit(args, cfg) -> int:
     directions, info = closed_form_fit(samples, layers=args.layers, method=args.method)
     if args.calibration_rounds:
         seeds = range(10**6, 10**6 + args.calibration_seeds)  # disjoint from the fitting seeds
-        info["calibration"] = calibrate_directions(G, directions, seeds, args.truncation, args.calibration_rounds)
+        info["calibration"] = calibrate_directions(G, directions, seeds, args.truncation, args.calibration_rounds,
+                                                   mode=args.calibration_mode)
+        info["calibration_mode"] = args.calibration_mode
     directions.generator_sha256 = g_hash
     directions.face_model_sha256 = file_sha256(default_model_path())
     info["truncation"] = args.truncation
@@ -294,6 +312,45 @@ def cmd_directions_fit(args, cfg) -> int:
     directions.fit_info = info
     directions.save(args.out)
     logger.info("wrote {} ({} layers, {} s)", args.out, args.layers, info["seconds"])
+    return 0
+
+
+def cmd_edit(args, cfg) -> int:
+    import cv2
+    import numpy as np
+    import torch
+
+    from live.directions.edit import Editor, parse_assignments, parse_sweep, source_code
+    from live.postprocess import image_grid, to_uint8_rgb
+    from live.sinks import FileSink
+    from models import load_generator
+    from models.checkpoint import weights_hash
+    from models.directions import Directions
+    if not args.set and not args.sweep:
+        raise ValueError("nothing to edit: give --set NAME=VALUE ... or --sweep NAME=LO:HI")
+    G = load_generator(args.generator)
+    d = Directions.load(args.directions)
+    d.check_generator(weights_hash(G))
+    editor = Editor(G, d, source_code(G, args.seed, args.truncation))
+    fixed = parse_assignments(args.set)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.sweep:
+        name, values = parse_sweep(args.sweep, args.steps)
+        frames = to_uint8_rgb(editor.render([{**fixed, name: float(v)} for v in values]))
+        if out.suffix.lower() == ".mp4":
+            sink = FileSink(out, fps=15)
+            for f in np.concatenate([frames, frames[::-1]]):
+                sink.write(f)
+            sink.close()
+        elif not cv2.imwrite(str(out), image_grid(frames, cols=len(frames))[:, :, ::-1]):
+            raise OSError(f"could not write {out}")
+        logger.info("swept {} over {:g}..{:g} in {} steps -> {}", name, values[0], values[-1], len(values), out)
+        return 0
+    pair = to_uint8_rgb(torch.cat([editor.source_image, editor.render([fixed])]))
+    if not cv2.imwrite(str(out), image_grid(pair, cols=2)[:, :, ::-1]):
+        raise OSError(f"could not write {out}: use a .png or .jpg name")
+    logger.info("source | edited ({}) -> {}", ", ".join(f"{k}={v:g}" for k, v in fixed.items()), out)
     return 0
 
 

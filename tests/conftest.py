@@ -70,3 +70,21 @@ def tracked_clip():
             cache[key] = (np.array(rows), np.array(marks), np.array(times))
         return cache[key]
     return get
+
+
+@pytest.fixture(scope="session")
+def small_directions(tmp_path_factory, fixture_path):
+    """A direction matrix for the fixture from 24 samples: right format and plumbing, not quality."""
+    import os
+    from live.cli import main
+    folder = tmp_path_factory.mktemp("directions")
+    old = os.environ.get("LIVE_HOME")
+    os.environ["LIVE_HOME"] = str(folder / "home")
+    try:
+        assert main(["directions", "fit", "-g", str(fixture_path), "-o", str(folder / "A.pt"), "--samples", "24"]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("LIVE_HOME", None)
+        else:
+            os.environ["LIVE_HOME"] = old
+    return folder / "A.pt"

@@ -24,10 +24,8 @@ def test_bench_synth_records_json_and_table(tmp_path, fixture_path, capsys):
 
 
 @needs_shared
-def test_bench_directions_reports_every_parameter(tmp_path, fixture_path):
-    from live.cli import main as live_main
-    a = tmp_path / "A.pt"
-    assert live_main(["directions", "fit", "-g", str(fixture_path), "-o", str(a), "--samples", "24"]) == 0
+def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_directions):
+    a = small_directions
     out = tmp_path / "results.json"
     assert main(["directions", "-g", str(fixture_path), "-d", str(a), "--seeds", "3", "--other-seeds", "1",
                  "--json", str(out)]) == 0

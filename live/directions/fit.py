@@ -117,18 +117,28 @@ def response_matrix(G: Generator, directions: Directions, seeds, truncation: flo
 
 
 def calibrate_directions(G: Generator, directions: Directions, seeds, truncation: float, rounds: int = 2,
-                         max_gain: float = 4.0, delta: float = 3.0) -> list[dict]:
-    """Correct A so achieved changes match requested ones (see module doc). Modifies `directions`."""
+                         max_gain: float = 4.0, delta: float = 3.0, mode: str = "diagonal") -> list[dict]:
+    """Correct A so achieved changes match requested ones (see module doc). Modifies `directions`.
+
+    mode "diagonal" (default) rescales each parameter's direction by 1 / its own response;
+    mode "full" applies the inverse of the whole response matrix, which also cancels cross-talk
+    but, measured on a few seeds, is noisy enough to make held-out editing worse on the fixture
+    (bench/RESULTS.md)."""
     tracker = ImageParams()
     history = []
     try:
         for r in range(rounds):
             resp = response_matrix(G, directions, seeds, truncation, tracker, delta)
             diag = np.diag(resp).copy()
-            # Inverse of R with its singular values floored at 1/max_gain: exact where the
-            # generator responds, at most max_gain times the current shift where it does not.
-            u, sv, vt = np.linalg.svd(resp)
-            correction = vt.T @ np.diag(1.0 / np.maximum(sv, 1.0 / max_gain)) @ u.T
+            if mode == "full":
+                # Inverse of R with its singular values floored at 1/max_gain: exact where the
+                # generator responds, at most max_gain times the current shift where it does not.
+                u, sv, vt = np.linalg.svd(resp)
+                correction = vt.T @ np.diag(1.0 / np.maximum(sv, 1.0 / max_gain)) @ u.T
+            elif mode == "diagonal":
+                correction = np.diag(1.0 / np.clip(diag, 1.0 / max_gain, None))
+            else:
+                raise ValueError(f"calibration mode must be diagonal or full, got {mode!r}")
             a = directions.weight.numpy().astype(np.float64) @ correction
             directions.weight = torch.from_numpy(a).float()
             history.append({"round": r, "diagonal_response": dict(zip(PARAM_NAMES, np.round(diag, 3).tolist()))})
