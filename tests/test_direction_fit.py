@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from live.directions.fit import closed_form_fit, parameter_ranges
 from live.directions.sampling import SampleSet, collect_samples
