@@ -6,7 +6,6 @@ the face model; sampling resumes where a previous run stopped and writes progres
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,9 @@ import numpy as np
 import torch
 from loguru import logger
 
+from live.postprocess import to_uint8_rgb
 from live.tracking import MediaPipeTracker
+from models.directions import file_sha256
 from models.face_model import FaceModel
 from models.stylegan2 import Generator
 
@@ -52,10 +53,10 @@ def codes_for_seeds(G: Generator, seeds, truncation: float) -> torch.Tensor:
 
 def images_to_uint8(images: torch.Tensor, size: int = TRACK_SIZE) -> np.ndarray:
     """[N, 3, R, R] in [-1, 1] -> [N, size, size, 3] uint8 RGB, bicubic upscaling."""
-    x = ((images.float().clamp(-1, 1) + 1) * 127.5)
+    x = images.float()
     if x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return to_uint8_rgb(x)
 
 
 class ImageParams:
@@ -86,7 +87,7 @@ def synthesize_batched(G: Generator, w_plus: torch.Tensor, batch: int = 16) -> t
 
 
 def sample_cache_path(cache_dir: Path, weights_sha256: str, truncation: float, model_path: Path) -> Path:
-    model_hash = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    model_hash = file_sha256(model_path)[:12]
     return cache_dir / f"samples-{weights_sha256[:16]}-psi{truncation:g}-fm{model_hash}.npz"
 
 
