@@ -34,10 +34,10 @@ class FaceParams:
         return dict(zip(PARAM_NAMES, map(float, self.params)))
 
 
-def make_tracker(cfg: TrackingConfig) -> Tracker:
+def make_tracker(cfg: TrackingConfig, mirror_index: np.ndarray | None = None) -> Tracker:
     return MediaPipeTracker(max_faces=cfg.max_faces, flip_average=cfg.flip_average,
                             min_detection_confidence=cfg.min_detection_confidence,
-                            min_tracking_confidence=cfg.min_tracking_confidence)
+                            min_tracking_confidence=cfg.min_tracking_confidence, mirror_index=mirror_index)
 
 
 class ParamEstimator:
@@ -45,7 +45,8 @@ class ParamEstimator:
 
     def __init__(self, cfg: TrackingConfig, tracker: Tracker | None = None, model: FaceModel | None = None):
         self.model = model or FaceModel.load(cfg.face_model)
-        self.tracker = tracker or make_tracker(cfg)
+        # The tracker's flip averaging uses this model's landmark mirror map, not a second copy.
+        self.tracker = tracker or make_tracker(cfg, mirror_index=self.model.mirror)
 
     def __call__(self, frame_rgb: np.ndarray, index: int, time: float) -> FaceParams:
         obs = self.tracker.track(frame_rgb)

@@ -110,7 +110,8 @@ class MediaPipeTracker(Tracker):
     """
 
     def __init__(self, max_faces: int = 2, video: bool = True, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, flip_average: bool = True):
+                 min_tracking_confidence: float = 0.5, flip_average: bool = True,
+                 mirror_index: np.ndarray | None = None):
         os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
         from mediapipe.python.solution_base import SolutionBase
         from mediapipe.python.solutions import face_mesh
@@ -132,7 +133,11 @@ class MediaPipeTracker(Tracker):
         self._mesh = _FaceMesh()
         self._mirror_mesh = _FaceMesh() if flip_average else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mirror-mesh") if flip_average else None
-        self._mirror_index = mesh_mirror_index() if flip_average else None
+        # The landmark mirror map comes from the face model in use; by default the shipped one.
+        if flip_average:
+            self._mirror_index = mirror_index if mirror_index is not None else mesh_mirror_index()
+        else:
+            self._mirror_index = None
         self._last_centre: np.ndarray | None = None
         self._last_confidence = 0.0
 
@@ -174,8 +179,8 @@ class MediaPipeTracker(Tracker):
         if mirror_result is not None:
             # The mirror graph's landmarks, mapped back into this frame: x -> w - x, and each
             # landmark index to its mirror partner (the subject's left eye is the mirror's right).
-            back = [(_unmirror(p, w, self._mirror_index), None) for p, _ in _candidates(mirror_result, w, h)]
-            back = [(p, _box(p)) for p, _ in back]
+            back = [_unmirror(p, w, self._mirror_index) for p, _ in _candidates(mirror_result, w, h)]
+            back = [(p, _box(p)) for p in back]
             if back:
                 twin, twin_box = min(back, key=lambda c: np.linalg.norm(_centre(c[1]) - _centre(box)))
                 if _iou(twin_box, box) > 0.5:
