@@ -26,7 +26,7 @@ files: config, models and caches live in the platform's user dirs, or under $LIV
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generator and engine (config keys generator.* and engine.*)")
-    g.add_argument("--generator", "-g", metavar="PATH", help="generator checkpoint (.pt or .safetensors); "
+    g.add_argument("--generator", "-g", metavar="PATH", help="generator: a checkpoint (.pt, .safetensors, NVIDIA .pkl) or a cached model name; "
                    "default: random weights of --arch, which draw no face")
     g.add_argument("--arch", help="architecture of random weights: vox256, 256-cm2, 1024-cm2, fixture128")
     g.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi (1 = none)")
@@ -72,11 +72,38 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("path", help="print where the user config file is")
     c.set_defaults(func=cmd_config_path)
 
-    p = sub.add_parser("models", help="inspect and convert generator weights")
+    p = sub.add_parser("models", help="get, check, inspect and convert weights (generators, encoders, directions)",
+                       description="Known weights are listed in a registry (models/registry.yaml, plus "
+                                   "registry.yaml in the config folder); fetched and imported files live in the "
+                                   "user cache (models/ under it). A model NAME can be given wherever a path is "
+                                   "asked for, e.g. `live run -g vox256`.")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    m = msub.add_parser("list", help="the registry and what is in the local cache")
+    m.set_defaults(func=cmd_models_list)
+    m = msub.add_parser("fetch", help="download a registered model (resumable, verified before it is kept)",
+                        description="Download NAME from the registry's URLs (Google Drive included) into the cache. "
+                                    "An interrupted download resumes; the file is kept only after its size, sha256 "
+                                    "(where known) and a load with live's own loaders check out. NVIDIA pickles are "
+                                    "converted to safetensors.")
+    m.add_argument("names", metavar="NAME", nargs="+")
+    m.add_argument("--force", action="store_true", help="download again even if the cache has it")
+    m.set_defaults(func=cmd_models_fetch)
+    m = msub.add_parser("import", help="register a local file after checking it loads",
+                        description="Check PATH with live's loaders and record it in the cache index under NAME "
+                                    "(the file stays where it is; NVIDIA pickles are converted into the cache).")
+    m.add_argument("path", metavar="PATH")
+    m.add_argument("--name", "-n", help="name to use (default: the file name without extension)")
+    m.add_argument("--kind", choices=["generator", "encoder", "directions"], help="default: from the registry or the file")
+    m.set_defaults(func=cmd_models_import)
+    m = msub.add_parser("verify", help="re-check cached models (sha256 and loading); broken ones are taken out")
+    m.add_argument("names", metavar="NAME", nargs="*", help="default: every cached model")
+    m.set_defaults(func=cmd_models_verify)
+    m = msub.add_parser("path", help="print the file of a cached model")
+    m.add_argument("name", metavar="NAME")
+    m.set_defaults(func=cmd_models_path)
     m = msub.add_parser("convert", help="convert a checkpoint to safetensors (no pickle needed to load it)",
                         description="Load IN with the safe loader, check it, and write OUT as safetensors.")
-    m.add_argument("src", metavar="IN", help="reference-trainer checkpoint (.pt)")
+    m.add_argument("src", metavar="IN", help="reference-trainer checkpoint (.pt) or NVIDIA StyleGAN2-ADA .pkl")
     m.add_argument("dst", metavar="OUT", help="output .safetensors file")
     m.set_defaults(func=cmd_models_convert)
     m = msub.add_parser("info", help="describe a generator file: architecture, size, weights hash")
@@ -241,6 +268,49 @@ def cmd_config_path(args, cfg) -> int:
     return 0
 
 
+def cmd_models_list(args, cfg) -> int:
+    from bench.report import print_table
+    from live.model_store import ModelStore
+    store = ModelStore()
+    rows = [{**r, "size": f"{r['size'] / 1e6:.0f} MB" if r["size"] else ""} for r in store.listing()]
+    print_table(f"models (cache: {store.root})", rows,
+                [("name", "name"), ("kind", "kind"), ("status", "status"), ("size", "size"), ("description", "what")])
+    return 0
+
+
+def cmd_models_fetch(args, cfg) -> int:
+    from live.model_store import ModelStore
+    store = ModelStore()
+    for name in args.names:
+        m = store.fetch(name, force=args.force)
+        print(f"{name}: {m.path}")
+    return 0
+
+
+def cmd_models_import(args, cfg) -> int:
+    from live.model_store import ModelStore
+    m = ModelStore().import_file(Path(args.path), args.name, args.kind)
+    print(f"{m.name}: {m.summary}")
+    print(f"  {m.path}  (sha256 {m.sha256[:16]}...)")
+    return 0
+
+
+def cmd_models_verify(args, cfg) -> int:
+    from live.model_store import ModelStore
+    results = ModelStore().verify(args.names or None)
+    if not results:
+        print("no models in the cache; `live models list` shows what can be fetched")
+    for name, ok, message in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {message}")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def cmd_models_path(args, cfg) -> int:
+    from live.model_store import ModelStore
+    print(ModelStore().path(args.name))
+    return 0
+
+
 def cmd_models_convert(args, cfg) -> int:
     from models import load_generator, save_safetensors
     from models.checkpoint import weights_hash
@@ -369,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     from calibration import CalibrationError, ProfileError
     from models.directions import DirectionsError
     from models.checkpoint import CheckpointError
+    from models.download import DownloadError
+    from models.registry import RegistryError
+    from live.model_store import ModelStoreError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -381,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(cfg.log.level, cfg.log.file)
         return args.func(args, cfg)
     except (CheckpointError, ConfigError, BackendUnavailable, SinkError, SourceError,
-            CalibrationError, ProfileError, DirectionsError, ValueError, OSError) as e:
+            CalibrationError, ProfileError, DirectionsError, DownloadError, RegistryError, ModelStoreError,
+            ValueError, OSError) as e:
         logger.error("{}", e)
         return 2
 

@@ -9,12 +9,13 @@ from models import STANDARD_ARCHS, Generator, load_generator, random_generator
 
 NO_FACE_NOTICE = ("no generator weights given: using a randomly initialised {arch} generator. It runs the whole "
                   "loop at full cost but draws no face. For real faces, give a checkpoint with --generator PATH "
-                  "(or generator.path in the config); `live models fetch` will download the paper's weights.")
+                  "(or generator.path in the config); `live models fetch vox256` downloads the paper's VoxCeleb generator (then -g vox256).")
 
 
 def generator_from_config(cfg: GeneratorConfig, device: str = "cpu") -> Generator:
     if cfg.path:
-        return load_generator(cfg.path, device)
+        from live.model_store import ModelStore
+        return load_generator(ModelStore().resolve(str(cfg.path)), device)
     if cfg.arch not in STANDARD_ARCHS:
         raise ValueError(f"unknown generator arch {cfg.arch!r}; choose one of {', '.join(STANDARD_ARCHS)}")
     logger.warning(NO_FACE_NOTICE.format(arch=cfg.arch))

@@ -15,6 +15,7 @@ Loading never runs pickled code: `torch.load(weights_only=True)` with only
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -30,7 +31,8 @@ from models.stylegan2 import Generator, GeneratorArch
 SAFETENSORS_FORMAT = "live.stylegan2"
 SAFETENSORS_VERSION = "1"
 EXPECTED = ("a StyleGAN2 generator checkpoint of the reference PyTorch trainer (a dict with 'g_ema', "
-            "'args' and optionally 'latent_avg') or a safetensors file written by `live models convert`")
+            "'args' and optionally 'latent_avg'), a safetensors file written by `live models convert`, "
+            "or an NVIDIA StyleGAN2-ADA network pickle")
 
 
 class CheckpointError(ValueError):
@@ -61,7 +63,7 @@ def safe_torch_load(path: Path, mmap: bool = False) -> object:
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused to load, it holds pickled Python objects beyond tensors ({_first_line(e)}). "
-            f"Expected {EXPECTED}. NVIDIA .pkl files need `live models import`.") from None
+            f"Expected {EXPECTED}. NVIDIA .pkl files are read by their own safe importer; this is not one.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         raise CheckpointError(f"{path}: not a readable torch file, it may be truncated or corrupt "
                               f"({_first_line(e)}). Download it again or check the path.") from None
@@ -74,12 +76,30 @@ def _first_line(e: BaseException) -> str:
 
 def read_reference_state(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Return (g_ema state dict in reference keys, latent_avg or None) from either format."""
-    path = Path(path)
+    state, latent_avg, _ = _read_generator_file(Path(path))
+    return state, latent_avg
+
+
+def _is_nvidia_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return head[:1] == b"\x80" and b"torch_utils.persistence" in head
+
+
+def _read_generator_file(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, float | None]:
+    """(state in reference keys, latent_avg or None, conv_clamp or None) from any supported format."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file. Expected {EXPECTED}.")
     fmt = _detect_format(path)
     if fmt == "safetensors":
         return _read_safetensors(path)
+    if fmt == "legacy-pickle" and _is_nvidia_pickle(path):
+        from models.nvidia_pkl import G_EMA, generator_state, read_network_pickle
+        data = read_network_pickle(path)
+        if G_EMA not in data:
+            raise CheckpointError(f"{path}: an NVIDIA network pickle without {G_EMA!r} (it holds "
+                                  f"{', '.join(map(str, data))})")
+        return generator_state(data[G_EMA], source=str(path))
     if fmt == "unknown":
         raise CheckpointError(f"{path}: unrecognised file content. Expected {EXPECTED}.")
     obj = safe_torch_load(path, mmap=(fmt == "torch-zip"))
@@ -97,10 +117,10 @@ def read_reference_state(path: str | Path) -> tuple[dict[str, torch.Tensor], tor
         raise CheckpointError(f"{path}: 'g_ema' is not a state dict of tensors. Expected {EXPECTED}.")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         raise CheckpointError(f"{path}: 'latent_avg' is not a tensor.")
-    return state, latent_avg
+    return state, latent_avg, None
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, float | None]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
     try:
@@ -113,7 +133,12 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor
         raise CheckpointError(f"{path}: a safetensors file, but not a generator written by `live models convert` "
                               f"(format={meta.get('format')!r}). Expected {EXPECTED}.")
     latent_avg = state.pop("latent_avg", None)
-    return state, latent_avg
+    try:
+        clamp = json.loads(meta.get("arch", "{}")).get("conv_clamp")
+        clamp = float(clamp) if clamp is not None else None
+    except (ValueError, TypeError, AttributeError):
+        raise CheckpointError(f"{path}: its architecture metadata is not valid JSON; convert the model again.") from None
+    return state, latent_avg, clamp
 
 
 def infer_arch(state: dict[str, torch.Tensor], source: str = "checkpoint") -> GeneratorArch:
@@ -154,8 +179,8 @@ def from_reference_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def build_from_state(state: dict[str, torch.Tensor], latent_avg: torch.Tensor | None,
-                     source: str = "checkpoint") -> Generator:
-    arch = infer_arch(state, source)
+                     source: str = "checkpoint", conv_clamp: float | None = None) -> Generator:
+    arch = dataclasses.replace(infer_arch(state, source), conv_clamp=conv_clamp)
     G = Generator(arch)
     ours = from_reference_keys(state)
     expected = G.state_dict()
@@ -193,8 +218,8 @@ def build_from_state(state: dict[str, torch.Tensor], latent_avg: torch.Tensor | 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
     """Load a generator from a reference checkpoint or our safetensors export, in fp32, in eval mode."""
-    state, latent_avg = read_reference_state(path)
-    G = build_from_state(state, latent_avg, source=str(path))
+    state, latent_avg, conv_clamp = _read_generator_file(Path(path))
+    G = build_from_state(state, latent_avg, source=str(path), conv_clamp=conv_clamp)
     logger.debug("loaded {}: {} px, channels {}, {} W+ codes", path, G.resolution, list(G.arch.channels), G.n_latent)
     return G.to(device)
 
@@ -220,6 +245,8 @@ def weights_hash(G: Generator) -> str:
     h = hashlib.sha256()
     state = to_reference_keys(G.state_dict())
     state["latent_avg"] = G.w_avg
+    if G.arch.conv_clamp is not None:  # part of the network; absent for reference checkpoints (hashes unchanged)
+        state["arch.conv_clamp"] = torch.tensor([G.arch.conv_clamp])
     for k in sorted(state):
         t = state[k].detach().float().contiguous().cpu()
         h.update(k.encode())

@@ -156,22 +156,26 @@ class FusedLeakyReLU(nn.Module):
 class StyledConv(nn.Module):
     """Modulated 3x3 conv, noise injection, bias + leaky ReLU."""
 
-    def __init__(self, in_channel: int, out_channel: int, style_dim: int, upsample: bool = False):
+    def __init__(self, in_channel: int, out_channel: int, style_dim: int, upsample: bool = False,
+                 clamp: float | None = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_channel, out_channel, 3, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channel)
+        self.clamp = clamp  # StyleGAN2-ADA's conv_clamp (after the activation); None in the reference trainer
 
     def forward(self, x, w, noise=None, impl: str = "grouped"):
-        return self.activate(self.noise(self.conv(x, w, impl), noise))
+        x = self.activate(self.noise(self.conv(x, w, impl), noise))
+        return x if self.clamp is None else x.clamp(-self.clamp, self.clamp)
 
 
 class ToRGB(nn.Module):
     """1x1 modulated conv to RGB (no demodulation), plus the upsampled skip image."""
 
     def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
-                 blur_kernel: tuple[float, ...] = (1, 3, 3, 1)):
+                 blur_kernel: tuple[float, ...] = (1, 3, 3, 1), clamp: float | None = None):
         super().__init__()
+        self.clamp = clamp  # StyleGAN2-ADA clamps this layer's own output, before the skip is added
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
@@ -179,6 +183,8 @@ class ToRGB(nn.Module):
 
     def forward(self, x, w, skip=None, impl: str = "grouped"):
         out = self.conv(x, w, impl) + self.bias.to(x.dtype)
+        if self.clamp is not None:
+            out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out

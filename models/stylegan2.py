@@ -25,6 +25,7 @@ class GeneratorArch:
     channels: tuple[int, ...]
     style_dim: int = 512
     n_mlp: int = 8
+    conv_clamp: float | None = None  # StyleGAN2-ADA clamps activations to +-256; the reference trainer does not
 
     def __post_init__(self):
         log2 = math.log2(self.resolution)
@@ -58,13 +59,17 @@ class GeneratorArch:
         return cls(resolution=resolution, channels=tuple(widths), style_dim=style_dim, n_mlp=n_mlp)
 
     def to_dict(self) -> dict:
-        return {"resolution": self.resolution, "channels": list(self.channels),
-                "style_dim": self.style_dim, "n_mlp": self.n_mlp}
+        d = {"resolution": self.resolution, "channels": list(self.channels),
+             "style_dim": self.style_dim, "n_mlp": self.n_mlp}
+        if self.conv_clamp is not None:
+            d["conv_clamp"] = self.conv_clamp
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorArch":
         return cls(resolution=int(d["resolution"]), channels=tuple(int(c) for c in d["channels"]),
-                   style_dim=int(d["style_dim"]), n_mlp=int(d["n_mlp"]))
+                   style_dim=int(d["style_dim"]), n_mlp=int(d["n_mlp"]),
+                   conv_clamp=float(d["conv_clamp"]) if d.get("conv_clamp") is not None else None)
 
 
 # Named architectures users and benchmarks refer to (random weights unless a checkpoint is given).
@@ -109,16 +114,16 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, arch: GeneratorArch):
         super().__init__()
         self.arch = arch
-        ch, s = arch.channels, arch.style_dim
+        ch, s, c = arch.channels, arch.style_dim, arch.conv_clamp
         self.input = ConstantInput(ch[0])
-        self.conv1 = StyledConv(ch[0], ch[0], s)
-        self.to_rgb1 = ToRGB(ch[0], s, upsample=False)
+        self.conv1 = StyledConv(ch[0], ch[0], s, clamp=c)
+        self.to_rgb1 = ToRGB(ch[0], s, upsample=False, clamp=c)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         for in_ch, out_ch in zip(ch[:-1], ch[1:]):
-            self.convs.append(StyledConv(in_ch, out_ch, s, upsample=True))
-            self.convs.append(StyledConv(out_ch, out_ch, s))
-            self.to_rgbs.append(ToRGB(out_ch, s))
+            self.convs.append(StyledConv(in_ch, out_ch, s, upsample=True, clamp=c))
+            self.convs.append(StyledConv(out_ch, out_ch, s, clamp=c))
+            self.to_rgbs.append(ToRGB(out_ch, s, clamp=c))
         self.noises = NoiseBuffers(arch)
 
     def noise_maps(self, batch: int, mode: str, dtype: torch.dtype) -> list[torch.Tensor | None]:
