@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import directions, synth, track
+from bench import avatar, directions, synth, track
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
                        description=directions.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     directions.add_arguments(p)
     p.set_defaults(func=directions.run)
+    p = sub.add_parser("avatar", help="avatar creation: reconstruction PSNR, latent space kept, time",
+                       description=avatar.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    avatar.add_arguments(p)
+    p.set_defaults(func=avatar.run)
     args = parser.parse_args(argv)
     from live.log import setup_logging
     setup_logging("WARNING")

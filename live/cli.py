@@ -154,13 +154,43 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Values are raw: degrees for yaw/pitch/roll, standard deviations for expressions.")
     p.add_argument("--generator", "-g", required=True, metavar="PATH")
     p.add_argument("--directions", "-d", required=True, metavar="A.pt")
-    p.add_argument("--seed", type=int, default=0, help="source face (default 0)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--seed", type=int, default=0, help="source face: a random seed (default 0)")
+    src.add_argument("--avatar", metavar="ME.pt", help="source face: an avatar made by `live avatar create`")
     p.add_argument("--truncation", type=float, default=0.7)
     p.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", help="e.g. --set yaw=20 jaw=3")
     p.add_argument("--sweep", metavar="NAME=LO:HI", help="e.g. --sweep pitch=-10:10 (video or image strip)")
     p.add_argument("--steps", type=int, default=30, help="sweep steps (default 30)")
     p.add_argument("--out", "-o", required=True, help="out.png (source | edit) or, with --sweep, out.mp4 / strip.png")
     p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("avatar", help="make an avatar from one photo, and look inside one")
+    asub = p.add_subparsers(dest="avatar_command", metavar="ACTION", required=True)
+    a = asub.add_parser("create", help="one photo -> me.pt (find, crop, invert, tune, track)",
+                        description="Find the face in PHOTO (the largest, or --face N), crop it with the generator's "
+                                    "framing, invert it into W+ (from the mean code, or from an e4e encoder's code "
+                                    "with --encoder), fine-tune the generator around that code (pivotal tuning, on by "
+                                    "default), track the reconstruction's face parameters, and write the avatar file "
+                                    "that `live run --avatar` drives.")
+    a.add_argument("photo", metavar="PHOTO")
+    a.add_argument("--generator", "-g", required=True, metavar="G", help="generator (path or cached model name)")
+    a.add_argument("--directions", "-d", metavar="A.pt", help="the direction matrix the avatar will be driven with "
+                   "(its hash is recorded so a mismatch is caught)")
+    a.add_argument("--out", "-o", required=True, metavar="ME.pt")
+    a.add_argument("--pti", action=argparse.BooleanOptionalAction, default=True,
+                   help="pivotal tuning (default on; --no-pti keeps the generator untouched)")
+    a.add_argument("--steps", type=int, default=400, help="inversion steps (default 400)")
+    a.add_argument("--tune-steps", type=int, default=200, help="pivotal tuning steps (default 200)")
+    a.add_argument("--framing", choices=["fixture", "voxceleb", "ffhq"],
+                   help="how the generator's training faces were cropped (default: the registry's, else voxceleb)")
+    a.add_argument("--face", type=int, default=0, metavar="N", help="which face, 0 = the largest (default)")
+    a.add_argument("--encoder", "-e", metavar="E4E", help="e4e encoder (path or cached name) as the starting point")
+    a.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    a.set_defaults(func=cmd_avatar_create)
+    a = asub.add_parser("show", help="what is in an avatar file; the reconstruction beside the photo")
+    a.add_argument("avatar", metavar="ME.pt")
+    a.add_argument("--out", "-o", metavar="PNG", help="write photo crop | reconstruction side by side")
+    a.set_defaults(func=cmd_avatar_show)
 
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
     fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
@@ -385,6 +415,74 @@ def cmd_directions_fit(args, cfg) -> int:
     return 0
 
 
+def _framing_for(generator_arg: str, store) -> str:
+    entry = store.registry.get(generator_arg)
+    if entry is not None and entry.framing:
+        return entry.framing
+    logger.info("framing not given and not known for {}: using voxceleb (the paper's); --framing sets it",
+                generator_arg)
+    return "voxceleb"
+
+
+def cmd_avatar_create(args, cfg) -> int:
+    import torch
+
+    from live.avatar.create import AvatarOptions, create_avatar
+    from live.avatar.invert import InversionConfig
+    from live.avatar.pti import TuningConfig
+    from live.model_store import ModelStore
+    from models import load_generator
+    from models.checkpoint import weights_hash
+    from models.directions import Directions, file_sha256
+    store = ModelStore()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    g_path = store.resolve(args.generator)
+    G = load_generator(g_path, device)
+    d_hash = ""
+    if args.directions:
+        d_path = store.resolve(args.directions)
+        Directions.load(d_path, require_ours=False).check_generator(weights_hash(G))
+        d_hash = file_sha256(d_path)
+    opts = AvatarOptions(framing=args.framing or _framing_for(args.generator, store), face_index=args.face,
+                         pti=args.pti, inversion=InversionConfig(steps=args.steps),
+                         tuning=TuningConfig(steps=args.tune_steps),
+                         encoder=store.resolve(args.encoder) if args.encoder else None)
+    avatar, report = create_avatar(args.photo, G, opts, generator_hint=str(args.generator), directions_sha256=d_hash)
+    path = avatar.save(args.out)
+    print(f"avatar written to {path}")
+    print(f"  framing {opts.framing}, PSNR over the crop: inversion {report.psnr_inversion:.2f} dB"
+          + (f", tuned {report.psnr_tuned:.2f} dB" if args.pti else ""))
+    print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+          + f" (total {sum(report.seconds.values()):.1f} s on {device})")
+    return 0
+
+
+def cmd_avatar_show(args, cfg) -> int:
+    import cv2
+    import numpy as np
+
+    from live.avatar import Avatar
+    from models.face_landmarks import PARAM_NAMES
+    a = Avatar.read(args.avatar)
+    size_mb = sum(v.numel() * 2 for v in a.tuned.values()) / 1e6
+    print(f"avatar:       {args.avatar} (created {a.created} from {a.source_photo})")
+    print(f"generator:    sha256 {a.generator_sha256[:16]}... ({a.generator_hint or 'no hint'})")
+    print(f"directions:   {('sha256 ' + a.directions_sha256[:16] + '...') if a.directions_sha256 else 'not recorded'}")
+    print(f"code:         W+ {list(a.w_s.shape)}, framing {a.framing}, crop {a.crop.shape[1]} px of a "
+          f"{a.photo_size[0]}x{a.photo_size[1]} photo")
+    print(f"tuning:       " + (f"{len(a.tuned)} tensors, {size_mb:.1f} MB fp16" if a.tuned else "none"))
+    print(f"PSNR (crop):  inversion {a.psnr_inversion:.2f} dB" +
+          (f", tuned {a.psnr_tuned:.2f} dB" if a.tuned else ""))
+    print("p_s:          " + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAM_NAMES, a.p_s.tolist())))
+    if args.out:
+        side = np.concatenate([a.crop, cv2.resize(a.reconstruction, a.crop.shape[1::-1])], axis=1)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.out), side[:, :, ::-1]):
+            raise OSError(f"could not write {args.out}")
+        print(f"photo crop | reconstruction written to {args.out}")
+    return 0
+
+
 def cmd_edit(args, cfg) -> int:
     import cv2
     import numpy as np
@@ -398,10 +496,17 @@ def cmd_edit(args, cfg) -> int:
     from models.directions import Directions
     if not args.set and not args.sweep:
         raise ValueError("nothing to edit: give --set NAME=VALUE ... or --sweep NAME=LO:HI")
-    G = load_generator(args.generator)
-    d = Directions.load(args.directions)
+    from live.model_store import ModelStore
+    store = ModelStore()
+    G = load_generator(store.resolve(args.generator))
+    d = Directions.load(store.resolve(args.directions))
     d.check_generator(weights_hash(G))
-    editor = Editor(G, d, source_code(G, args.seed, args.truncation))
+    if args.avatar:
+        from live.avatar import Avatar
+        avatar = Avatar.load(args.avatar, G)
+        editor = Editor(avatar.generator, d, avatar.w_s[None])
+    else:
+        editor = Editor(G, d, source_code(G, args.seed, args.truncation))
     fixed = parse_assignments(args.set)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -442,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.download import DownloadError
     from models.registry import RegistryError
     from live.model_store import ModelStoreError
+    from live.avatar import AvatarError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -454,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(cfg.log.level, cfg.log.file)
         return args.func(args, cfg)
     except (CheckpointError, ConfigError, BackendUnavailable, SinkError, SourceError,
-            CalibrationError, ProfileError, DirectionsError, DownloadError, RegistryError, ModelStoreError,
+            CalibrationError, ProfileError, DirectionsError, DownloadError, RegistryError, ModelStoreError, AvatarError,
             ValueError, OSError) as e:
         logger.error("{}", e)
         return 2

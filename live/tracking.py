@@ -190,6 +190,18 @@ class MediaPipeTracker(Tracker):
         confidence = self._detection_score(result, box, w, h)
         return FaceObservation(found=True, landmarks=pts, confidence=confidence, box=box, n_faces=len(candidates))
 
+    def detect_faces(self, frame_rgb: np.ndarray) -> list[FaceObservation]:
+        """Every face in one still image, largest first (no following, no flip averaging)."""
+        check_frame(frame_rgb)
+        if self._mesh is None:
+            raise RuntimeError("tracker is closed")
+        h, w = frame_rgb.shape[:2]
+        self._mesh.reset()
+        result = self._mesh.process(np.ascontiguousarray(frame_rgb))
+        faces = sorted(_candidates(result, w, h), key=lambda c: -_area(c[1]))
+        return [FaceObservation(found=True, landmarks=pts, confidence=1.0, box=box, n_faces=len(faces))
+                for pts, box in faces]
+
     def _detection_score(self, result, box, w: int, h: int) -> float:
         """Score of the detection whose box contains the face centre; while the face is only
         tracked (no new detection), the last score carries over."""

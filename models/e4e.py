@@ -14,8 +14,104 @@ import re
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from models.checkpoint import CheckpointError, safe_torch_load
+from models.layers import EqualLinear
+
+# IR-SE-50: (in, depth, units) per stage, the first unit of each stage strides by 2.
+IR_SE_50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
+COARSE, MIDDLE = 3, 7  # style heads 0-2 read 16 px features, 3-6 32 px, the rest 64 px
+
+
+class SEModule(nn.Module):
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // reduction, 1, bias=False)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, 1, bias=False)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class BottleneckIRSE(nn.Module):
+    def __init__(self, in_ch: int, depth: int, stride: int):
+        super().__init__()
+        if in_ch == depth:
+            self.shortcut_layer = nn.MaxPool2d(1, stride)
+        else:
+            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_ch, depth, 1, stride, bias=False), nn.BatchNorm2d(depth))
+        self.res_layer = nn.Sequential(
+            nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, depth, 3, 1, 1, bias=False), nn.PReLU(depth),
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False), nn.BatchNorm2d(depth), SEModule(depth))
+
+    def forward(self, x):
+        return self.res_layer(x) + self.shortcut_layer(x)
+
+
+class GradualStyleBlock(nn.Module):
+    """Feature map -> one W code: stride-2 convs down to 1 px, then an equalised linear layer."""
+
+    def __init__(self, channels: int, spatial: int):
+        super().__init__()
+        layers = []
+        for _ in range(int(math.log2(spatial))):
+            layers += [nn.Conv2d(channels, channels, 3, 2, 1), nn.LeakyReLU(0.01)]
+        self.convs = nn.Sequential(*layers)
+        self.linear = EqualLinear(channels, channels, lr_mul=1.0)
+        self.channels = channels
+
+    def forward(self, x):
+        return self.linear(self.convs(x).view(-1, self.channels))
+
+
+class Encoder4Editing(nn.Module):
+    """e4e (Tov et al. 2021) with the IR-SE-50 backbone: 256 px image in [-1, 1] -> W+ offsets.
+
+    Codes = w0 (head 0, from the deepest features) repeated, plus per-layer deltas from heads
+    1.. on a feature pyramid; the caller adds the generator's mean code (pSp's
+    start_from_latent_avg)."""
+
+    def __init__(self, n_styles: int, style_dim: int = 512):
+        super().__init__()
+        self.n_styles = n_styles
+        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
+        units = []
+        for in_ch, depth, count in IR_SE_50_STAGES:
+            units.append(BottleneckIRSE(in_ch, depth, 2))
+            units += [BottleneckIRSE(depth, depth, 1) for _ in range(count - 1)]
+        self.body = nn.Sequential(*units)
+        self.styles = nn.ModuleList(
+            GradualStyleBlock(style_dim, 16 if i < COARSE else 32 if i < MIDDLE else 64) for i in range(n_styles))
+        self.latlayer1 = nn.Conv2d(256, 512, 1)
+        self.latlayer2 = nn.Conv2d(128, 512, 1)
+
+    @staticmethod
+    def _upsample_add(x, y):
+        return F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=True) + y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_layer(x)
+        for i, unit in enumerate(self.body):
+            x = unit(x)
+            if i == 6:
+                c1 = x       # 64 px, 128 channels
+            elif i == 20:
+                c2 = x       # 32 px, 256 channels
+        c3 = x               # 16 px, 512 channels
+        w = self.styles[0](c3).unsqueeze(1).repeat(1, self.n_styles, 1)
+        features = c3
+        deltas = [torch.zeros_like(w[:, 0])]
+        for i in range(1, self.n_styles):
+            if i == COARSE:
+                p2 = self._upsample_add(c3, self.latlayer1(c2))
+                features = p2
+            elif i == MIDDLE:
+                features = self._upsample_add(p2, self.latlayer2(c1))
+            deltas.append(self.styles[i](features))
+        return w + torch.stack(deltas, 1)
 
 
 def read_e4e_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -31,6 +127,37 @@ def read_e4e_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: the e4e state dict is empty or holds non-tensors")
     return state
+
+
+def load_e4e(path: str | Path, n_styles: int | None = None) -> tuple[Encoder4Editing, torch.Tensor | None]:
+    """The encoder (eval, fp32) and the checkpoint's latent_avg if it has one. Every key and
+    shape is checked against the network; a mismatch names the first few."""
+    path = Path(path)
+    state = read_e4e_state(path)
+    found = len({k for k in state if re.fullmatch(r"styles\.\d+\.linear\.weight", k)})
+    n = n_styles or found
+    if n_styles and found != n_styles:
+        raise CheckpointError(f"{path}: an e4e encoder for {found} W+ codes, but the generator has {n_styles}: "
+                              f"they were not trained together")
+    enc = Encoder4Editing(n)
+    expected = enc.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]}: {list(state[wrong[0]].shape)}, "
+                         f"expected {list(expected[wrong[0]].shape)})")
+        raise CheckpointError(f"{path}: not the e4e IR-SE-50 encoder: " + "; ".join(parts))
+    enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    obj = safe_torch_load(path, mmap=True)
+    latent_avg = obj.get("latent_avg") if isinstance(obj, dict) else None
+    return enc.eval().requires_grad_(False), (latent_avg.float() if isinstance(latent_avg, torch.Tensor) else None)
 
 
 def check_e4e_file(path: str | Path) -> str:
