@@ -470,7 +470,7 @@ def cmd_avatar_show(args, cfg) -> int:
     print(f"directions:   {('sha256 ' + a.directions_sha256[:16] + '...') if a.directions_sha256 else 'not recorded'}")
     print(f"code:         W+ {list(a.w_s.shape)}, framing {a.framing}, crop {a.crop.shape[1]} px of a "
           f"{a.photo_size[0]}x{a.photo_size[1]} photo")
-    print(f"tuning:       " + (f"{len(a.tuned)} tensors, {size_mb:.1f} MB fp16" if a.tuned else "none"))
+    print("tuning:       " + (f"{len(a.tuned)} tensors, {size_mb:.1f} MB fp16" if a.tuned else "none"))
     print(f"PSNR (crop):  inversion {a.psnr_inversion:.2f} dB" +
           (f", tuned {a.psnr_tuned:.2f} dB" if a.tuned else ""))
     print("p_s:          " + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAM_NAMES, a.p_s.tolist())))
