@@ -43,15 +43,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", metavar="LEVEL", help="TRACE, DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the frame loop: motion -> synthesis -> sinks",
-                       description="Run the real-time loop and send frames to the sinks. Today the motion comes "
-                                   "from a smooth tour of the latent space; webcam driving of an avatar arrives "
-                                   "with tracking and avatars.")
+    p = sub.add_parser("run", help="drive an avatar with your face, live: camera -> avatar -> virtual camera",
+                       description="The real-time loop: capture -> face tracking -> parameters -> One-Euro "
+                                   "smoothing -> delta_p -> delta_w = A delta_p -> StyleGAN2 synthesis -> sinks "
+                                   "(virtual camera, preview window, file, null). Relative mode (default) copies your "
+                                   "motion onto the avatar's own resting pose; --absolute gives it your pose. Every "
+                                   "option has a config key (run.*, engine.*, generator.*; `live config show`). "
+                                   "Without --avatar it drives a random face of the generator with demo directions, "
+                                   "and without a camera a synthetic motion: the whole loop runs, and says so.")
     _add_engine_flags(p)
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames (default: until Ctrl-C)")
-    p.add_argument("--fps", type=float, help="output frame rate (default 25)")
+    p.add_argument("--avatar", "-a", metavar="ME.pt", help="avatar file from `live avatar create` (run.avatar)")
+    p.add_argument("--directions", "-d", metavar="A.pt", help="direction matrix (run.directions)")
+    p.add_argument("--source", "-s", metavar="SRC", help="0 | /dev/videoN | clip.mp4 | photo.jpg | synthetic "
+                   "(run.source, default auto: camera 0 if present, else synthetic)")
     p.add_argument("--sink", action="append", metavar="SPEC",
-                   help="null or file:out.mp4; repeat or comma-separate for several (default: null)")
+                   help="vcam, window, file:out.mp4, file+driver:out.mp4, null; repeat or comma-separate "
+                        "(run.sinks, default window)")
+    p.add_argument("--profile", metavar="NAME", help="calibration profile for the neutral pose (run.profile)")
+    p.add_argument("--drive", metavar="NAMES", help="parameters that drive the avatar, comma-separated "
+                   "(run.driven, default all), e.g. pitch,jaw,blink_left,blink_right")
+    p.add_argument("--absolute", action="store_true", default=None,
+                   help="take the driver's absolute pose, the paper's cross-reenactment (run.absolute)")
+    p.add_argument("--fast", action="store_true", default=None,
+                   help="video files: as fast as possible, nothing dropped (run.fast)")
+    p.add_argument("--loop", action="store_true", default=None, help="video files: loop (run.loop)")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N output frames (run.frames; default: "
+                   "until Ctrl-C or the clip ends)")
+    p.add_argument("--fps", type=float, help="output frame rate of files and the virtual camera (run.fps, 25)")
+    p.add_argument("--size", metavar="WxH", help="virtual camera / window size (run.output_size, 512x512)")
+    p.add_argument("--audio-delay", metavar="auto|MS|off", help="delayed microphone passthrough (run.audio_delay)")
+    p.add_argument("--stats", metavar="JSON", help="also write the run's statistics to this JSON file")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("generate", help="draw images from random seeds",
@@ -226,16 +247,30 @@ def load_cli_config(args):
     for flag, key in (("generator", "generator.path"), ("arch", "generator.arch"),
                       ("truncation", "generator.truncation"), ("backend", "engine.backend"),
                       ("precision", "engine.precision"), ("device", "engine.device"),
-                      ("frames", "run.frames"), ("fps", "run.fps")):
+                      ("frames", "run.frames"), ("fps", "run.fps"), ("avatar", "run.avatar"),
+                      ("source", "run.source"), ("profile", "run.profile"), ("absolute", "run.absolute"),
+                      ("fast", "run.fast"), ("loop", "run.loop"), ("audio_delay", "run.audio_delay")):
         overrides[key] = getattr(args, flag, None)
+    if getattr(args, "command", None) == "run" and getattr(args, "directions", None):
+        overrides["run.directions"] = args.directions
+    if getattr(args, "drive", None):
+        overrides["run.driven"] = args.drive
+    if getattr(args, "size", None):
+        w, _, h = args.size.lower().partition("x")
+        overrides["run.output_size"] = [w, h]
     if getattr(args, "sink", None):
         overrides["run.sinks"] = [s for spec in args.sink for s in spec.split(",") if s]
     return load_config(user if user.is_file() else None, args.config, overrides=overrides)
 
 
 def cmd_run(args, cfg) -> int:
+    import json
+
     from live.run import run
-    run(cfg)
+    report = run(cfg)
+    if args.stats:
+        Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.stats).write_text(json.dumps({**report.as_dict(), "per_frame": report.per_frame}, indent=1))
     return 0
 
 

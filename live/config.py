@@ -86,9 +86,43 @@ class SmoothingConfig:
 
 @dataclass
 class RunConfig:
-    frames: int = option(0, "stop after this many frames; 0 runs until Ctrl-C")
-    fps: float = option(25.0, "frame rate of the output")
-    sinks: list = option(["null"], "where frames go: null, file:PATH.mp4 (several allowed)")
+    avatar: str | None = option(None, "the avatar file to drive (`live avatar create`); empty: an offline demo "
+                                      "avatar (the generator's mean face) with demo directions")
+    directions: str | None = option(None, "direction matrix A (path or cached model name); empty: the one next "
+                                          "to the avatar's generator if known, else demo directions")
+    source: str = option("auto", "what drives the avatar: a camera index (0) or /dev/videoN, a video file, an "
+                                 "image; auto: camera 0 if there is one, else a built-in synthetic motion")
+    camera_size: list = option(["640", "480"], "requested camera frame size (width, height)")
+    camera_fps: float = option(30.0, "requested camera frame rate")
+    camera_mjpg: bool = option(True, "ask the camera for MJPG (higher frame rates over USB 2)")
+    camera_retry_s: float = option(1.0, "seconds between attempts to reopen a camera that is busy or unplugged")
+    fast: bool = option(False, "video files: run as fast as possible and drop nothing (default: paced at the "
+                               "clip's own fps, dropping stale frames like a live camera)")
+    loop: bool = option(False, "video files: start again at the end")
+    absolute: bool = option(False, "take the driver's absolute pose (paper's cross-reenactment: dp = p - p_s) "
+                                   "instead of copying motion relative to the neutral pose (dp = p - p_neutral)")
+    profile: str | None = option(None, "calibration profile for the neutral pose (`live calibrate`); empty: "
+                                       "the neutral pose is taken from the first second with a face")
+    strength: float = option(1.0, "scale of the latent shift on the shifted W+ layers (1 = as fitted)")
+    driven: list = option(["all"], "face parameters that drive the avatar: all, or names (yaw, pitch, roll, jaw, "
+                                   "smile_left, ...); leave out those your generator cannot draw well")
+    latent_smoothing: float = option(0.0, "extra smoothing of the final W+ code: 0 = off, toward 1 = heavier")
+    lost_hold_s: float = option(0.3, "face lost: hold the last pose this long, then ease to neutral")
+    lost_ease_s: float = option(0.5, "seconds to ease to neutral after a loss, and back when found again")
+    frames: int = option(0, "stop after this many output frames; 0 runs until Ctrl-C (or the clip ends)")
+    fps: float = option(25.0, "frame rate of file and virtual-camera output")
+    output_size: list = option(["512", "512"], "virtual camera / window size (width, height); the avatar is "
+                                               "resized and letterboxed into it")
+    sinks: list = option(["window"], "where frames go: vcam, window, file:PATH.mp4, null (several allowed); "
+                                     "file+driver:PATH.mp4 puts the driver beside the avatar")
+    vcam_device: str | None = option(None, "virtual camera device (Linux: /dev/videoN of v4l2loopback); empty: "
+                                           "the first one")
+    hud: bool = option(True, "show fps and latency on the preview window")
+    audio_delay: str = option("off", "microphone passthrough delayed to match the video: off, auto (the "
+                                     "measured latency) or milliseconds")
+    audio_input: str | None = option(None, "audio input device (name or index); empty: the default")
+    audio_output: str | None = option(None, "audio output device, e.g. a virtual cable; empty: the default")
+    stats_every_s: float = option(5.0, "log live statistics this often (0: only at the end)")
 
 
 @dataclass

@@ -75,14 +75,14 @@ def test_generate_draws_faces_from_the_fixture(tmp_path, fixture_path):
 
 def test_run_writes_every_frame_to_file_and_null(tmp_path, capsys):
     out = tmp_path / "run.mp4"
-    code = main(["run", "--arch", "fixture128", "--frames", "6", "--sink", f"file:{out},null"])
+    code = main(["run", "--arch", "fixture128", "--frames", "6", "--sink", f"file:{out},null", "--size", "160x120"])
     assert code == 0
     cap = cv2.VideoCapture(str(out))
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     ok, frame = cap.read()
-    assert ok and frames == 6 and frame.shape == (128, 128, 3)
+    assert ok and frames == 6 and frame.shape == (120, 160, 3)
     err = capsys.readouterr().err
-    assert "draws no face" in err and "frames in" in err
+    assert "draws no face" in err and "synthetic motion" in err and "frames in" in err
 
 
 def test_run_unknown_sink_is_a_clear_error(capsys):

@@ -1,0 +1,191 @@
+"""The capture stage: frames from a camera, a video file, a still image, or the synthetic driver.
+
+A camera is read on this thread as fast as it delivers; the hand-off keeps only the newest
+frame. A camera that is busy, missing or unplugged mid-run is reopened every `retry_s`; while
+it is gone, empty frames keep flowing at the output rate so the avatar eases to its neutral
+pose instead of freezing, and one clear message says what happened.
+A video file is paced at its own frame rate (stale frames dropped downstream like a camera's),
+or read as fast as the pipeline takes it with `fast` (nothing dropped).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from live.pipeline.messages import Captured
+from live.pipeline.slots import Closed, LatestSlot
+from live.sources import IMAGE_SUFFIXES, is_camera
+from live.video import SourceError, iter_video_rgb, read_image_rgb, video_fps
+
+SYNTHETIC = "synthetic"
+
+
+def camera_available(index: int = 0) -> bool:
+    import cv2
+    if not Path(f"/dev/video{index}").exists() and not hasattr(cv2, "CAP_DSHOW") and not hasattr(cv2, "CAP_AVFOUNDATION"):
+        return False
+    cap = cv2.VideoCapture(index)
+    ok = cap.isOpened()
+    cap.release()
+    return ok
+
+
+def resolve_source(spec: str) -> str:
+    """'auto' -> camera 0 if one opens, else the synthetic driver; otherwise check the spec."""
+    if spec == "auto":
+        if Path("/dev/video0").exists() and camera_available(0):
+            return "0"
+        logger.warning("no camera found: driving the avatar with a built-in synthetic motion (head turns, nods, "
+                       "talking, blinks). Give --source 0 (a camera), a video file or a photo to drive it yourself.")
+        return SYNTHETIC
+    if spec == SYNTHETIC or is_camera(spec):
+        return spec
+    if not Path(spec).exists():
+        raise SourceError(f"source {spec!r} is neither a camera index, /dev/videoN, nor an existing file")
+    return spec
+
+
+class CaptureStage(threading.Thread):
+    def __init__(self, spec: str, out: LatestSlot, fps: float, fast: bool = False, loop: bool = False,
+                 camera_size=(640, 480), camera_fps: float = 30.0, mjpg: bool = True, retry_s: float = 1.0):
+        super().__init__(name="capture", daemon=True)
+        self.spec, self.out, self.fps, self.fast, self.loop = spec, out, fps, fast, loop
+        self.camera_size, self.camera_fps, self.mjpg, self.retry_s = camera_size, camera_fps, mjpg, retry_s
+        self.stop_event = threading.Event()
+        self.frames = 0           # frames handed on
+        self.error: BaseException | None = None
+        self.kind = ("synthetic" if spec == SYNTHETIC else "camera" if is_camera(spec)
+                     else "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES else "video")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _emit(self, index: int, t: float, image) -> None:
+        self.out.put(Captured(index, t, image, {"capture": time.perf_counter()}))
+        self.frames += 1
+
+    def run(self) -> None:
+        try:
+            {"synthetic": self._run_clock, "image": self._run_image, "video": self._run_video,
+             "camera": self._run_camera}[self.kind]()
+        except Closed:
+            pass
+        except BaseException as e:  # reported by the loop, which stops cleanly
+            self.error = e
+        finally:
+            self.out.close()
+
+    def _paced(self):
+        """Yields (index, t) at the output rate until stopped."""
+        start = time.perf_counter()
+        k = 0
+        while not self.stop_event.is_set():
+            due = start + k / self.fps
+            delay = due - time.perf_counter()
+            if delay > 0 and not self.fast:
+                time.sleep(delay)
+            yield k, k / self.fps
+            k += 1
+
+    def _run_clock(self) -> None:
+        for k, t in self._paced():
+            self._emit(k, t, None)
+
+    def _run_image(self) -> None:
+        image = read_image_rgb(self.spec)
+        for k, t in self._paced():
+            self._emit(k, t, image)
+
+    def _run_video(self) -> None:
+        fps = video_fps(self.spec) or self.fps
+        offset, k_total = 0.0, 0
+        while not self.stop_event.is_set():
+            start = time.perf_counter()
+            last_t = 0.0
+            for k, t, frame in iter_video_rgb(self.spec):
+                if self.stop_event.is_set():
+                    return
+                if not self.fast:
+                    delay = start + t - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                self._emit(k_total, offset + t, frame)
+                k_total += 1
+                last_t = t
+            if not self.loop:
+                return
+            offset += last_t + 1.0 / fps
+
+    def _open_camera(self):
+        import cv2
+        device = int(self.spec) if self.spec.isdigit() else self.spec
+        cap = cv2.VideoCapture(device)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if self.mjpg:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(self.camera_size[0]))
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(self.camera_size[1]))
+        cap.set(cv2.CAP_PROP_FPS, self.camera_fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue would add latency
+        return cap
+
+    def _run_camera(self) -> None:
+        import cv2
+        start = time.perf_counter()
+        k = 0
+        cap = self._open_camera()
+        if cap is None:
+            raise SourceError(f"camera {self.spec} could not be opened: check it is connected, not used by another "
+                              f"program (close Zoom/Meet's own preview), and that you may use it (Linux: the "
+                              f"'video' group)")
+        lost_at = None
+        try:
+            while not self.stop_event.is_set():
+                ok, frame = cap.read() if cap is not None else (False, None)
+                now = time.perf_counter()
+                if ok:
+                    if lost_at is not None:
+                        logger.info("camera {} is back after {:.1f} s", self.spec, now - lost_at)
+                        lost_at = None
+                    self._emit(k, now - start, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                    k += 1
+                    continue
+                if lost_at is None:
+                    lost_at = now
+                    logger.error("camera {} stopped delivering frames (unplugged, or taken by another program); "
+                                 "retrying every {:.0f} s, the avatar eases to its neutral pose meanwhile",
+                                 self.spec, self.retry_s)
+                if cap is not None:
+                    cap.release()
+                    cap = None
+                # keep the output alive with empty frames while reopening
+                retry_at = time.perf_counter() + self.retry_s
+                while time.perf_counter() < retry_at and not self.stop_event.is_set():
+                    self._emit(k, time.perf_counter() - start, None)
+                    k += 1
+                    time.sleep(1.0 / self.fps)
+                cap = self._open_camera()
+        finally:
+            if cap is not None:
+                cap.release()
+
+
+def synthetic_params(t: float) -> np.ndarray:
+    """A driver's face parameters at time t (s) for the synthetic motion: head turns and nods,
+    talking (jaw), a smile now and then, blinks every 3 s. Raw units: degrees and standard deviations."""
+    p = np.zeros(15)
+    p[0] = 15 * np.sin(2 * np.pi * t / 6.0)            # yaw
+    p[1] = 8 * np.sin(2 * np.pi * t / 4.0 + 1.0)        # pitch
+    p[2] = 5 * np.sin(2 * np.pi * t / 7.0 + 2.0)        # roll
+    p[3] = 1.5 * max(0.0, np.sin(2 * np.pi * t * 1.7))  # jaw: talking
+    p[4] = p[5] = 1.0 * max(0.0, np.sin(2 * np.pi * t / 5.0))  # smile
+    blink = (t % 3.0) < 0.15
+    p[11] = p[12] = 2.5 if blink else 0.0
+    return p

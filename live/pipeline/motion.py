@@ -1,0 +1,143 @@
+"""The motion stage: frame -> tracked, smoothed face parameters -> the normalised delta_p to apply.
+
+Relative mode (default): delta_p = p(t) - p_neutral, the user's own resting pose from a
+calibration profile, or the median of the first second with a face; the avatar keeps its
+resting pose and copies the motion. Absolute mode: delta_p = p(t) - p_s, the paper's cross-
+reenactment, where the avatar takes the driver's pose.
+Face lost: the last delta is held for `hold_s`, then eased to zero (the avatar's neutral) over
+`ease_s`; when the face is found again the delta eases back in over `ease_s`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from loguru import logger
+
+from live.pipeline.capture import synthetic_params
+from live.pipeline.messages import Captured, Motion
+from live.pipeline.slots import Closed, LatestSlot
+
+AUTO_NEUTRAL_S = 1.0
+
+
+@dataclass
+class Controls:
+    """Set from the preview window's keys (or tests); read by the stages each frame."""
+    absolute: bool = False
+    frozen: bool = False
+    recalibrate: bool = False
+    hud: bool = True
+    quit: bool = False
+
+
+def _smoothstep(x: float) -> float:
+    x = min(max(x, 0.0), 1.0)
+    return x * x * (3 - 2 * x)
+
+
+class LossEaser:
+    """The weight of the driver's motion: 1 while tracked; after a loss, held then eased to 0;
+    eased back to 1 when the face returns."""
+
+    def __init__(self, hold_s: float, ease_s: float):
+        self.hold_s, self.ease_s = hold_s, max(ease_s, 1e-6)
+        self.weight = 0.0
+        self.lost_since: float | None = None
+        self.found_since: float | None = None
+        self._weight_at_change = 0.0
+
+    def update(self, found: bool, t: float) -> float:
+        if found:
+            if self.found_since is None:
+                self.found_since, self.lost_since = t, None
+                self._weight_at_change = self.weight
+            w0 = self._weight_at_change
+            self.weight = w0 + (1 - w0) * _smoothstep((t - self.found_since) / self.ease_s)
+        else:
+            if self.lost_since is None:
+                self.lost_since, self.found_since = t, None
+                self._weight_at_change = self.weight
+            since = t - self.lost_since - self.hold_s
+            self.weight = self._weight_at_change * (1 - _smoothstep(since / self.ease_s)) if since > 0 \
+                else self._weight_at_change
+        return self.weight
+
+
+class MotionStage(threading.Thread):
+    def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, directions, p_s: np.ndarray,
+                 controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
+                 synthetic: bool = False, driven: list[str] | None = None):
+        super().__init__(name="motion", daemon=True)
+        self.inp, self.out = inp, out
+        self.estimator, self.smoother, self.directions = estimator, smoother, directions
+        self.p_s = np.asarray(p_s, dtype=np.float64)
+        self.controls, self.neutral = controls, neutral
+        self.easer = LossEaser(hold_s, ease_s)
+        self.synthetic = synthetic
+        self.last_delta = np.zeros(len(self.p_s))
+        self._auto_samples: list[np.ndarray] = []
+        self.error: BaseException | None = None
+        span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
+        self.to_norm = 2 * directions.shift_scale / span
+        names = list(directions.param_names)
+        if not driven or driven == ["all"]:
+            self.mask = np.ones(len(names))
+        else:
+            unknown = [n for n in driven if n not in names]
+            if unknown:
+                raise ValueError(f"run.driven: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(names)}")
+            self.mask = np.array([1.0 if n in driven else 0.0 for n in names])
+        self.frames = 0
+        self.found_frames = 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.out.put(self.process(self.inp.get()))
+        except Closed:
+            pass
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.out.close()
+
+    def _reference(self, params: np.ndarray, t: float) -> np.ndarray | None:
+        if self.controls.absolute:
+            return self.p_s
+        if self.controls.recalibrate:
+            self.controls.recalibrate = False
+            self.neutral, self._auto_samples = None, []
+            logger.info("recalibrating: hold a neutral face for {:.0f} s", AUTO_NEUTRAL_S)
+        if self.neutral is None:
+            self._auto_samples.append((t, params))
+            if self._auto_samples[-1][0] - self._auto_samples[0][0] >= AUTO_NEUTRAL_S:
+                self.neutral = np.median(np.stack([p for _, p in self._auto_samples]), axis=0)
+                logger.info("neutral pose taken from the first {:.0f} s with a face ({} frames); press c in the "
+                            "preview (or use a profile from `live calibrate`) to set it again",
+                            AUTO_NEUTRAL_S, len(self._auto_samples))
+                self._auto_samples = []
+        return self.neutral
+
+    def process(self, c: Captured) -> Motion:
+        t_start = time.perf_counter()
+        self.frames += 1
+        if self.synthetic:
+            params, found = synthetic_params(c.t_source), True
+        elif c.image is None:
+            params, found = np.full(len(self.p_s), np.nan), False
+        else:
+            raw = self.estimator(c.image, c.index, c.t_source)
+            params, found = self.smoother(raw).params, raw.found
+        stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
+        if found:
+            self.found_frames += 1
+            ref = np.zeros_like(params) if self.synthetic else self._reference(params, c.t_source)
+            # While the neutral pose is being collected (ref None) the avatar stays neutral.
+            self.last_delta = (params - ref) * self.to_norm * self.mask if ref is not None else 0 * self.last_delta
+        weight = self.easer.update(found, c.t_source)
+        delta = self.last_delta * weight
+        return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps)

@@ -1,0 +1,60 @@
+"""Hand-offs between pipeline stages.
+
+A `LatestSlot` holds one item. Putting into a full slot replaces the item and counts it as
+dropped: a slow stage always gets the newest frame and latency never builds up (a queue would
+let it grow without bound). With `block=True` (offline runs, `--fast`) the producer waits for
+the slot to empty instead, and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class Closed(Exception):
+    """The slot was closed: the producer finished or the run is stopping."""
+
+
+class LatestSlot:
+    def __init__(self, name: str, block: bool = False):
+        self.name, self.block = name, block
+        self._item = None
+        self._full = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self.dropped = 0
+        self.dropped_items: list = []  # what was dropped (indices), for accounting in tests and stats
+
+    def put(self, item) -> None:
+        with self._cond:
+            if self.block:
+                while self._full and not self._closed:
+                    self._cond.wait(0.1)
+            if self._closed:
+                raise Closed(self.name)
+            if self._full:
+                self.dropped += 1
+                self.dropped_items.append(getattr(self._item, "index", None))
+            self._item, self._full = item, True
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None):
+        """The newest item; blocks until there is one. Raises Closed once closed and empty."""
+        with self._cond:
+            while not self._full:
+                if self._closed:
+                    raise Closed(self.name)
+                if not self._cond.wait(timeout if timeout is not None else 0.1) and timeout is not None:
+                    raise TimeoutError(self.name)
+            item, self._item, self._full = self._item, None, False
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
