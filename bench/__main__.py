@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import avatar, directions, synth, track
+from bench import avatar, directions, pipeline, synth, track
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
                        description=avatar.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     avatar.add_arguments(p)
     p.set_defaults(func=avatar.run)
+    p = sub.add_parser("pipeline", help="the whole live loop: per-stage and added latency, fps, drops, plot",
+                       description=pipeline.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pipeline.add_arguments(p)
+    p.set_defaults(func=pipeline.run)
     args = parser.parse_args(argv)
     from live.log import setup_logging
     setup_logging("WARNING")

@@ -3,7 +3,7 @@
 import json
 
 from bench.__main__ import main
-from tests.conftest import needs_shared
+from tests.conftest import SHARED, needs_shared
 
 
 @needs_shared
@@ -33,3 +33,28 @@ def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_
     assert [row["param"] for row in r["editing"]][:4] == ["yaw", "pitch", "roll", "jaw"]
     assert len(r["editing"]) == 15 and r["reenactment_pairs"] >= 2
     assert set(r["reenactment_improvement"]) == {"pitch", "jaw", "yaw", "roll"}
+
+
+@needs_shared
+def test_bench_pipeline_table_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    plot = tmp_path / "lat.png"
+    assert main(["pipeline", "--arch", "fixture128", "--source", str(SHARED / "media" / "lp_d0.mp4"),
+                       "--frames", "6", "--size", "64x64", "--plot", str(plot), "--json", str(out)]) == 0
+    record = json.loads(out.read_text())[-1]
+    assert record["bench"] == "pipeline" and record["written"] == 6
+    assert record["frames_in"] == record["written"] + record["dropped"]
+    assert {"track", "render", "added"} <= set(record["stages"])
+    import cv2
+    assert cv2.imread(str(plot)).shape == (360, 900, 3)
+    assert "added latency" in capsys.readouterr().out
+
+
+@needs_shared
+def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["avatar", "-g", str(fixture_path), "--media", str(SHARED / "media"), "--photos", "lp_d0.mp4",
+                 "--steps", "5", "--tune-steps", "2", "--codes", "2", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())[-1]["rows"][0]
+    assert row["photo"] == "lp_d0.mp4" and row["psnr_tuned"] > 5 and row["keep_min"] > 20 and row["seconds"] > 0
+    assert "PSNR tuned" in capsys.readouterr().out
