@@ -108,6 +108,7 @@ class RunReport:
     stages: dict = field(default_factory=dict)
     per_frame: list = field(default_factory=list)   # (index, t_captured, added latency ms, found)
     found_frames: int = 0
+    memory: list = field(default_factory=list)      # (seconds since start, resident MB), every 100 frames
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "per_frame"}
@@ -204,6 +205,8 @@ def run(cfg: LiveConfig) -> RunReport:
                 last_log = now
                 logger.info("{:.1f} fps, added latency {:.0f} ms median, dropped {}", live_fps[0],
                             np.median(times.ms["added"][-100:]), captured.dropped + moved.dropped + rendered.dropped)
+            if report.written % 100 == 1:
+                report.memory.append((round(now - start, 2), round(resident_mb(), 1)))
             if cfg.run.frames and report.written >= cfg.run.frames:
                 break
     except KeyboardInterrupt:
@@ -234,6 +237,17 @@ def run(cfg: LiveConfig) -> RunReport:
     report.stages = times.summary()
     _log_report(report)
     return report
+
+
+def resident_mb() -> float:
+    """This process's resident memory (MB): /proc on Linux, the peak from getrusage elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def _log_report(report: RunReport) -> None:

@@ -157,3 +157,12 @@ def test_avatar_driven_by_a_clip(tmp_path, fixture_path, small_directions):
 def test_run_refuses_an_avatar_for_another_generator(tmp_path, small_directions):
     assert main(["run", "-a", str(tmp_path / "nothing.pt"), "-d", str(small_directions), "--frames", "1",
                  "--sink", "null"]) == 2
+
+
+def test_missing_camera_is_a_clear_error_after_retries(capsys, tmp_path):
+    # /dev/video9 does not exist here: three attempts, then a message saying what to check
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run:\n  camera_retry_s: 0.1\n")
+    assert main(["--config", str(cfg), "run", "--arch", "fixture128", "--source", "/dev/video9", "--frames", "2",
+                 "--sink", "null", "--size", "64x64"]) == 2
+    assert "could not be opened" in capsys.readouterr().err

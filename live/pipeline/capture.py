@@ -141,6 +141,12 @@ class CaptureStage(threading.Thread):
         start = time.perf_counter()
         k = 0
         cap = self._open_camera()
+        for _ in range(2):  # a camera still held by another program often frees up within seconds
+            if cap is not None or self.stop_event.is_set():
+                break
+            logger.warning("camera {} is busy or missing; trying again in {:.0f} s", self.spec, self.retry_s)
+            time.sleep(self.retry_s)
+            cap = self._open_camera()
         if cap is None:
             raise SourceError(f"camera {self.spec} could not be opened: check it is connected, not used by another "
                               f"program (close Zoom/Meet's own preview), and that you may use it (Linux: the "
