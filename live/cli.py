@@ -213,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", "-o", metavar="PNG", help="write photo crop | reconstruction side by side")
     a.set_defaults(func=cmd_avatar_show)
 
+    p = sub.add_parser("gan", help="datasets for fine-tuning StyleGAN2 on talking-head video")
+    gsub = p.add_subparsers(dest="gan_command", metavar="ACTION", required=True)
+    g = gsub.add_parser("dataset", help="videos -> face crops with a generator's framing (PNG + dataset.json)",
+                        description="Track every frame, crop it with the generator's framing, smooth the crop over "
+                                    "time so head motion stays in the picture, skip frames without a face and "
+                                    "near-identical frames.")
+    g.add_argument("videos", nargs="+", metavar="VIDEO")
+    g.add_argument("--out", "-o", required=True, metavar="DIR")
+    g.add_argument("--size", type=int, default=256, help="crop size in pixels (default 256)")
+    g.add_argument("--framing", choices=["voxceleb", "ffhq", "fixture"], default="voxceleb")
+    g.add_argument("--smooth", type=float, default=0.5, metavar="S", help="crop smoothing, seconds (default 0.5)")
+    g.add_argument("--dedupe", type=float, default=3.0, help="skip frames closer than this (grey levels, 95th "
+                   "percentile of the difference) to the last kept one; 0 keeps all (default 3)")
+    g.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame (default 1)")
+    g.set_defaults(func=cmd_gan_dataset)
+
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
     fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
     f = fsub.add_parser("build", help="track clips and build the shape model (reproducible)",
@@ -255,7 +271,7 @@ def load_cli_config(args):
         overrides["run.directions"] = args.directions
     if getattr(args, "drive", None):
         overrides["run.driven"] = args.drive
-    if getattr(args, "size", None):
+    if getattr(args, "command", None) == "run" and getattr(args, "size", None):
         w, _, h = args.size.lower().partition("x")
         overrides["run.output_size"] = [w, h]
     if getattr(args, "sink", None):
@@ -515,6 +531,15 @@ def cmd_avatar_show(args, cfg) -> int:
         if not cv2.imwrite(str(args.out), side[:, :, ::-1]):
             raise OSError(f"could not write {args.out}")
         print(f"photo crop | reconstruction written to {args.out}")
+    return 0
+
+
+def cmd_gan_dataset(args, cfg) -> int:
+    from live.gan.dataset import DatasetOptions, build_dataset
+    r = build_dataset(args.videos, args.out, DatasetOptions(size=args.size, framing=args.framing,
+                                                             smooth_s=args.smooth, dedupe=args.dedupe, every=args.every))
+    print(f"{r.written} images in {args.out} from {r.clips} clip(s): {r.frames} frames, a face in {r.with_face}, "
+          f"{r.duplicates} near-duplicates skipped")
     return 0
 
 
