@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--pti", action=argparse.BooleanOptionalAction, default=True,
                    help="pivotal tuning (default on; --no-pti keeps the generator untouched)")
     a.add_argument("--steps", type=int, default=400, help="inversion steps (default 400)")
-    a.add_argument("--tune-steps", type=int, default=200, help="pivotal tuning steps (default 200)")
+    a.add_argument("--tune-steps", type=int, default=300, help="pivotal tuning steps (default 300)")
     a.add_argument("--framing", choices=["fixture", "voxceleb", "ffhq"],
                    help="how the generator's training faces were cropped (default: the registry's, else voxceleb)")
     a.add_argument("--face", type=int, default=0, metavar="N", help="which face, 0 = the largest (default)")

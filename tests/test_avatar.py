@@ -137,7 +137,7 @@ def test_avatar_create_show_and_edit(tmp_path, fixture_path, small_directions, c
     out = tmp_path / "me.pt"
     assert main(["avatar", "create", str(SHARED / "media" / "vox_source.png"), "-g", str(fixture_path),
                  "-d", str(small_directions), "-o", str(out), "--framing", "fixture",
-                 "--steps", "40", "--tune-steps", "8"]) == 0
+                 "--steps", "25", "--tune-steps", "6"]) == 0
     text = capsys.readouterr().out
     assert "inversion" in text and "tuned" in text
     a = Avatar.read(out)
@@ -170,7 +170,7 @@ def test_tuning_keeps_the_latent_space(face128):
     with torch.no_grad():  # another face as the "photo": tuning has to pull the pivot a long way
         other = face128.broadcast(face128.mapping(torch.randn(1, 512, generator=g), 0.7))
         target = face128.synthesize(other)
-    tuned, hist = pivotal_tuning(face128, pivot, target, TuningConfig(steps=10), progress=False)
+    tuned, hist = pivotal_tuning(face128, pivot, target, TuningConfig(steps=6), progress=False)
     assert hist[-1] < hist[0]
     with torch.no_grad():
         w = face128.broadcast(face128.mapping(torch.randn(5, 512, generator=g), 0.7))

@@ -19,9 +19,9 @@ from loguru import logger
 
 @dataclass
 class TuningConfig:
-    steps: int = 200
+    steps: int = 300
     lr: float = 3e-4
-    locality_weight: float = 10.0   # strong: a photo pulls hard, the rest of the space must not follow
+    locality_weight: float = 4.0    # strong: a photo pulls hard, the rest of the space must not follow
     locality_alpha: tuple[float, float] = (0.3, 1.0)  # how far toward a random code, drawn uniformly
     locality_truncation: float = 0.7  # the random codes: where the faces users drive live
     locality_every: int = 1
