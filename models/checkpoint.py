@@ -178,6 +178,23 @@ def from_reference_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {(k if k.startswith("style.") else "synthesis." + k): v for k, v in state.items()}
 
 
+def state_mismatch(expected: dict, got: dict, name=lambda k: k) -> str | None:
+    """How two state dicts differ in keys and shapes, in words (the first few of each); None if they fit."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if tuple(expected[k].shape) != tuple(got[k].shape))
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} tensors, e.g. {', '.join(map(name, missing[:3]))}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors, e.g. {', '.join(map(name, unexpected[:3]))}")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} tensors of the wrong shape, e.g. {name(k)}: {list(got[k].shape)} "
+                     f"where {list(expected[k].shape)} was expected")
+    return "; ".join(parts) or None
+
+
 def build_from_state(state: dict[str, torch.Tensor], latent_avg: torch.Tensor | None,
                      source: str = "checkpoint", conv_clamp: float | None = None) -> Generator:
     arch = dataclasses.replace(infer_arch(state, source), conv_clamp=conv_clamp)
@@ -185,21 +202,10 @@ def build_from_state(state: dict[str, torch.Tensor], latent_avg: torch.Tensor | 
     ours = from_reference_keys(state)
     expected = G.state_dict()
     expected.pop("w_avg")
-    missing = sorted(set(expected) - set(ours))
-    unexpected = sorted(set(ours) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(ours) if expected[k].shape != ours[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors, e.g. {to_reference_keys({k: 0 for k in missing[:3]})}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors, e.g. {list(to_reference_keys({k: 0 for k in unexpected[:3]}))}")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} tensors of the wrong shape, e.g. {k}: {list(ours[k].shape)} "
-                         f"where {list(expected[k].shape)} was expected")
+    mismatch = state_mismatch(expected, ours, name=lambda k: k.removeprefix("synthesis."))
+    if mismatch:
         raise CheckpointError(f"{source}: does not match a {arch.resolution}px StyleGAN2 of channels "
-                              f"{list(arch.channels)}: " + "; ".join(parts) + ".")
+                              f"{list(arch.channels)}: {mismatch}.")
     for k, v in ours.items():
         if not torch.isfinite(v).all():
             raise CheckpointError(f"{source}: tensor {k} holds NaN or Inf values; the file is damaged.")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import CheckpointError, safe_torch_load
+from models.checkpoint import CheckpointError, safe_torch_load, state_mismatch
 from models.layers import EqualLinear
 
 # IR-SE-50: (in, depth, units) per stage, the first unit of each stage strides by 2.
@@ -140,20 +140,9 @@ def load_e4e(path: str | Path, n_styles: int | None = None) -> tuple[Encoder4Edi
         raise CheckpointError(f"{path}: an e4e encoder for {found} W+ codes, but the generator has {n_styles}: "
                               f"they were not trained together")
     enc = Encoder4Editing(n)
-    expected = enc.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]}: {list(state[wrong[0]].shape)}, "
-                         f"expected {list(expected[wrong[0]].shape)})")
-        raise CheckpointError(f"{path}: not the e4e IR-SE-50 encoder: " + "; ".join(parts))
+    mismatch = state_mismatch(enc.state_dict(), state)
+    if mismatch:
+        raise CheckpointError(f"{path}: not the e4e IR-SE-50 encoder: {mismatch}")
     enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     obj = safe_torch_load(path, mmap=True)
     latent_avg = obj.get("latent_avg") if isinstance(obj, dict) else None

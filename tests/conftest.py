@@ -88,3 +88,24 @@ def small_directions(tmp_path_factory, fixture_path):
         else:
             os.environ["LIVE_HOME"] = old
     return folder / "A.pt"
+
+
+def write_clip(src: Path, dst: Path, frames: int, repeat: int = 1, fps: float = 25.0) -> Path:
+    """The first `frames` frames of video `src` as a new mp4, each written `repeat` times."""
+    import cv2
+    cap = cv2.VideoCapture(str(src))
+    writer = None
+    try:
+        for _ in range(frames):
+            ok, f = cap.read()
+            if not ok:
+                break
+            if writer is None:
+                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, f.shape[1::-1])
+            for _ in range(repeat):
+                writer.write(f)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    return dst

@@ -8,7 +8,7 @@ import numpy as np
 from live.cli import main
 from live.gan.dataset import _compose, _decompose, _segments, smooth_track
 from models.framing import crop_transform
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import SHARED, needs_shared, write_clip
 
 
 def test_crop_matrix_round_trip():
@@ -41,16 +41,7 @@ def test_dataset_from_clips(tmp_path):
                         for m in meta["images"]])
     assert np.abs(np.diff(centres, axis=0)).max() < 20
     # a clip with every frame repeated: de-duplication keeps one of each pair
-    doubled = tmp_path / "doubled.mp4"
-    cap = cv2.VideoCapture(str(clip))
-    writer = None
-    for _ in range(20):
-        ok, f = cap.read()
-        if writer is None:
-            writer = cv2.VideoWriter(str(doubled), cv2.VideoWriter_fourcc(*"mp4v"), 25, f.shape[1::-1])
-        writer.write(f)
-        writer.write(f)
-    writer.release()
+    doubled = write_clip(clip, tmp_path / "doubled.mp4", 20, repeat=2)
     counts = []
     for dedupe in ("0", "3"):
         d = tmp_path / f"dd{dedupe}"

@@ -13,7 +13,7 @@ from live.cli import main
 from live.pipeline.motion import LossEaser
 from live.pipeline.slots import Closed, LatestSlot
 from live.sinks import SinkError, WindowSink, open_sinks, side_by_side, vcam_setup_hint
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import SHARED, needs_shared, write_clip
 
 
 class Item:
@@ -128,15 +128,7 @@ def test_avatar_driven_by_a_clip(tmp_path, fixture_path, small_directions):
                  "-d", str(small_directions), "-o", str(me), "--framing", "fixture", "--steps", "20",
                  "--no-pti"]) == 0
     # a short clip of the driver: the first 40 frames of lp_d3
-    clip = tmp_path / "clip.mp4"
-    cap = cv2.VideoCapture(str(SHARED / "media" / "lp_d3.mp4"))
-    writer = None
-    for _ in range(40):
-        ok, f = cap.read()
-        if writer is None:
-            writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25, f.shape[1::-1])
-        writer.write(f)
-    writer.release()
+    clip = write_clip(SHARED / "media" / "lp_d3.mp4", tmp_path / "clip.mp4", 40)
     out, stats = tmp_path / "out.mp4", tmp_path / "s.json"
     assert main(["run", "-a", str(me), "-d", str(small_directions), "--source", str(clip), "--fast",
                  "--sink", f"file+driver:{out},null", "--size", "128x128", "--stats", str(stats)]) == 0

@@ -10,7 +10,6 @@ Face lost: the last delta is held for `hold_s`, then eased to zero (the avatar's
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from loguru import logger
 
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
-from live.pipeline.slots import Closed, LatestSlot
+from live.pipeline.slots import LatestSlot, Stage
 
 AUTO_NEUTRAL_S = 1.0
 
@@ -67,12 +66,11 @@ class LossEaser:
         return self.weight
 
 
-class MotionStage(threading.Thread):
+class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, directions, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
                  synthetic: bool = False, driven: list[str] | None = None):
-        super().__init__(name="motion", daemon=True)
-        self.inp, self.out = inp, out
+        super().__init__("motion", inp, out)
         self.estimator, self.smoother, self.directions = estimator, smoother, directions
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
@@ -80,7 +78,6 @@ class MotionStage(threading.Thread):
         self.synthetic = synthetic
         self.last_delta = np.zeros(len(self.p_s))
         self._auto_samples: list[np.ndarray] = []
-        self.error: BaseException | None = None
         span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
         self.to_norm = 2 * directions.shift_scale / span
         names = list(directions.param_names)
@@ -93,17 +90,6 @@ class MotionStage(threading.Thread):
             self.mask = np.array([1.0 if n in driven else 0.0 for n in names])
         self.frames = 0
         self.found_frames = 0
-
-    def run(self) -> None:
-        try:
-            while True:
-                self.out.put(self.process(self.inp.get()))
-        except Closed:
-            pass
-        except BaseException as e:
-            self.error = e
-        finally:
-            self.out.close()
 
     def _reference(self, params: np.ndarray, t: float) -> np.ndarray | None:
         if self.controls.absolute:

@@ -9,7 +9,6 @@ asynchronous copy into pinned host memory brings it back.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from kernels.latent_blend import latent_blend, layer_strength
 from kernels.postprocess import postprocess
 from live.pipeline.messages import Motion, Rendered
-from live.pipeline.slots import Closed, LatestSlot
+from live.pipeline.slots import LatestSlot, Stage
 
 
 class Renderer:
@@ -80,29 +79,19 @@ class Renderer:
         return self.host_frame.numpy().copy()
 
 
-class RenderStage(threading.Thread):
+class RenderStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, renderer: Renderer, controls):
-        super().__init__(name="render", daemon=True)
-        self.inp, self.out, self.renderer, self.controls = inp, out, renderer, controls
-        self.error: BaseException | None = None
+        super().__init__("render", inp, out)
+        self.renderer, self.controls = renderer, controls
         self.last_frame: np.ndarray | None = None
 
-    def run(self) -> None:
-        try:
-            while True:
-                m: Motion = self.inp.get()
-                t0 = time.perf_counter()
-                if self.controls.frozen and self.last_frame is not None:
-                    frame = self.last_frame
-                else:
-                    with torch.no_grad():
-                        frame = self.renderer(m.delta_norm)
-                    self.last_frame = frame
-                stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}
-                self.out.put(Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps))
-        except Closed:
-            pass
-        except BaseException as e:
-            self.error = e
-        finally:
-            self.out.close()
+    def process(self, m: Motion) -> Rendered:
+        t0 = time.perf_counter()
+        if self.controls.frozen and self.last_frame is not None:
+            frame = self.last_frame
+        else:
+            with torch.no_grad():
+                frame = self.renderer(m.delta_norm)
+            self.last_frame = frame
+        stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}
+        return Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps)

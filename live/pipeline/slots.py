@@ -9,6 +9,7 @@ the slot to empty instead, and nothing is dropped.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 
 class Closed(Exception):
@@ -58,3 +59,28 @@ class LatestSlot:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class Stage(threading.Thread):
+    """A pipeline stage: takes from `inp`, hands `process(item)` to `out`, until `inp` closes.
+    An exception stops the stage and is kept in `error` for the loop to report; either way the
+    stage closes `out`, so the stages after it drain and stop too."""
+
+    def __init__(self, name: str, inp: LatestSlot, out: LatestSlot):
+        super().__init__(name=name, daemon=True)
+        self.inp, self.out = inp, out
+        self.error: BaseException | None = None
+
+    def process(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.out.put(self.process(self.inp.get()))
+        except Closed:
+            pass
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.out.close()
