@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from loguru import logger
 
 from live.paths import cache_dir, config_dir
 from models.directions import file_sha256 as sha256_file
-from models.download import DownloadError, download
+from models.download import download
 from models.registry import ModelEntry, load_registry
 
 INDEX = "index.yaml"
@@ -274,9 +273,3 @@ def _guess_kind(path: Path) -> str:
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
-
-def free_space_hint(path: Path) -> str:
-    return f"{shutil.disk_usage(path).free / 1e9:.1f} GB free in {path}"
-
-
-__all__ = ["ModelStore", "ModelStoreError", "StoredModel", "check_file", "DownloadError"]

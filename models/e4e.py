@@ -169,6 +169,3 @@ def check_e4e_file(path: str | Path) -> str:
     n_params = sum(v.numel() for v in state.values())
     return f"e4e encoder, {n_styles} W+ codes of {dim} (a {resolution} px generator), {n_params / 1e6:.1f} M values"
 
-
-def n_styles_for(resolution: int) -> int:
-    return 2 * int(math.log2(resolution)) - 2

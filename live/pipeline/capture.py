@@ -26,9 +26,11 @@ SYNTHETIC = "synthetic"
 
 
 def camera_available(index: int = 0) -> bool:
+    import sys
+
     import cv2
-    if not Path(f"/dev/video{index}").exists() and not hasattr(cv2, "CAP_DSHOW") and not hasattr(cv2, "CAP_AVFOUNDATION"):
-        return False
+    if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
+        return False  # no device node: skip OpenCV's probing (and its warnings)
     cap = cv2.VideoCapture(index)
     ok = cap.isOpened()
     cap.release()
@@ -38,7 +40,7 @@ def camera_available(index: int = 0) -> bool:
 def resolve_source(spec: str) -> str:
     """'auto' -> camera 0 if one opens, else the synthetic driver; otherwise check the spec."""
     if spec == "auto":
-        if Path("/dev/video0").exists() and camera_available(0):
+        if camera_available(0):
             return "0"
         logger.warning("no camera found: driving the avatar with a built-in synthetic motion (head turns, nods, "
                        "talking, blinks). Give --source 0 (a camera), a video file or a photo to drive it yourself.")
