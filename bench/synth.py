@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"checkpoint path or a standard config with random weights ({', '.join(STANDARD_ARCHS)}); "
                         "latency does not depend on weight values")
     p.add_argument("--backend", default="auto", choices=["auto", "eager", "compiled", "tensorrt"])
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--iters", type=int, default=200, help="timed runs (default 200)")

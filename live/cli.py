@@ -31,7 +31,7 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--arch", help="architecture of random weights: vox256, 256-cm2, 1024-cm2, fixture128")
     g.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi (1 = none)")
     g.add_argument("--backend", choices=["auto", "eager", "compiled", "tensorrt"], help="synthesis backend")
-    g.add_argument("--precision", choices=["auto", "fp32", "fp16"], help="synthesis precision")
+    g.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], help="synthesis precision")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
 
 
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", "-o", metavar="PNG", help="write photo crop | reconstruction side by side")
     a.set_defaults(func=cmd_avatar_show)
 
-    p = sub.add_parser("gan", help="datasets for fine-tuning StyleGAN2 on talking-head video")
+    p = sub.add_parser("gan", help="fine-tune StyleGAN2 on talking-head video: make the dataset, train")
     gsub = p.add_subparsers(dest="gan_command", metavar="ACTION", required=True)
     g = gsub.add_parser("dataset", help="videos -> face crops with a generator's framing (PNG + dataset.json)",
                         description="Track every frame, crop it with the generator's framing, smooth the crop over "
@@ -228,6 +228,36 @@ def build_parser() -> argparse.ArgumentParser:
                    "percentile of the difference) to the last kept one; 0 keeps all (default 3)")
     g.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame (default 1)")
     g.set_defaults(func=cmd_gan_dataset)
+    g = gsub.add_parser("train", help="train or fine-tune a StyleGAN2 on a folder of face crops",
+                        description="StyleGAN2's objective (non-saturating loss, lazy R1, path-length regularisation, "
+                                    "EMA generator) with differentiable augmentation for small datasets. Checkpoints "
+                                    "in the reference format; running the same command again on the same --out "
+                                    "continues from its last.pt. Several GPUs: torchrun --nproc_per_node N -m live "
+                                    "gan train ...",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("--data", required=True, metavar="DIR", help="a folder made by `live gan dataset`")
+    g.add_argument("--out", "-o", required=True, metavar="DIR", help="checkpoints, sample grids, log.jsonl")
+    g.add_argument("--resume", metavar="G", help="generator to fine-tune (model name, .pt, .pkl, .safetensors) or a "
+                   "full training checkpoint; leave out to train from scratch")
+    g.add_argument("--kimg", type=float, default=200.0, help="total thousands of real images to show")
+    g.add_argument("--batch", type=int, default=16, help="images per step, over all GPUs")
+    g.add_argument("--lr", type=float, default=0.002)
+    g.add_argument("--r1-gamma", type=float, default=10.0, help="R1 weight")
+    g.add_argument("--pl-weight", type=float, default=2.0, help="path-length regularisation weight (0: off)")
+    g.add_argument("--style-mixing", type=float, default=0.9, help="probability of mixing two codes")
+    g.add_argument("--ema-kimg", type=float, default=10.0, help="half-life of the EMA generator, kimg")
+    g.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy, or none")
+    g.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="bf16 autocast (auto: on CUDA)")
+    g.add_argument("--snapshot-kimg", type=float, default=4.0, help="checkpoint and sample grid interval")
+    g.add_argument("--resolution", type=int, help="from scratch: training size (default: the images' size)")
+    g.add_argument("--channel-multiplier", type=int, default=2, help="from scratch: network width")
+    g.add_argument("--channel-max", type=int, default=512, help="from scratch: widest layer")
+    g.add_argument("--style-dim", type=int, default=512, help="from scratch: W dimension")
+    g.add_argument("--n-mlp", type=int, default=8, help="from scratch: mapping layers")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--workers", type=int, default=2, help="data loader processes")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    g.set_defaults(func=cmd_gan_train)
 
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")
     fsub = p.add_subparsers(dest="face_model_command", metavar="ACTION", required=True)
@@ -540,6 +570,18 @@ def cmd_gan_dataset(args, cfg) -> int:
                                                              smooth_s=args.smooth, dedupe=args.dedupe, every=args.every))
     print(f"{r.written} images in {args.out} from {r.clips} clip(s): {r.frames} frames, a face in {r.with_face}, "
           f"{r.duplicates} near-duplicates skipped")
+    return 0
+
+
+def cmd_gan_train(args, cfg) -> int:
+    from live.gan.train import Trainer, config_from_args
+    from live.model_store import ModelStore
+    if args.resume:
+        args.resume = str(ModelStore().resolve(args.resume))
+    report = Trainer(config_from_args(args)).run()
+    faces = f"; a face in {report.faces_in_grid[0]} of {report.faces_in_grid[1]} samples" if report.faces_in_grid else ""
+    print(f"{report.kimg:.2f} kimg in {report.steps} steps, {report.images_per_second:.1f} img/s; "
+          f"checkpoint {report.last_checkpoint}{faces}")
     return 0
 
 

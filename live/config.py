@@ -44,7 +44,7 @@ class GeneratorConfig:
 @dataclass
 class EngineConfig:
     backend: str = option("auto", "synthesis backend: auto (compiled on CUDA, eager on CPU), eager, compiled, tensorrt")
-    precision: str = option("auto", "fp32 or fp16; auto = fp16 on CUDA, fp32 on the CPU")
+    precision: str = option("auto", "fp32, fp16 or bf16 (mixed: bfloat16 convolutions, fp32 weights); auto = fp16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX, else fp32")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     batch: int = option(1, "images per run; static backends are built for exactly this batch size")
     torch_compile: bool = option(True, "compiled backend: run torch.compile (inductor) on the synthesis graph")

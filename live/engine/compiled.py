@@ -25,7 +25,7 @@ class CompiledEngine(Engine):
     def __init__(self, G: Generator, cfg: EngineConfig):
         super().__init__(G, cfg)
         synthesis = copy.deepcopy(G.synthesis).to(self.device, self.dtype)
-        self.module = SynthesisGraph(synthesis).eval().requires_grad_(False)
+        self.module = SynthesisGraph(synthesis, self.autocast).eval().requires_grad_(False)
         self.fn = self.module
         if cfg.torch_compile:
             # Inductor's own CUDA graphs stay off (modes without "reduce-overhead"): we capture the

@@ -17,7 +17,7 @@ class EagerEngine(Engine):
     def __init__(self, G: Generator, cfg: EngineConfig):
         super().__init__(G, cfg)
         synthesis = copy.deepcopy(G.synthesis).to(self.device, self.dtype)
-        self.graph = SynthesisGraph(synthesis).eval().requires_grad_(False)
+        self.graph = SynthesisGraph(synthesis, self.autocast).eval().requires_grad_(False)
 
     @torch.inference_mode()
     def run(self, w_plus: torch.Tensor) -> torch.Tensor:

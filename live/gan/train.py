@@ -1,0 +1,505 @@
+"""StyleGAN2 training and fine-tuning (`live gan train`).
+
+The standard objective of Karras et al. 2020, as the reference PyTorch trainer runs it:
+non-saturating logistic loss; R1 on real images every `d_reg_every` steps (lazy, scaled up by
+that interval); path-length regularisation every `g_reg_every` steps on half a batch; style
+mixing; an exponential moving average of the generator (the one that is saved and used);
+Adam (0, 0.99) with the learning rate and betas adjusted for the lazy intervals. Differentiable
+augmentation (live/gan/augment.py) for small datasets, bf16 autocast for the main passes on
+CUDA (the regularisers, which differentiate twice, stay fp32).
+
+Checkpoints are the reference trainer's format (g, d, g_ema, g_optim, d_optim, args,
+latent_avg), so `load_generator` and the paper's code read them; our training state sits beside
+them under `live_train`. `out/last.pt` is rewritten atomically at every snapshot and a run
+started again on the same folder continues from it; `out/g_ema-KKKKKK.KKKkimg.pt` keeps each snapshot's
+generator alone (small, what `-g` takes). Each snapshot also writes a sample grid and counts the
+samples in which the face tracker finds a face: the quick check that a fine-tune still draws faces.
+
+Several GPUs: start the same command with `torchrun --nproc_per_node N -m live gan train ...`;
+each process takes batch / N images and the gradients are averaged with all_reduce before each
+optimiser step (as NVIDIA's StyleGAN2-ADA does; it works with the double backward of the
+regularisers, where DistributedDataParallel's hooks do not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from loguru import logger
+
+from live.gan.augment import diff_augment, parse_policy
+from live.gan.images import ImageFolder, infinite_batches
+from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
+from models.checkpoint import (CheckpointError, build_from_state, load_generator, save_reference_checkpoint,
+                               safe_torch_load, state_mismatch, to_reference_keys)
+from models.discriminator import Discriminator
+from models.stylegan2 import Generator, GeneratorArch
+
+LAST = "last.pt"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    resume: str | None = None          # a generator (fine-tune) or a full training checkpoint
+    resolution: int | None = None      # from scratch: default = the images' size
+    channel_multiplier: int = 2        # from scratch: the reference widths
+    channel_max: int = 512
+    style_dim: int = 512
+    n_mlp: int = 8
+    kimg: float = 200.0                # thousands of real images shown, in total
+    batch: int = 16                    # over all processes
+    lr: float = 0.002
+    r1_gamma: float = 10.0
+    d_reg_every: int = 16
+    g_reg_every: int = 4
+    pl_weight: float = 2.0
+    pl_batch_shrink: int = 2
+    style_mixing: float = 0.9
+    ema_kimg: float = 10.0             # half-life of the generator average, in thousands of images
+    augment: str = "color,translation,cutout"
+    amp: str = "auto"                  # auto: bf16 on CUDA, off on the CPU; or on / off
+    snapshot_kimg: float = 4.0
+    grid: int = 4                      # sample grid side (grid x grid images)
+    grid_truncation: float = 0.7
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+
+    def check(self) -> None:
+        if self.batch < 2:
+            raise ValueError("--batch must be at least 2 (the discriminator compares samples within a batch)")
+        if self.kimg <= 0 or self.snapshot_kimg <= 0:
+            raise ValueError("--kimg and --snapshot-kimg must be positive")
+        parse_policy(self.augment)
+
+
+@dataclass
+class TrainReport:
+    kimg: float
+    steps: int
+    seconds: float
+    images_per_second: float
+    last_checkpoint: str
+    faces_in_grid: tuple[int, int] | None
+
+
+# --- distributed -------------------------------------------------------------------------------
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size())
+
+
+def sync_gradients(module: torch.nn.Module, d: Dist) -> None:
+    if d.world == 1:
+        return
+    import torch.distributed as dist
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= d.world
+    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset: offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
+    if d.world == 1:
+        return
+    import torch.distributed as dist
+    for t in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(t.data, src=0)
+
+
+# --- networks and checkpoints ------------------------------------------------------------------
+
+def reference_args(arch: GeneratorArch) -> argparse.Namespace:
+    return argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
+                              channels=list(arch.channels))
+
+
+def load_training_checkpoint(path: Path) -> dict | None:
+    """The full state when `path` is a training checkpoint (has g and d), else None."""
+    if path.suffix in (".pkl", ".safetensors"):
+        return None
+    ckpt = safe_torch_load(path)
+    if isinstance(ckpt, dict) and "g" in ckpt and "d" in ckpt and "g_ema" in ckpt:
+        return ckpt
+    return None
+
+
+def load_discriminator(state: dict, arch: GeneratorArch, source: str) -> Discriminator:
+    D = Discriminator(arch)
+    mismatch = state_mismatch(D.state_dict(), state)
+    if mismatch:
+        raise CheckpointError(f"{source}: its discriminator does not fit a {arch.resolution} px generator of "
+                              f"widths {list(arch.channels)}: {mismatch}")
+    D.load_state_dict(state)
+    return D
+
+
+def make_optimisers(G: Generator, D: Discriminator, cfg: TrainConfig):
+    """Adam with the lazy-regularisation correction: the regulariser runs every k steps, so lr and
+    betas are rescaled by k / (k + 1) to keep the effective optimiser the same."""
+    g_ratio = cfg.g_reg_every / (cfg.g_reg_every + 1)
+    d_ratio = cfg.d_reg_every / (cfg.d_reg_every + 1)
+    g_opt = torch.optim.Adam(G.parameters(), lr=cfg.lr * g_ratio, betas=(0.0, 0.99 ** g_ratio), eps=1e-8)
+    d_opt = torch.optim.Adam(D.parameters(), lr=cfg.lr * d_ratio, betas=(0.0, 0.99 ** d_ratio), eps=1e-8)
+    return g_opt, d_opt
+
+
+def _check_optimiser(opt: torch.optim.Optimizer) -> None:
+    """Adam moments must have their parameter's shape: another trainer may order parameters differently,
+    and load_state_dict only checks the counts."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for name, t in opt.state.get(p, {}).items():
+                if isinstance(t, torch.Tensor) and t.ndim and t.shape != p.shape:
+                    raise ValueError(f"moment {name} of shape {list(t.shape)} for a parameter of {list(p.shape)}")
+
+
+def save_training_checkpoint(path: Path, G, D, G_ema, g_opt, d_opt, state: dict) -> None:
+    ckpt = {"g": to_reference_keys(G.state_dict()), "d": D.state_dict(), "g_ema": to_reference_keys(G_ema.state_dict()),
+            "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "args": reference_args(G.arch),
+            "latent_avg": G_ema.w_avg.detach().cpu().clone(), "live_train": state}
+    ckpt = _to_cpu(ckpt)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)  # an interrupted save never replaces a good checkpoint
+
+
+def _to_cpu(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, dict):
+        return {k: _to_cpu(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_to_cpu(v) for v in x]
+    return x
+
+
+def requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+@torch.no_grad()
+def ema_update(G_ema: Generator, G: Generator, beta: float) -> None:
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.lerp_(p.detach(), 1.0 - beta)
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
+
+
+# --- the trainer -------------------------------------------------------------------------------
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        cfg.check()
+        self.cfg = cfg
+        if cfg.device == "auto":
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            self.device = torch.device(cfg.device)
+        self.dist = init_distributed(self.device)
+        if self.device.type == "cuda" and self.dist.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        self.amp = self.device.type == "cuda" if cfg.amp == "auto" else cfg.amp == "on"
+        if self.amp and self.device.type != "cuda":
+            raise ValueError("--amp on needs a CUDA device (bf16 autocast); use --amp off on the CPU")
+        if cfg.batch % self.dist.world:
+            raise ValueError(f"--batch {cfg.batch} must be divisible by the {self.dist.world} processes")
+        self.local_batch = cfg.batch // self.dist.world
+        self.policy = parse_policy(cfg.augment)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        np.random.seed(cfg.seed + self.dist.rank)
+        self.state = {"kimg": 0.0, "step": 0, "mean_path_length": 0.0, "from": None}
+        self._build()
+        self.dataset = ImageFolder(cfg.data, self.G.resolution)
+        sampler = None
+        if self.dist.world > 1:
+            sampler = torch.utils.data.distributed.DistributedSampler(
+                self.dataset, num_replicas=self.dist.world, rank=self.dist.rank, seed=cfg.seed, drop_last=True)
+        self.batches = infinite_batches(self.dataset, self.local_batch, sampler, cfg.workers, cfg.seed)
+        self.grid_z = torch.from_numpy(np.random.RandomState(cfg.seed).randn(cfg.grid ** 2, self.G.style_dim)).float()
+
+    # Where the networks come from, in order: out/last.pt (an interrupted run continues), a
+    # full training checkpoint given with --resume, a generator alone (fine-tuning: D starts
+    # fresh), or nothing (from scratch).
+    def _build(self) -> None:
+        cfg, last = self.cfg, self.out / LAST
+        source = last if last.is_file() else (Path(cfg.resume) if cfg.resume else None)
+        full = load_training_checkpoint(source) if source is not None else None
+        if full is not None:
+            G = build_from_state(full["g"], full.get("latent_avg"), source=f"{source} (g)").train()
+            G_ema = build_from_state(full["g_ema"], full.get("latent_avg"), source=f"{source} (g_ema)")
+            D = load_discriminator(full["d"], G.arch, str(source))
+            self.state.update(full.get("live_train") or {})
+            if source != last:  # a checkpoint of another run: its weights, but this run's counters
+                self.state.update({"kimg": 0.0, "step": 0, "from": str(source)})
+            logger.info("resuming from {} at {:.3f} kimg", source, self.state["kimg"])
+        elif source is not None:
+            G_ema = load_generator(source)
+            G = copy.deepcopy(G_ema)
+            D = Discriminator(G.arch)
+            self.state["from"] = str(source)
+            logger.info("fine-tuning {} ({} px); it holds no discriminator, so D starts from random weights "
+                        "and the first kimg mostly train D", source, G.resolution)
+        else:
+            res = cfg.resolution or _first_image_size(cfg.data)
+            arch = GeneratorArch.standard(res, cfg.channel_multiplier, cfg.channel_max, cfg.style_dim, cfg.n_mlp)
+            G = Generator(arch)
+            G.estimate_w_avg(n=2048, seed=cfg.seed)
+            G_ema = copy.deepcopy(G)
+            D = Discriminator(arch)
+            logger.info("training from scratch: {} px, widths {}", res, list(arch.channels))
+        if cfg.resolution and cfg.resolution != G.resolution:
+            raise ValueError(f"--resolution {cfg.resolution} differs from the {G.resolution} px generator "
+                             f"being resumed; leave it out or start from scratch in another folder")
+        self.G, self.D = G.to(self.device).train().requires_grad_(True), D.to(self.device).train()
+        self.G_ema = G_ema.to(self.device).eval().requires_grad_(False)
+        broadcast_module(self.G, self.dist)
+        broadcast_module(self.D, self.dist)
+        broadcast_module(self.G_ema, self.dist)
+        self.g_opt, self.d_opt = make_optimisers(self.G, self.D, cfg)
+        if full is not None and "g_optim" in full and "d_optim" in full:
+            try:
+                self.g_opt.load_state_dict(full["g_optim"])
+                self.d_opt.load_state_dict(full["d_optim"])
+                _check_optimiser(self.g_opt)
+                _check_optimiser(self.d_opt)
+            except (ValueError, KeyError) as e:
+                logger.warning("{}: optimiser state does not fit ({}); starting Adam afresh", source, e)
+                self.g_opt, self.d_opt = make_optimisers(self.G, self.D, cfg)
+            for opt, ratio in ((self.g_opt, cfg.g_reg_every), (self.d_opt, cfg.d_reg_every)):
+                for group in opt.param_groups:  # this run's learning rate, not the file's
+                    group["lr"] = cfg.lr * ratio / (ratio + 1)
+        self.mean_path = torch.tensor(float(self.state["mean_path_length"]), device=self.device)
+
+    # -- sampling --
+    def _w_plus(self, G: Generator, n: int) -> torch.Tensor:
+        """Mapped codes as W+ [n, L, S], two codes crossed at a random layer with p = style_mixing."""
+        L = G.n_latent
+        z = torch.randn(2, n, G.style_dim, device=self.device)
+        w = G.style(z.flatten(0, 1)).view(2, n, 1, G.style_dim)
+        if self.cfg.style_mixing > 0 and np.random.random() < self.cfg.style_mixing:
+            cut = int(np.random.randint(1, L))
+        else:
+            cut = L
+        layer = torch.arange(L, device=self.device)[None, :, None]
+        return torch.where(layer < cut, w[0], w[1])
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+
+    def _d(self, images: torch.Tensor) -> torch.Tensor:
+        return self.D(diff_augment(images, self.policy) if self.policy else images)
+
+    # -- one step --
+    def step(self, real: torch.Tensor) -> dict:
+        cfg, step, n = self.cfg, self.state["step"], real.shape[0]
+        stats = {}
+        # Discriminator.
+        requires_grad(self.G, False)
+        requires_grad(self.D, True)
+        with self._autocast():
+            fake = self.G.synthesis(self._w_plus(self.G, n), noise_mode="random")
+            d_loss = d_logistic(self._d(real), self._d(fake.detach()))
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        sync_gradients(self.D, self.dist)
+        self.d_opt.step()
+        stats["d_loss"] = float(d_loss.detach())
+        if step % cfg.d_reg_every == 0:
+            real_req = real.detach().requires_grad_(True)
+            real_logits = self._d(real_req)
+            r1 = r1_penalty(real_logits, real_req)
+            self.d_opt.zero_grad(set_to_none=True)
+            # "+ 0 * logits": keeps every D parameter in the graph (its gradient defined, zero).
+            (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every + 0 * real_logits[0, 0]).backward()
+            sync_gradients(self.D, self.dist)
+            self.d_opt.step()
+            stats["r1"] = float(r1.detach())
+        # Generator.
+        requires_grad(self.G, True)
+        requires_grad(self.D, False)
+        with self._autocast():
+            fake = self.G.synthesis(self._w_plus(self.G, n), noise_mode="random")
+            g_loss = g_nonsaturating(self._d(fake))
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        sync_gradients(self.G, self.dist)
+        self.g_opt.step()
+        stats["g_loss"] = float(g_loss.detach())
+        if cfg.pl_weight > 0 and step % cfg.g_reg_every == 0:
+            w_plus = self._w_plus(self.G, max(1, n // cfg.pl_batch_shrink))
+            images = self.G.synthesis(w_plus, noise_mode="random")
+            pl, self.mean_path, length = path_length_penalty(images, w_plus, self.mean_path)
+            self.g_opt.zero_grad(set_to_none=True)
+            (cfg.pl_weight * cfg.g_reg_every * pl + 0 * images[0, 0, 0, 0]).backward()
+            sync_gradients(self.G, self.dist)
+            self.g_opt.step()
+            stats["path_length"] = float(length)
+        # Moving average of G: half-life ema_kimg thousand images (ramped up from scratch so
+        # the first, random, weights are forgotten quickly).
+        shown = self.state["kimg"] * 1000 + n * self.dist.world
+        ema_images = cfg.ema_kimg * 1000
+        if self.state["from"] is None:
+            ema_images = min(ema_images, max(shown * 0.05, 1.0))
+        ema_update(self.G_ema, self.G, 0.5 ** (n * self.dist.world / ema_images))
+        self.state["step"] = step + 1
+        self.state["kimg"] = shown / 1000
+        self.state["mean_path_length"] = float(self.mean_path)
+        for k, v in stats.items():
+            if not math.isfinite(v):
+                raise FloatingPointError(f"{k} became {v} at step {step}; lower --lr or --r1-gamma, "
+                                         f"and resume from {self.out / LAST}")
+        return stats
+
+    # -- snapshots --
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        G = self.G_ema
+        w = G.mapping(self.grid_z.to(self.device), self.cfg.grid_truncation)
+        images = torch.cat([G.synthesize(chunk, noise_mode="const") for chunk in w.split(8)])
+        return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    def snapshot(self) -> dict:
+        import cv2
+        self.G_ema.estimate_w_avg(n=4096, seed=self.cfg.seed)  # truncation centre of the current weights
+        save_training_checkpoint(self.out / LAST, self.G, self.D, self.G_ema, self.g_opt, self.d_opt, self.state)
+        kimg = self.state["kimg"]
+        g_path = save_reference_checkpoint(self.G_ema.cpu(), self.out / f"g_ema-{kimg:010.3f}kimg.pt")
+        self.G_ema.to(self.device)
+        samples = self.sample_grid()
+        g = self.cfg.grid
+        r = samples.shape[1]
+        grid = samples.reshape(g, g, r, r, 3).transpose(0, 2, 1, 3, 4).reshape(g * r, g * r, 3)
+        grid_path = self.out / f"samples-{kimg:010.3f}kimg.png"
+        cv2.imwrite(str(grid_path), grid[:, :, ::-1])
+        faces = count_faces(samples)
+        record = {"kimg": round(self.state["kimg"], 3), "step": self.state["step"], "checkpoint": str(g_path),
+                  "grid": str(grid_path), "faces_in_grid": list(faces) if faces else None}
+        logger.info("snapshot at {:.3f} kimg: {}, grid {}{}", self.state["kimg"], g_path.name, grid_path.name,
+                    f", a face in {faces[0]} of {faces[1]} samples" if faces else "")
+        return record
+
+    def run(self, progress: bool = True) -> TrainReport:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        cfg = self.cfg
+        log_path = self.out / "log.jsonl"
+        next_snapshot = (math.floor(self.state["kimg"] / cfg.snapshot_kimg) + 1) * cfg.snapshot_kimg
+        start_kimg, start = self.state["kimg"], time.perf_counter()
+        record, window, last_stats, last_log = None, [], {}, time.perf_counter()
+        if self.state["kimg"] >= cfg.kimg:
+            logger.info("{} already holds {:.1f} kimg (asked for {}): nothing to do; raise --kimg to go on",
+                        self.out / LAST, self.state["kimg"], cfg.kimg)
+        columns = [TextColumn("training"), BarColumn(), TextColumn("{task.completed:.2f}/{task.total:g} kimg"),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+        if self.state["step"] == 0 and self.dist.main:
+            # Where the run starts: for a fine-tune, the grid and face count of the generator as given.
+            record = {**self.snapshot(), "seconds": 0.0}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        with Progress(*columns, disable=not (progress and self.dist.main)) as bar:
+            task = bar.add_task("train", total=cfg.kimg, completed=self.state["kimg"], info="")
+            while self.state["kimg"] < cfg.kimg:
+                t0 = time.perf_counter()
+                real = next(self.batches).to(self.device, non_blocking=True)
+                try:
+                    last_stats = self.step(real)
+                except KeyboardInterrupt:
+                    # Ctrl-C: keep what was trained since the last snapshot; the same command continues.
+                    if self.dist.main:
+                        save_training_checkpoint(self.out / LAST, self.G, self.D, self.G_ema, self.g_opt,
+                                                 self.d_opt, self.state)
+                        logger.warning("interrupted at {:.3f} kimg; saved {}: run the same command to continue",
+                                       self.state["kimg"], self.out / LAST)
+                    raise
+                window.append((real.shape[0] * self.dist.world, time.perf_counter() - t0))
+                window = window[-50:]
+                ips = sum(n for n, _ in window) / sum(t for _, t in window)
+                bar.update(task, completed=min(self.state["kimg"], cfg.kimg),
+                           info=f"D {last_stats['d_loss']:.3f}  G {last_stats['g_loss']:.3f}  {ips:.1f} img/s")
+                if time.perf_counter() - last_log >= 60:   # the bar is invisible in a log file
+                    last_log = time.perf_counter()
+                    logger.info("{:.3f}/{:g} kimg, step {}: D {:.3f}, G {:.3f}, {:.1f} img/s", self.state["kimg"],
+                                cfg.kimg, self.state["step"], last_stats["d_loss"], last_stats["g_loss"], ips)
+                done = self.state["kimg"] >= cfg.kimg
+                if self.state["kimg"] >= next_snapshot or done:
+                    next_snapshot += cfg.snapshot_kimg
+                    if self.dist.main:
+                        record = {**self.snapshot(), **last_stats, "images_per_second": round(ips, 2),
+                                  "seconds": round(time.perf_counter() - start, 1)}
+                        with open(log_path, "a") as f:
+                            f.write(json.dumps(record) + "\n")
+        seconds = time.perf_counter() - start
+        shown = (self.state["kimg"] - start_kimg) * 1000
+        faces = tuple(record["faces_in_grid"]) if record and record.get("faces_in_grid") else None
+        return TrainReport(kimg=self.state["kimg"], steps=self.state["step"], seconds=round(seconds, 1),
+                           images_per_second=round(shown / seconds, 2) if seconds > 0 else 0.0,
+                           last_checkpoint=str(self.out / LAST), faces_in_grid=faces)
+
+
+def _first_image_size(folder: str) -> int:
+    import cv2
+    from live.gan.images import list_images
+    first = list_images(folder)[0]
+    img = cv2.imread(str(first))
+    if img is None:
+        raise ValueError(f"{first}: not a readable image")
+    return int(img.shape[0])
+
+
+def count_faces(samples_rgb: np.ndarray) -> tuple[int, int] | None:
+    """(samples with a face found, samples), tracking each upscaled to 256 px; None without the tracker."""
+    try:
+        from live.directions.sampling import images_to_uint8
+        from live.tracking import MediaPipeTracker
+    except ImportError:
+        return None
+    x = torch.from_numpy(samples_rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = images_to_uint8(x)
+    with MediaPipeTracker(max_faces=1, video=False) as tracker:
+        found = sum(bool(tracker.track(img).found) for img in images)
+    return found, len(images)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
