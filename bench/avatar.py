@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune-steps", type=int, default=None, help="tuning steps (default: live avatar create's)")
     p.add_argument("--locality-weight", type=float, default=None, help="tuning's locality weight (default: "
                    "live avatar create's)")
+    p.add_argument("--locality-batch", type=int, default=None, help="tuning's locality codes per step (default: "
+                   "live avatar create's)")
     p.add_argument("--codes", type=int, default=20, help="random codes for the latent-space check")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default="bench/results.json")
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> dict:
         tune.steps = args.tune_steps
     if args.locality_weight is not None:
         tune.locality_weight = args.locality_weight
+    if args.locality_batch is not None:
+        tune.locality_batch = args.locality_batch
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
         codes = G.broadcast(G.mapping(torch.randn(args.codes, G.style_dim, generator=g).to(device), 0.7))
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> dict:
                          "seconds": round(sum(report.seconds.values()), 1),
                          "stages": {k: round(v, 1) for k, v in report.seconds.items()}, "p_s_from": report.p_s_source})
     record = {"bench": "avatar", "generator": args.generator, "framing": args.framing, "device": device,
-              "inversion_steps": inv.steps, "tuning_steps": tune.steps, "locality_weight": tune.locality_weight, "rows": rows, "machine": machine()}
+              "inversion_steps": inv.steps, "tuning_steps": tune.steps, "locality_weight": tune.locality_weight,
+              "locality_batch": tune.locality_batch, "rows": rows, "machine": machine()}
     append_json(args.json, record)
     print_table(f"avatar creation ({device}; {inv.steps} inversion + {tune.steps} tuning steps)", rows,
                 [("photo", "photo"), ("psnr_inversion", "PSNR inverted dB"), ("psnr_tuned", "PSNR tuned dB"),

@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pl-weight", type=float, default=2.0, help="path-length regularisation weight (0: off)")
     g.add_argument("--style-mixing", type=float, default=0.9, help="probability of mixing two codes")
     g.add_argument("--ema-kimg", type=float, default=10.0, help="half-life of the EMA generator, kimg")
+    g.add_argument("--d-warmup-kimg", type=float, default=1.0, help="fine-tuning a generator that comes without "
+                   "its discriminator: train the new D alone this long before G moves")
     g.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy, or none")
     g.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="bf16 autocast (auto: on CUDA)")
     g.add_argument("--snapshot-kimg", type=float, default=4.0, help="checkpoint and sample grid interval")

@@ -134,12 +134,18 @@ def test_train_from_scratch_resume_and_fine_tune(tmp_path):
     G0 = random_generator(GeneratorArch(resolution=64, channels=(32,) * 5, style_dim=64, n_mlp=2), seed=3)
     g_file = save_reference_checkpoint(G0, tmp_path / "g0.pt")
     tuned = tmp_path / "tuned"
-    trainer = Trainer(TrainConfig(data=str(data), out=str(tuned), resume=str(g_file), kimg=0.008, batch=4,
-                                  workers=0, snapshot_kimg=1.0))
-    assert torch.equal(trainer.G.synthesis.conv1.conv.weight.detach(), G0.synthesis.conv1.conv.weight)
+    trainer = Trainer(TrainConfig(data=str(data), out=str(tuned), resume=str(g_file), kimg=0.012, batch=4,
+                                  workers=0, snapshot_kimg=1.0, d_warmup_kimg=0.008))
+    conv = trainer.G.synthesis.conv1.conv.weight
+    d_before = trainer.D.final_linear[1].weight.detach().clone()
+    assert torch.equal(conv.detach(), G0.synthesis.conv1.conv.weight)
+    for _ in range(2):   # the new D warms up alone (0.008 kimg = 2 steps of 4)
+        stats = trainer.step(next(trainer.batches))
+    assert "g_loss" not in stats and torch.equal(conv.detach(), G0.synthesis.conv1.conv.weight)
+    assert not torch.equal(trainer.D.final_linear[1].weight.detach(), d_before)
     report = trainer.run(progress=False)
-    assert report.steps == 2 and Path(report.last_checkpoint).is_file()
-    assert not torch.equal(trainer.G.synthesis.conv1.conv.weight.detach(), G0.synthesis.conv1.conv.weight)
+    assert report.steps == 3 and Path(report.last_checkpoint).is_file()
+    assert not torch.equal(conv.detach(), G0.synthesis.conv1.conv.weight)
 
     # A full checkpoint resumed at another resolution: a clear error.
     with pytest.raises(ValueError, match="differs from the 64 px generator"):
