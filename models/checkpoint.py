@@ -117,7 +117,10 @@ def _read_generator_file(path: Path) -> tuple[dict[str, torch.Tensor], torch.Ten
         raise CheckpointError(f"{path}: 'g_ema' is not a state dict of tensors. Expected {EXPECTED}.")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         raise CheckpointError(f"{path}: 'latent_avg' is not a tensor.")
-    return state, latent_avg, None
+    # Our own reference-format files keep StyleGAN2-ADA's activation clamp in `args` (the
+    # reference trainer ignores extra fields); files of that trainer have none.
+    clamp = getattr(obj.get("args"), "conv_clamp", None)
+    return state, latent_avg, float(clamp) if isinstance(clamp, (int, float)) else None
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, float | None]:
@@ -274,6 +277,8 @@ def save_reference_checkpoint(G: Generator, path: str | Path, extra: dict | None
     arch = G.arch
     args = argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
                               channels=list(arch.channels))
+    if arch.conv_clamp is not None:
+        args.conv_clamp = arch.conv_clamp
     ckpt = {"g_ema": {k: v.detach().cpu() for k, v in to_reference_keys(G.state_dict()).items()},
             "args": args, "latent_avg": G.w_avg.detach().cpu().clone(), **(extra or {})}
     path = Path(path)

@@ -131,7 +131,8 @@ def test_train_from_scratch_resume_and_fine_tune(tmp_path):
     assert not torch.equal(again["g_ema"]["conv1.conv.weight"], ckpt["g_ema"]["conv1.conv.weight"])
 
     # Fine-tuning a generator file: G starts from it, D from scratch, G changes.
-    G0 = random_generator(GeneratorArch(resolution=64, channels=(32,) * 5, style_dim=64, n_mlp=2), seed=3)
+    G0 = random_generator(GeneratorArch(resolution=64, channels=(32,) * 5, style_dim=64, n_mlp=2, conv_clamp=256.0),
+                          seed=3)   # a StyleGAN2-ADA-like generator: its clamp must survive training
     g_file = save_reference_checkpoint(G0, tmp_path / "g0.pt")
     tuned = tmp_path / "tuned"
     trainer = Trainer(TrainConfig(data=str(data), out=str(tuned), resume=str(g_file), kimg=0.012, batch=4,
@@ -146,6 +147,9 @@ def test_train_from_scratch_resume_and_fine_tune(tmp_path):
     report = trainer.run(progress=False)
     assert report.steps == 3 and Path(report.last_checkpoint).is_file()
     assert not torch.equal(conv.detach(), G0.synthesis.conv1.conv.weight)
+    assert trainer.G.arch.conv_clamp == 256.0
+    assert load_generator(sorted(tuned.glob("g_ema-*.pt"))[-1]).arch.conv_clamp == 256.0
+    assert Trainer(TrainConfig(data=str(data), out=str(tuned), kimg=0.012, batch=4, workers=0)).G.arch.conv_clamp == 256.0
 
     # A full checkpoint resumed at another resolution: a clear error.
     with pytest.raises(ValueError, match="differs from the 64 px generator"):

@@ -147,8 +147,11 @@ def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
 # --- networks and checkpoints ------------------------------------------------------------------
 
 def reference_args(arch: GeneratorArch) -> argparse.Namespace:
-    return argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
+    args = argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
                               channels=list(arch.channels))
+    if arch.conv_clamp is not None:  # a fine-tuned StyleGAN2-ADA generator keeps its clamp
+        args.conv_clamp = arch.conv_clamp
+    return args
 
 
 def load_training_checkpoint(path: Path) -> dict | None:
@@ -267,8 +270,9 @@ class Trainer:
         source = last if last.is_file() else (Path(cfg.resume) if cfg.resume else None)
         full = load_training_checkpoint(source) if source is not None else None
         if full is not None:
-            G = build_from_state(full["g"], full.get("latent_avg"), source=f"{source} (g)").train()
-            G_ema = build_from_state(full["g_ema"], full.get("latent_avg"), source=f"{source} (g_ema)")
+            clamp = getattr(full.get("args"), "conv_clamp", None)
+            G = build_from_state(full["g"], full.get("latent_avg"), f"{source} (g)", clamp).train()
+            G_ema = build_from_state(full["g_ema"], full.get("latent_avg"), f"{source} (g_ema)", clamp)
             D = load_discriminator(full["d"], G.arch, str(source))
             self.state.update(full.get("live_train") or {})
             if source != last:  # a checkpoint of another run: its weights, but this run's counters
@@ -280,7 +284,8 @@ class Trainer:
             D = Discriminator(G.arch)
             self.state.update({"from": str(source), "fresh_d": True})
             logger.info("fine-tuning {} ({} px); it holds no discriminator, so D starts from random weights "
-                        "and the first kimg mostly train D", source, G.resolution)
+                        "and trains alone for the first {:g} kimg (--d-warmup-kimg)", source, G.resolution,
+                        cfg.d_warmup_kimg)
         else:
             res = cfg.resolution or _first_image_size(cfg.data)
             arch = GeneratorArch.standard(res, cfg.channel_multiplier, cfg.channel_max, cfg.style_dim, cfg.n_mlp)
