@@ -272,15 +272,20 @@ def random_generator(arch: GeneratorArch, seed: int = 0) -> Generator:
     return G.eval().requires_grad_(False)
 
 
-def save_reference_checkpoint(G: Generator, path: str | Path, extra: dict | None = None) -> Path:
-    """Write the reference trainer's format: {'g_ema', 'args', 'latent_avg', ...extra}, atomically."""
-    arch = G.arch
+def reference_args(arch: GeneratorArch) -> argparse.Namespace:
+    """The `args` entry of a reference-format file. StyleGAN2-ADA's activation clamp rides along as
+    an extra field (the reference trainer ignores it; _read_generator_file reads it back)."""
     args = argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
                               channels=list(arch.channels))
     if arch.conv_clamp is not None:
         args.conv_clamp = arch.conv_clamp
+    return args
+
+
+def save_reference_checkpoint(G: Generator, path: str | Path, extra: dict | None = None) -> Path:
+    """Write the reference trainer's format: {'g_ema', 'args', 'latent_avg', ...extra}, atomically."""
     ckpt = {"g_ema": {k: v.detach().cpu() for k, v in to_reference_keys(G.state_dict()).items()},
-            "args": args, "latent_avg": G.w_avg.detach().cpu().clone(), **(extra or {})}
+            "args": reference_args(G.arch), "latent_avg": G.w_avg.detach().cpu().clone(), **(extra or {})}
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     torch.save(ckpt, tmp)

@@ -40,8 +40,9 @@ from loguru import logger
 from live.gan.augment import diff_augment, parse_policy
 from live.gan.images import ImageFolder, infinite_batches
 from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
-from models.checkpoint import (CheckpointError, build_from_state, load_generator, save_reference_checkpoint,
-                               safe_torch_load, state_mismatch, to_reference_keys)
+from live.postprocess import image_grid, to_uint8_rgb
+from models.checkpoint import (CheckpointError, build_from_state, load_generator, reference_args,
+                               safe_torch_load, save_reference_checkpoint, state_mismatch, to_reference_keys)
 from models.discriminator import Discriminator
 from models.stylegan2 import Generator, GeneratorArch
 
@@ -145,14 +146,6 @@ def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
 
 
 # --- networks and checkpoints ------------------------------------------------------------------
-
-def reference_args(arch: GeneratorArch) -> argparse.Namespace:
-    args = argparse.Namespace(size=arch.resolution, latent=arch.style_dim, n_mlp=arch.n_mlp,
-                              channels=list(arch.channels))
-    if arch.conv_clamp is not None:  # a fine-tuned StyleGAN2-ADA generator keeps its clamp
-        args.conv_clamp = arch.conv_clamp
-    return args
-
 
 def load_training_checkpoint(path: Path) -> dict | None:
     """The full state when `path` is a training checkpoint (has g and d), else None."""
@@ -407,11 +400,11 @@ class Trainer:
 
     # -- snapshots --
     @torch.no_grad()
-    def sample_grid(self) -> np.ndarray:
+    def grid_images(self) -> torch.Tensor:
+        """The fixed grid codes through the EMA generator: [grid^2, 3, R, R] in about [-1, 1]."""
         G = self.G_ema
         w = G.mapping(self.grid_z.to(self.device), self.cfg.grid_truncation)
-        images = torch.cat([G.synthesize(chunk, noise_mode="const") for chunk in w.split(8)])
-        return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        return torch.cat([G.synthesize(chunk, noise_mode="const") for chunk in w.split(8)]).float().cpu()
 
     def snapshot(self) -> dict:
         import cv2
@@ -420,17 +413,14 @@ class Trainer:
         kimg = self.state["kimg"]
         g_path = save_reference_checkpoint(self.G_ema.cpu(), self.out / f"g_ema-{kimg:010.3f}kimg.pt")
         self.G_ema.to(self.device)
-        samples = self.sample_grid()
-        g = self.cfg.grid
-        r = samples.shape[1]
-        grid = samples.reshape(g, g, r, r, 3).transpose(0, 2, 1, 3, 4).reshape(g * r, g * r, 3)
+        images = self.grid_images()
         grid_path = self.out / f"samples-{kimg:010.3f}kimg.png"
-        cv2.imwrite(str(grid_path), grid[:, :, ::-1])
-        faces = count_faces(samples)
+        cv2.imwrite(str(grid_path), image_grid(to_uint8_rgb(images), cols=self.cfg.grid)[:, :, ::-1])
+        faces = count_faces(images)
         record = {"kimg": round(self.state["kimg"], 3), "step": self.state["step"], "checkpoint": str(g_path),
-                  "grid": str(grid_path), "faces_in_grid": list(faces) if faces else None}
-        logger.info("snapshot at {:.3f} kimg: {}, grid {}{}", self.state["kimg"], g_path.name, grid_path.name,
-                    f", a face in {faces[0]} of {faces[1]} samples" if faces else "")
+                  "grid": str(grid_path), "faces_in_grid": list(faces)}
+        logger.info("snapshot at {:.3f} kimg: {}, grid {}, a face in {} of {} samples", self.state["kimg"],
+                    g_path.name, grid_path.name, *faces)
         return record
 
     def run(self, progress: bool = True) -> TrainReport:
@@ -485,7 +475,7 @@ class Trainer:
                             f.write(json.dumps(record) + "\n")
         seconds = time.perf_counter() - start
         shown = (self.state["kimg"] - start_kimg) * 1000
-        faces = tuple(record["faces_in_grid"]) if record and record.get("faces_in_grid") else None
+        faces = tuple(record["faces_in_grid"]) if record else None
         return TrainReport(kimg=self.state["kimg"], steps=self.state["step"], seconds=round(seconds, 1),
                            images_per_second=round(shown / seconds, 2) if seconds > 0 else 0.0,
                            last_checkpoint=str(self.out / LAST), faces_in_grid=faces)
@@ -501,17 +491,13 @@ def _first_image_size(folder: str) -> int:
     return int(img.shape[0])
 
 
-def count_faces(samples_rgb: np.ndarray) -> tuple[int, int] | None:
-    """(samples with a face found, samples), tracking each upscaled to 256 px; None without the tracker."""
-    try:
-        from live.directions.sampling import images_to_uint8
-        from live.tracking import MediaPipeTracker
-    except ImportError:
-        return None
-    x = torch.from_numpy(samples_rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
-    images = images_to_uint8(x)
+def count_faces(images: torch.Tensor) -> tuple[int, int]:
+    """(samples in which the tracker finds a face, samples) for images [N, 3, R, R] in [-1, 1],
+    each upscaled to the tracking size as `live directions fit` does."""
+    from live.directions.sampling import images_to_uint8
+    from live.tracking import MediaPipeTracker
     with MediaPipeTracker(max_faces=1, video=False) as tracker:
-        found = sum(bool(tracker.track(img).found) for img in images)
+        found = sum(bool(tracker.track(img).found) for img in images_to_uint8(images))
     return found, len(images)
 
 
