@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "percentile of the difference) to the last kept one; 0 keeps all (default 3)")
     g.add_argument("--every", type=int, default=1, metavar="N", help="use every Nth frame (default 1)")
     g.set_defaults(func=cmd_gan_dataset)
+    from live.gan.config import TrainConfig as T  # its defaults, shown by --help
     g = gsub.add_parser("train", help="train or fine-tune a StyleGAN2 on a folder of face crops",
                         description="StyleGAN2's objective (non-saturating loss, lazy R1, path-length regularisation, "
                                     "EMA generator) with differentiable augmentation for small datasets. Checkpoints "
@@ -239,26 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", "-o", required=True, metavar="DIR", help="checkpoints, sample grids, log.jsonl")
     g.add_argument("--resume", metavar="G", help="generator to fine-tune (model name, .pt, .pkl, .safetensors) or a "
                    "full training checkpoint; leave out to train from scratch")
-    g.add_argument("--kimg", type=float, default=200.0, help="total thousands of real images to show")
-    g.add_argument("--batch", type=int, default=16, help="images per step, over all GPUs")
-    g.add_argument("--lr", type=float, default=0.002)
-    g.add_argument("--r1-gamma", type=float, default=10.0, help="R1 weight")
-    g.add_argument("--pl-weight", type=float, default=2.0, help="path-length regularisation weight (0: off)")
-    g.add_argument("--style-mixing", type=float, default=0.9, help="probability of mixing two codes")
-    g.add_argument("--ema-kimg", type=float, default=10.0, help="half-life of the EMA generator, kimg")
-    g.add_argument("--d-warmup-kimg", type=float, default=1.0, help="fine-tuning a generator that comes without "
+    g.add_argument("--kimg", type=float, default=T.kimg, help="total thousands of real images to show")
+    g.add_argument("--batch", type=int, default=T.batch, help="images per step, over all GPUs")
+    g.add_argument("--lr", type=float, default=T.lr, help="Adam learning rate (G and D)")
+    g.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 weight")
+    g.add_argument("--pl-weight", type=float, default=T.pl_weight, help="path-length regularisation weight (0: off)")
+    g.add_argument("--style-mixing", type=float, default=T.style_mixing, help="probability of mixing two codes")
+    g.add_argument("--ema-kimg", type=float, default=T.ema_kimg, help="half-life of the EMA generator, kimg")
+    g.add_argument("--d-warmup-kimg", type=float, default=T.d_warmup_kimg, help="fine-tuning a generator that comes without "
                    "its discriminator: train the new D alone this long before G moves")
-    g.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy, or none")
-    g.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="bf16 autocast (auto: on CUDA)")
-    g.add_argument("--snapshot-kimg", type=float, default=4.0, help="checkpoint and sample grid interval")
-    g.add_argument("--resolution", type=int, help="from scratch: training size (default: the images' size)")
-    g.add_argument("--channel-multiplier", type=int, default=2, help="from scratch: network width")
-    g.add_argument("--channel-max", type=int, default=512, help="from scratch: widest layer")
-    g.add_argument("--style-dim", type=int, default=512, help="from scratch: W dimension")
-    g.add_argument("--n-mlp", type=int, default=8, help="from scratch: mapping layers")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--workers", type=int, default=2, help="data loader processes")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--augment", default=T.augment, help="DiffAugment policy, or none")
+    g.add_argument("--amp", choices=["auto", "on", "off"], default=T.amp, help="bf16 autocast (auto: on CUDA)")
+    g.add_argument("--snapshot-kimg", type=float, default=T.snapshot_kimg, help="checkpoint and sample grid interval")
+    g.add_argument("--resolution", type=int, help="from scratch: training size; None = the images' size")
+    g.add_argument("--channel-multiplier", type=int, default=T.channel_multiplier, help="from scratch: network width")
+    g.add_argument("--channel-max", type=int, default=T.channel_max, help="from scratch: widest layer")
+    g.add_argument("--style-dim", type=int, default=T.style_dim, help="from scratch: W dimension")
+    g.add_argument("--n-mlp", type=int, default=T.n_mlp, help="from scratch: mapping layers")
+    g.add_argument("--seed", type=int, default=T.seed, help="random seed (also picks the sample grid's codes)")
+    g.add_argument("--workers", type=int, default=T.workers, help="data loader processes")
+    g.add_argument("--device", default=T.device, help="auto, cpu, cuda, cuda:N")
     g.set_defaults(func=cmd_gan_train)
 
     p = sub.add_parser("face-model", help="build the 3D face shape model from footage")

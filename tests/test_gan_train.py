@@ -17,7 +17,8 @@ from live.cli import main
 from live.gan.augment import diff_augment, parse_policy
 from live.gan.images import DatasetError, ImageFolder
 from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
-from live.gan.train import TrainConfig, Trainer
+from live.gan.config import TrainConfig
+from live.gan.train import Trainer
 from models import load_generator
 from models.checkpoint import CheckpointError, random_generator, safe_torch_load, save_reference_checkpoint
 from models.discriminator import Discriminator

@@ -38,6 +38,7 @@ import torch
 from loguru import logger
 
 from live.gan.augment import diff_augment, parse_policy
+from live.gan.config import TrainConfig
 from live.gan.images import ImageFolder, infinite_batches
 from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
 from live.postprocess import image_grid, to_uint8_rgb
@@ -47,44 +48,6 @@ from models.discriminator import Discriminator
 from models.stylegan2 import Generator, GeneratorArch
 
 LAST = "last.pt"
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    resume: str | None = None          # a generator (fine-tune) or a full training checkpoint
-    resolution: int | None = None      # from scratch: default = the images' size
-    channel_multiplier: int = 2        # from scratch: the reference widths
-    channel_max: int = 512
-    style_dim: int = 512
-    n_mlp: int = 8
-    kimg: float = 200.0                # thousands of real images shown, in total
-    batch: int = 16                    # over all processes
-    lr: float = 0.002
-    r1_gamma: float = 10.0
-    d_reg_every: int = 16
-    g_reg_every: int = 4
-    pl_weight: float = 2.0
-    pl_batch_shrink: int = 2
-    style_mixing: float = 0.9
-    ema_kimg: float = 10.0             # half-life of the generator average, in thousands of images
-    d_warmup_kimg: float = 1.0         # fine-tuning a generator without its D: train D alone this long first
-    augment: str = "color,translation,cutout"
-    amp: str = "auto"                  # auto: bf16 on CUDA, off on the CPU; or on / off
-    snapshot_kimg: float = 4.0
-    grid: int = 4                      # sample grid side (grid x grid images)
-    grid_truncation: float = 0.7
-    seed: int = 0
-    workers: int = 2
-    device: str = "auto"
-
-    def check(self) -> None:
-        if self.batch < 2:
-            raise ValueError("--batch must be at least 2 (the discriminator compares samples within a batch)")
-        if self.kimg <= 0 or self.snapshot_kimg <= 0:
-            raise ValueError("--kimg and --snapshot-kimg must be positive")
-        parse_policy(self.augment)
 
 
 @dataclass
