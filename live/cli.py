@@ -581,7 +581,11 @@ def cmd_gan_train(args, cfg) -> int:
     from live.model_store import ModelStore
     if args.resume:
         args.resume = str(ModelStore().resolve(args.resume))
-    report = Trainer(config_from_args(args)).run()
+    trainer = Trainer(config_from_args(args))
+    try:
+        report = trainer.run()
+    finally:
+        trainer.close()
     faces = f"; a face in {report.faces_in_grid[0]} of {report.faces_in_grid[1]} samples" if report.faces_in_grid else ""
     print(f"{report.kimg:.2f} kimg in {report.steps} steps, {report.images_per_second:.1f} img/s; "
           f"checkpoint {report.last_checkpoint}{faces}")

@@ -196,9 +196,10 @@ def test_two_processes_average_their_gradients(tmp_path):
         "dist.all_gather(gathered, flat)\n"
         "assert torch.equal(gathered[0], gathered[1]), 'ranks diverged'\n"
         "print('rank', dist.get_rank(), 'in step')\n"
-        "dist.destroy_process_group()\n")
+        "t.close()\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        "29517", str(script)], capture_output=True, text=True, env=env, timeout=300)
+    # --standalone: a free port of its own, so parallel runs on one machine do not collide.
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert r.stdout.count("in step") == 2

@@ -83,6 +83,17 @@ def init_distributed(device: torch.device) -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size())
 
 
+def close_distributed(d: Dist) -> None:
+    """Leave the process group together: a rank that exits while another still talks to it makes
+    gloo abort the other ("terminate called without an active exception")."""
+    if d.world == 1:
+        return
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def sync_gradients(module: torch.nn.Module, d: Dist) -> None:
     if d.world == 1:
         return
@@ -272,6 +283,9 @@ class Trainer:
                 for group in opt.param_groups:  # this run's learning rate, not the file's
                     group["lr"] = cfg.lr * ratio / (ratio + 1)
         self.mean_path = torch.tensor(float(self.state["mean_path_length"]), device=self.device)
+
+    def close(self) -> None:
+        close_distributed(self.dist)
 
     # -- sampling --
     def _w_plus(self, G: Generator, n: int) -> torch.Tensor:
