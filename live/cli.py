@@ -247,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pl-weight", type=float, default=T.pl_weight, help="path-length regularisation weight (0: off)")
     g.add_argument("--style-mixing", type=float, default=T.style_mixing, help="probability of mixing two codes")
     g.add_argument("--ema-kimg", type=float, default=T.ema_kimg, help="half-life of the EMA generator, kimg")
-    g.add_argument("--d-warmup-kimg", type=float, default=T.d_warmup_kimg, help="fine-tuning a generator that comes without "
-                   "its discriminator: train the new D alone this long before G moves")
+    g.add_argument("--d-warmup-kimg", type=float, default=T.d_warmup_kimg, help="fine-tuning a generator that "
+                   "comes without its discriminator: train the new D alone this long before G moves")
     g.add_argument("--augment", default=T.augment, help="DiffAugment policy, or none")
     g.add_argument("--amp", choices=["auto", "on", "off"], default=T.amp, help="bf16 autocast (auto: on CUDA)")
     g.add_argument("--snapshot-kimg", type=float, default=T.snapshot_kimg, help="checkpoint and sample grid interval")

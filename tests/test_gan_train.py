@@ -105,6 +105,11 @@ def test_image_folder_errors(tmp_path):
     cv2.imwrite(str(bad / "wide.png"), np.zeros((64, 80, 3), np.uint8))
     with pytest.raises(DatasetError, match="not square"):
         ImageFolder(bad, 64)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "half.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(DatasetError, match="half.png: not a readable image"):
+        ImageFolder(broken, 64)
     data = ImageFolder(write_images(tmp_path / "ok", 3, 128), 64)   # resized on load
     assert data[0].shape == (3, 64, 64) and -1 <= float(data[0].min()) and float(data[0].max()) <= 1
 

@@ -41,16 +41,23 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
+def read_crop(path: Path) -> np.ndarray:
+    """One training image as RGB uint8, or a DatasetError that names the file."""
+    from live.video import SourceError, read_image_rgb
+    try:
+        return read_image_rgb(path)
+    except SourceError:
+        raise DatasetError(f"{path}: not a readable image; delete it or remake the folder") from None
+
+
 class ImageFolder(torch.utils.data.Dataset):
     def __init__(self, folder: str | Path, resolution: int, xflip: bool = True):
         import cv2
         self.resolution, self.xflip = resolution, xflip
         images = []
         for path in list_images(folder):
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise DatasetError(f"{path}: not a readable image; delete it or remake the folder")
-            h, w = bgr.shape[:2]
+            rgb = read_crop(path)
+            h, w = rgb.shape[:2]
             if h != w:
                 raise DatasetError(f"{path}: {w}x{h} is not square; training crops must be square "
                                    "(`live gan dataset` makes them)")
@@ -59,8 +66,8 @@ class ImageFolder(torch.utils.data.Dataset):
                                    f"remake the folder with --size {resolution}")
             if h != resolution:
                 interp = cv2.INTER_AREA if h > resolution else cv2.INTER_CUBIC
-                bgr = cv2.resize(bgr, (resolution, resolution), interpolation=interp)
-            images.append(bgr[:, :, ::-1])
+                rgb = cv2.resize(rgb, (resolution, resolution), interpolation=interp)
+            images.append(rgb)
         self.images = np.ascontiguousarray(np.stack(images))  # [N, R, R, 3] uint8 RGB
 
     def __len__(self) -> int:

@@ -40,6 +40,7 @@ from loguru import logger
 from live.gan.augment import diff_augment, parse_policy
 from live.gan.config import TrainConfig
 from live.gan.images import ImageFolder, infinite_batches
+from live.engine.base import resolve_device
 from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
 from live.postprocess import image_grid, to_uint8_rgb
 from models.checkpoint import (CheckpointError, build_from_state, load_generator, reference_args,
@@ -200,10 +201,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         cfg.check()
         self.cfg = cfg
-        if cfg.device == "auto":
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device)
         self.dist = init_distributed(self.device)
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -459,13 +457,8 @@ class Trainer:
 
 
 def _first_image_size(folder: str) -> int:
-    import cv2
-    from live.gan.images import list_images
-    first = list_images(folder)[0]
-    img = cv2.imread(str(first))
-    if img is None:
-        raise ValueError(f"{first}: not a readable image")
-    return int(img.shape[0])
+    from live.gan.images import list_images, read_crop
+    return int(read_crop(list_images(folder)[0]).shape[0])
 
 
 def count_faces(images: torch.Tensor) -> tuple[int, int]:
