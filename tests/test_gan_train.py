@@ -179,6 +179,9 @@ def test_training_checkpoint_with_a_foreign_discriminator(tmp_path):
     t.step(next(t.batches))
     ckpt["d"]["final_linear.1.weight"] = torch.zeros(1, 7)
     torch.save(ckpt, tmp_path / "broken.pt")
+    for resume, message in ((tmp_path / "missing.pt", "no such file"), (data / "img_000.png", "unrecognised file")):
+        with pytest.raises(CheckpointError, match=message):
+            Trainer(TrainConfig(data=str(data), out=str(tmp_path / "w"), resume=str(resume), batch=4, workers=0))
     with pytest.raises(CheckpointError, match="discriminator does not fit"):
         Trainer(TrainConfig(data=str(data), out=str(tmp_path / "y"), resume=str(tmp_path / "broken.pt"), batch=4,
                             workers=0))

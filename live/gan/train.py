@@ -123,8 +123,11 @@ def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
 # --- networks and checkpoints ------------------------------------------------------------------
 
 def load_training_checkpoint(path: Path) -> dict | None:
-    """The full state when `path` is a training checkpoint (has g and d), else None."""
-    if path.suffix in (".pkl", ".safetensors"):
+    """The full state when `path` is a training checkpoint (has g and d), else None; anything that is
+    not a torch zip file (a missing path, a .pkl, safetensors, garbage) goes to load_generator, whose
+    errors name the problem."""
+    from models.checkpoint import _detect_format
+    if not path.is_file() or _detect_format(path) != "torch-zip":
         return None
     ckpt = safe_torch_load(path)
     if isinstance(ckpt, dict) and "g" in ckpt and "d" in ckpt and "g_ema" in ckpt:
