@@ -8,12 +8,16 @@ Identity: median |change| of the shape model's identity coefficients over all ed
 fraction of their spread (std) across the seeds, per component; the largest is reported.
 Reenactment: random (source, target) pairs; the tracked pitch and jaw of
 G(w_s + A (p_t - p_s)) vs the target's; improvement = 1 - mean|p_e - p_t| / mean|p_s - p_t|.
+Identity floor: the same identity figure for real footage of one person, pairs of frames of one
+clip whose pitch (or jaw) differs by 20-40 % of the fitted range, against the same across-seed
+spread: what an edit that changes the pose of the very same person scores with this shape model.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +30,7 @@ from models.directions import Directions, reenact
 from models.face_landmarks import PARAM_NAMES
 
 HELD_OUT = 2_000_000  # seeds from here on are never used for fitting
+FLOOR_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,10 +39,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=50, help="held-out seeds for pitch, jaw and reenactment")
     p.add_argument("--other-seeds", type=int, default=20, help="held-out seeds for the other parameters")
     p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--floor-clips", nargs="*", metavar="CLIP",
+                   default=[str(Path("../shared/media") / c) for c in FLOOR_CLIPS],
+                   help="real clips of one person each for the identity floor (none: skip it)")
     p.add_argument("--json", default="bench/results.json")
 
 
-def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float) -> dict:
+def identity_floor(clips: list[str], id_spread: np.ndarray, span: np.ndarray, params=("pitch", "jaw"),
+                   band=(0.2, 0.4), pairs: int = 20_000, step: int = 2, seed: int = 0) -> dict:
+    """Median |identity change| / id_spread (largest component), over frame pairs of one clip whose
+    parameter differs by `band` of its span; the median over clips. None where no clip has 20 pairs."""
+    from live.tracking import MediaPipeTracker
+    from live.video import iter_video_rgb
+    from models.face_model import FaceModel
+    model, rng = FaceModel.load(), np.random.default_rng(seed)
+    moves: dict[str, list] = {name: [] for name in params}
+    with MediaPipeTracker(max_faces=1) as tracker:
+        for clip in clips:
+            tracker.reset()
+            fits = []
+            for k, _, frame in iter_video_rgb(clip):
+                if k % step == 0 and (obs := tracker.track(frame)).found:
+                    fits.append(model.fit(obs.landmarks))
+            if len(fits) < 2:
+                continue
+            p = np.array([f.params for f in fits])
+            ident = np.array([f.identity for f in fits])
+            i, j = rng.integers(0, len(p), (2, pairs))
+            for name in params:
+                k = PARAM_NAMES.index(name)
+                diff = np.abs(p[i, k] - p[j, k]) / span[k]
+                sel = (diff >= band[0]) & (diff <= band[1])
+                if sel.sum() >= 20:
+                    moves[name].append(np.median(np.abs(ident[i[sel]] - ident[j[sel]]) / id_spread, axis=0))
+    return {name: (round(float(np.median(m, axis=0).max()), 3) if m else None) for name, m in moves.items()}
+
+
+def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, floor_clips=()) -> dict:
     tracker = ImageParams()
     span = (d.param_range[:, 1] - d.param_range[:, 0]).numpy()
     to_norm = 2 * d.shift_scale / span
@@ -82,15 +120,19 @@ def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float) 
         after = np.abs(pe[good, j] - base[tgt][good, j]).mean()
         reen[name] = round(float(1 - after / before), 3)
     tracker.close()
-    return {"editing": rows, "identity_max_move": round(identity_move, 3), "reenactment_improvement": reen,
-            "reenactment_pairs": int(good.sum())}
+    floor = identity_floor(list(floor_clips), id_spread, span) if floor_clips else None
+    return {"editing": rows, "identity_max_move": round(identity_move, 3), "identity_floor_real_footage": floor,
+            "reenactment_improvement": reen, "reenactment_pairs": int(good.sum())}
 
 
 def run(args: argparse.Namespace) -> dict:
     G = load_generator(args.generator)
     d = Directions.load(args.directions)
     start = time.perf_counter()
-    result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation)
+    missing = [c for c in args.floor_clips if not Path(c).is_file()]
+    if missing:
+        raise SystemExit(f"--floor-clips: no such file: {', '.join(missing)} (give other clips, or none to skip)")
+    result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation, args.floor_clips)
     record = {"bench": "directions", "generator": args.generator, "directions": args.directions,
               "fit_info": d.fit_info, **result, "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
     append_json(args.json, record)
@@ -98,6 +140,9 @@ def run(args: argparse.Namespace) -> dict:
                 [("param", "parameter"), ("seeds", "seeds"), ("slope", "slope"), ("r2", "R^2"),
                  ("max_other_pose", "other pose / requested")])
     print(f"identity: largest median move {result['identity_max_move']:.2f} of the spread across seeds")
+    if result["identity_floor_real_footage"]:
+        print("identity floor, real footage of one person moving 20-40 % of the range: "
+              + ", ".join(f"{k} {v}" for k, v in result["identity_floor_real_footage"].items()))
     print(f"reenactment ({result['reenactment_pairs']} pairs), improvement toward the target: "
           + ", ".join(f"{k} {v:+.2f}" for k, v in result["reenactment_improvement"].items()))
     return record

@@ -316,7 +316,7 @@ def cmd_run(args, cfg) -> int:
     import json
 
     from live.run import run
-    report = run(cfg)
+    report = run(cfg, record_frames=bool(args.stats))
     if args.stats:
         Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
         Path(args.stats).write_text(json.dumps({**report.as_dict(), "per_frame": report.per_frame}, indent=1))

@@ -50,7 +50,8 @@ class EngineConfig:
     torch_compile: bool = option(True, "compiled backend: run torch.compile (inductor) on the synthesis graph")
     compile_mode: str = option("default", "torch.compile mode: default (fast start) or max-autotune-no-cudagraphs "
                                           "(tunes kernels for minutes once, cached by inductor afterwards)")
-    cuda_graph: bool = option(True, "compiled backend: capture the whole synthesis into one CUDA graph")
+    cuda_graph: bool = option(True, "compiled backend on CUDA: one CUDA graph per frame (latent blend, synthesis "
+                                    "and post-process in `live run`; synthesis alone in benchmarks)")
     warmup_iters: int = option(3, "runs before capture/timing so kernels are chosen and caches filled")
     cache_dir: str | None = option(None, "where built TensorRT engines are kept; empty: <user cache>/engines")
 

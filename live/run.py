@@ -23,7 +23,7 @@ from live.pipeline.capture import SYNTHETIC, CaptureStage, resolve_source
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import Renderer, RenderStage
 from live.pipeline.slots import Closed, LatestSlot
-from live.stats import LatencyStats
+from live.stats import LatencyHistogram
 
 
 @dataclass
@@ -106,33 +106,76 @@ class RunReport:
     seconds: float = 0.0
     fps: float = 0.0
     stages: dict = field(default_factory=dict)
-    per_frame: list = field(default_factory=list)   # (index, t_captured, added latency ms, found)
     found_frames: int = 0
-    memory: list = field(default_factory=list)      # (seconds since start, resident MB), every 100 frames
+    memory: list = field(default_factory=list)      # (seconds since start, resident MB), see sample_memory
+    memory_every: int = 100                          # frames between memory samples (doubles as they thin)
+    frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)
+
+    MEMORY_SAMPLES = 2048
+
+    @property
+    def per_frame(self) -> list:
+        """(index, t_captured, added latency ms, found) per written frame; empty unless recorded."""
+        return self.frame_log.rows() if self.frame_log is not None else []
+
+    def sample_memory(self, t: float) -> None:
+        """Every 100 frames at first; whenever MEMORY_SAMPLES are held, every other one is dropped and the
+        interval doubles, so an hours-long run keeps an even, bounded trace."""
+        if self.written % self.memory_every != 1:
+            return
+        self.memory.append((round(t, 2), round(resident_mb(), 1)))
+        if len(self.memory) >= self.MEMORY_SAMPLES:
+            self.memory = self.memory[::2]
+            self.memory_every *= 2
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "per_frame"}
+        return {k: v for k, v in self.__dict__.items() if k != "frame_log"}
+
+
+class FrameLog:
+    """Per-frame records in a flat array of doubles (32 bytes a frame, not a Python tuple's ~200)."""
+
+    def __init__(self):
+        from array import array
+        self.values = array("d")
+
+    def append(self, index: int, t_captured: float, added_ms: float, found: bool) -> None:
+        self.values.extend((index, t_captured, added_ms, float(found)))
+
+    def __len__(self) -> int:
+        return len(self.values) // 4
+
+    def rows(self) -> list:
+        v = self.values
+        return [(int(v[i]), v[i + 1], v[i + 2], bool(v[i + 3])) for i in range(0, len(v), 4)]
 
 
 class StageTimes:
+    """Per-stage latency over the whole run, in constant memory (live.stats.LatencyHistogram)."""
+
     NAMES = ("track", "render", "sinks", "added")
+    PAIRS = {"track": ("track_start", "track"), "render": ("render_start", "render"),
+             "sinks": ("sink_start", "sink"), "added": ("capture", "sink")}
 
     def __init__(self):
-        self.ms = {n: [] for n in self.NAMES}
+        self.hist = {n: LatencyHistogram() for n in self.NAMES}
 
     def add(self, stamps: dict) -> float:
-        pairs = {"track": ("track_start", "track"), "render": ("render_start", "render"),
-                 "sinks": ("sink_start", "sink"), "added": ("capture", "sink")}
-        for name, (a, b) in pairs.items():
+        for name, (a, b) in self.PAIRS.items():
             if a in stamps and b in stamps:
-                self.ms[name].append((stamps[b] - stamps[a]) * 1e3)
-        return self.ms["added"][-1] if self.ms["added"] else float("nan")
+                self.hist[name].add((stamps[b] - stamps[a]) * 1e3)
+        recent = self.hist["added"].recent
+        return recent[-1] if recent else float("nan")
+
+    def recent_median(self, name: str, k: int) -> float:
+        recent = list(self.hist[name].recent)[-k:]
+        return float(np.median(recent)) if recent else 0.0
 
     def summary(self) -> dict:
-        return {n: LatencyStats.from_ms(v).__dict__ for n, v in self.ms.items() if v}
+        return {n: h.stats().__dict__ for n, h in self.hist.items() if h.n}
 
 
-def run(cfg: LiveConfig) -> RunReport:
+def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
     from calibration import CalibrationProfile
     from live.audio import start_audio
     from live.engine import make_engine
@@ -167,12 +210,11 @@ def run(cfg: LiveConfig) -> RunReport:
                          driven=cfg.run.driven)
     render = RenderStage(moved, rendered, renderer, controls)
     times = StageTimes()
-    report = RunReport()
+    report = RunReport(frame_log=FrameLog() if record_frames else None)
     live_fps = [0.0]
 
     def hud() -> list[str]:
-        s = times.ms["added"][-60:]
-        return [f"{live_fps[0]:.1f} fps  latency {np.median(s) if s else 0:.0f} ms",
+        return [f"{live_fps[0]:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",
                 "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else ""]
 
     sinks = open_sinks(cfg.run.sinks, fps, out_size, cfg.run.vcam_device, controls, hud)
@@ -196,17 +238,17 @@ def run(cfg: LiveConfig) -> RunReport:
             added = times.add(r.stamps)
             report.written += 1
             report.found_frames += int(r.found)
-            report.per_frame.append((r.index, r.stamps.get("capture", 0.0) - start, added, r.found))
+            if report.frame_log is not None:
+                report.frame_log.append(r.index, r.stamps.get("capture", 0.0) - start, added, r.found)
             now = time.perf_counter()
             live_fps[0] = report.written / max(now - start, 1e-9)
             if audio is not None and report.written % 30 == 0:
-                audio.follow_latency(float(np.median(times.ms["added"][-60:])))
+                audio.follow_latency(times.recent_median("added", 60))
             if cfg.run.stats_every_s and now - last_log > cfg.run.stats_every_s:
                 last_log = now
                 logger.info("{:.1f} fps, added latency {:.0f} ms median, dropped {}", live_fps[0],
-                            np.median(times.ms["added"][-100:]), captured.dropped + moved.dropped + rendered.dropped)
-            if report.written % 100 == 1:
-                report.memory.append((round(now - start, 2), round(resident_mb(), 1)))
+                            times.recent_median("added", 100), captured.dropped + moved.dropped + rendered.dropped)
+            report.sample_memory(now - start)
             if cfg.run.frames and report.written >= cfg.run.frames:
                 break
     except KeyboardInterrupt:

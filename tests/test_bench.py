@@ -28,8 +28,10 @@ def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_
     a = small_directions
     out = tmp_path / "results.json"
     assert main(["directions", "-g", str(fixture_path), "-d", str(a), "--seeds", "3", "--other-seeds", "1",
-                 "--json", str(out)]) == 0
+                 "--floor-clips", str(SHARED / "media" / "lp_d0.mp4"), "--json", str(out)]) == 0
     r = json.loads(out.read_text())[0]
+    # lp_d0 talks: jaw pairs 20-40 % of the range apart exist, and they move the identity coefficients
+    assert r["identity_floor_real_footage"]["jaw"] > 0
     assert [row["param"] for row in r["editing"]][:4] == ["yaw", "pitch", "roll", "jaw"]
     assert len(r["editing"]) == 15 and r["reenactment_pairs"] >= 2
     assert set(r["reenactment_improvement"]) == {"pitch", "jaw", "yaw", "roll"}

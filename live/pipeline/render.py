@@ -4,7 +4,9 @@ On the CPU: the Numba blend, the engine, the Numba post-process. On CUDA the who
 on the device, on this stage's own stream (so the next frame's tracking overlaps it): the CuPy
 blend reads the torch tensors through DLPack, the engine runs (its synthesis is one CUDA graph
 with the compiled backend), the CuPy post-process writes the output frame, and one
-asynchronous copy into pinned host memory brings it back.
+asynchronous copy into pinned host memory brings it back. With the compiled backend and
+engine.cuda_graph, blend, synthesis and post-process are one CUDA graph (live/pipeline/frame_graph.py);
+if that capture fails the three launches above run instead, with a warning.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+from loguru import logger
 
 from kernels.latent_blend import latent_blend, layer_strength
 from kernels.postprocess import postprocess
@@ -44,6 +47,21 @@ class Renderer:
             self.stream = torch.cuda.Stream(device=dev)
             self.host_frame = torch.empty((self.out_h, self.out_w, 3), dtype=torch.uint8).pin_memory()
             self.dp_host = torch.empty(self.A.shape[1], dtype=torch.float32).pin_memory()
+            self.frame_graph = self._capture_frame_graph()
+
+    def _capture_frame_graph(self):
+        if not (getattr(self.engine, "name", "") == "compiled" and self.engine.cfg.cuda_graph):
+            return None
+        from live.pipeline.frame_graph import FrameGraph
+        try:
+            graph = FrameGraph(self.engine, self.w_s, self.w_avg, self.A, self.bias, self.m, self.psi,
+                               self.smoothing, self.out_h, self.out_w, self.stream)
+        except Exception as e:  # a driver or CuPy that cannot capture: three launches per frame instead
+            logger.warning("could not capture the frame into one CUDA graph ({}); running blend, synthesis and "
+                           "post-process as separate launches", str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+            return None
+        logger.info("frame graph captured: blend, synthesis and post-process replay as one CUDA graph")
+        return graph
 
     def blend(self, delta: np.ndarray) -> torch.Tensor:
         if self.cuda:
@@ -68,6 +86,10 @@ class Renderer:
         if not self.cuda:
             image = self.engine.run(self.blend(delta)[None])
             return postprocess(image[0].float().numpy(), self.out_h, self.out_w, impl="numba")
+        if self.frame_graph is not None:
+            self.dp_host.copy_(torch.from_numpy(np.asarray(delta, np.float32)))
+            self.frame_graph.replay(self.dp_host, self.host_frame)
+            return self.host_frame.numpy().copy()
         import cupy
         with torch.cuda.stream(self.stream):
             w = self.blend(delta)
