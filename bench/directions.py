@@ -46,21 +46,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def identity_floor(clips: list[str], id_spread: np.ndarray, span: np.ndarray, params=("pitch", "jaw"),
-                   band=(0.2, 0.4), pairs: int = 20_000, step: int = 2, seed: int = 0) -> dict:
+                   band=(0.2, 0.4), pairs: int = 20_000, seed: int = 0) -> dict:
     """Median |identity change| / id_spread (largest component), over frame pairs of one clip whose
     parameter differs by `band` of its span; the median over clips. None where no clip has 20 pairs."""
     from live.tracking import MediaPipeTracker
-    from live.video import iter_video_rgb
     from models.face_model import FaceModel
+    from models.face_model_build import track_clip
     model, rng = FaceModel.load(), np.random.default_rng(seed)
     moves: dict[str, list] = {name: [] for name in params}
     with MediaPipeTracker(max_faces=1) as tracker:
         for clip in clips:
-            tracker.reset()
-            fits = []
-            for k, _, frame in iter_video_rgb(clip):
-                if k % step == 0 and (obs := tracker.track(frame)).found:
-                    fits.append(model.fit(obs.landmarks))
+            fits = [model.fit(x) for x in track_clip(Path(clip), tracker)]
             if len(fits) < 2:
                 continue
             p = np.array([f.params for f in fits])
