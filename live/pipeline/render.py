@@ -50,7 +50,7 @@ class Renderer:
             self.frame_graph = self._capture_frame_graph()
 
     def _capture_frame_graph(self):
-        if not (getattr(self.engine, "name", "") == "compiled" and self.engine.cfg.cuda_graph):
+        if not (self.engine.name == "compiled" and self.engine.cfg.cuda_graph):
             return None
         from live.pipeline.frame_graph import FrameGraph
         try:
