@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.profile import CalibrationProfile
-from live.face_params import FaceParams
-from models.face_landmarks import EYE_LEFT, EYE_RIGHT, PARAM_NAMES
-from models.face_model import FaceModel, similarity_align
+from models.face.landmarks import EYE_LEFT, EYE_RIGHT, PARAM_NAMES
+from models.face.params import FaceParams
+from models.face.shape_model import FaceModel, similarity_align
 
 IX = {n: i for i, n in enumerate(PARAM_NAMES)}
 

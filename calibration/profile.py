@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from models.face_landmarks import PARAM_NAMES
+from models.face.landmarks import PARAM_NAMES
 
 PROFILE_VERSION = 1
 
@@ -32,8 +32,8 @@ class CalibrationProfile:
     def neutral_named(self) -> dict[str, float]:
         return {n: round(float(v), 4) for n, v in zip(PARAM_NAMES, self.neutral)}
 
-    def save(self, folder: str | Path | None = None) -> Path:
-        folder = Path(folder) if folder else profiles_dir()
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         doc = {"version": PROFILE_VERSION, "name": self.name, "created": self.created, "source": self.source,
                "frames": self.frames, "neutral": self.neutral_named(),
@@ -45,13 +45,13 @@ class CalibrationProfile:
         return path
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "CalibrationProfile":
-        """A profile by name (in the profiles folder) or by the path of its .yaml file."""
+    def load(cls, name_or_path: str | Path, folder: str | Path) -> "CalibrationProfile":
+        """A profile by name (in `folder`, the user's profiles folder) or by the path of its .yaml file."""
         path = Path(name_or_path)
         if path.suffix != ".yaml":
-            path = profiles_dir() / f"{name_or_path}.yaml"
+            path = Path(folder) / f"{name_or_path}.yaml"
         if not path.is_file():
-            known = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+            known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
             raise ProfileError(f"no calibration profile {str(name_or_path)!r} (looked for {path}); "
                                f"known profiles: {', '.join(known) or 'none'}. Make one with `live calibrate`.")
         try:
@@ -67,8 +67,3 @@ class CalibrationProfile:
         return cls(name=doc["name"], neutral=neutral.astype(np.float64), spread=spread.astype(np.float64),
                    template=template.astype(np.float64), frames=int(doc["frames"]), source=str(doc.get("source", "")),
                    created=str(doc.get("created", "")))
-
-
-def profiles_dir() -> Path:
-    from live.paths import config_dir
-    return config_dir() / "profiles"

@@ -1,7 +1,7 @@
 """The per-frame latent: w = w_avg + psi * (w_s + m * (A dp + b) - w_avg), in one pass.
 
     w_s      [L, S]       the avatar's code (W+)
-    A, b     [Ls*S, P], [Ls*S]  the direction matrix (models.directions layout: row l*S+s)
+    A, b     [Ls*S, P], [Ls*S]  the direction matrix (models.direction_matrix layout: row l*S+s)
     dp       [P]          normalised parameter change
     m        [L]          per-layer strength (0 beyond the Ls shifted layers)
     psi                   truncation toward w_avg [S] (1 = none)

@@ -21,9 +21,9 @@ import yaml
 from loguru import logger
 
 from live.paths import cache_dir, config_dir
-from models.directions import file_sha256 as sha256_file
 from models.download import download
 from models.registry import ModelEntry, load_registry
+from models.weights_io import file_sha256 as sha256_file
 
 INDEX = "index.yaml"
 
@@ -61,7 +61,7 @@ def check_file(path: Path, kind: str, entry: ModelEntry | None = None) -> str:
         clamp = f", conv clamp {G.arch.conv_clamp:g}" if G.arch.conv_clamp else ""
         return f"StyleGAN2 generator, {G.resolution} px, channels {list(G.arch.channels)}{clamp}"
     if kind == "directions":
-        from models.directions import Directions
+        from models.direction_matrix import Directions
         d = Directions.load(path, require_ours=False)
         own = "fitted by live" if d.generator_sha256 else "the paper's format, no parameter ranges or generator hash"
         return f"direction matrix, {d.n_params} parameters -> {d.num_layers_shift} x {d.shift_dim} W+ shift ({own})"
@@ -204,8 +204,9 @@ class ModelStore:
             raise ModelStoreError(f"{path}: sha256 {digest} differs from the registry's {entry.sha256} for {name!r}: "
                                   f"a different file. Import it under another --name.")
         usable, original = path, ""
-        from models.checkpoint import _detect_format, _is_nvidia_pickle
-        if kind == "generator" and _detect_format(path) == "legacy-pickle" and _is_nvidia_pickle(path):
+        from models.checkpoint import detect_format
+        from models.nvidia_pkl import is_nvidia_pickle
+        if kind == "generator" and detect_format(path) == "legacy-pickle" and is_nvidia_pickle(path):
             from models import load_generator, save_safetensors
             usable = self.root / f"{name}.safetensors"
             self.root.mkdir(parents=True, exist_ok=True)
@@ -255,8 +256,8 @@ class ModelStore:
 
 
 def _guess_kind(path: Path) -> str:
-    from models.checkpoint import _detect_format
-    if _detect_format(path) == "safetensors" or path.suffix == ".pkl":
+    from models.checkpoint import detect_format
+    if detect_format(path) == "safetensors" or path.suffix == ".pkl":
         return "generator"
     try:
         from models.checkpoint import safe_torch_load

@@ -29,3 +29,8 @@ def data_dir() -> Path:
 
 def user_config_file() -> Path:
     return config_dir() / "config.yaml"
+
+
+def profiles_dir() -> Path:
+    """Calibration profiles (`live calibrate`)."""
+    return config_dir() / "profiles"

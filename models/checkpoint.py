@@ -18,15 +18,22 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 from loguru import logger
 
+from models import weights_io
+from models.errors import CheckpointError
+from models.nvidia_pkl import (
+    G_EMA,
+    generator_state,
+    is_nvidia_pickle,
+    read_network_pickle,
+)
 from models.stylegan2 import Generator, GeneratorArch
+from models.weights_io import first_line, save_atomic, state_mismatch
 
 SAFETENSORS_FORMAT = "live.stylegan2"
 SAFETENSORS_VERSION = "1"
@@ -35,11 +42,7 @@ EXPECTED = ("a StyleGAN2 generator checkpoint of the reference PyTorch trainer (
             "or an NVIDIA StyleGAN2-ADA network pickle")
 
 
-class CheckpointError(ValueError):
-    """A file that is not a generator checkpoint we can load. The message says what was expected."""
-
-
-def _detect_format(path: Path) -> str:
+def detect_format(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(16)
     if head[:2] == b"PK":
@@ -52,26 +55,8 @@ def _detect_format(path: Path) -> str:
 
 
 def safe_torch_load(path: Path, mmap: bool = False) -> object:
-    """torch.load with weights_only=True; turns every failure into a CheckpointError.
-
-    mmap: map the file instead of reading it; a 1.2 GB training checkpoint then costs only
-    the pages of the tensors actually used (g_ema), not its discriminator and optimiser states.
-    """
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path}: refused to load, it holds pickled Python objects beyond tensors ({_first_line(e)}). "
-            f"Expected {EXPECTED}. NVIDIA .pkl files are read by their own safe importer; this is not one.") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable torch file, it may be truncated or corrupt "
-                              f"({_first_line(e)}). Download it again or check the path.") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
+    """A reference-format torch file (argparse.Namespace allowed in `args`), loaded without running code."""
+    return weights_io.safe_torch_load(path, CheckpointError, EXPECTED, allowed=(argparse.Namespace,), mmap=mmap)
 
 
 def read_reference_state(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
@@ -80,21 +65,14 @@ def read_reference_state(path: str | Path) -> tuple[dict[str, torch.Tensor], tor
     return state, latent_avg
 
 
-def _is_nvidia_pickle(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    return head[:1] == b"\x80" and b"torch_utils.persistence" in head
-
-
 def _read_generator_file(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, float | None]:
     """(state in reference keys, latent_avg or None, conv_clamp or None) from any supported format."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file. Expected {EXPECTED}.")
-    fmt = _detect_format(path)
+    fmt = detect_format(path)
     if fmt == "safetensors":
         return _read_safetensors(path)
-    if fmt == "legacy-pickle" and _is_nvidia_pickle(path):
-        from models.nvidia_pkl import G_EMA, generator_state, read_network_pickle
+    if fmt == "legacy-pickle" and is_nvidia_pickle(path):
         data = read_network_pickle(path)
         if G_EMA not in data:
             raise CheckpointError(f"{path}: an NVIDIA network pickle without {G_EMA!r} (it holds "
@@ -131,7 +109,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor
             meta = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable safetensors file, it may be truncated ({_first_line(e)}).") from None
+        raise CheckpointError(f"{path}: unreadable safetensors file, it may be truncated ({first_line(e)}).") from None
     if meta.get("format") != SAFETENSORS_FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a generator written by `live models convert` "
                               f"(format={meta.get('format')!r}). Expected {EXPECTED}.")
@@ -179,23 +157,6 @@ def to_reference_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 def from_reference_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {(k if k.startswith("style.") else "synthesis." + k): v for k, v in state.items()}
-
-
-def state_mismatch(expected: dict, got: dict, name=lambda k: k) -> str | None:
-    """How two state dicts differ in keys and shapes, in words (the first few of each); None if they fit."""
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(got) if tuple(expected[k].shape) != tuple(got[k].shape))
-    parts = []
-    if missing:
-        parts.append(f"missing {len(missing)} tensors, e.g. {', '.join(map(name, missing[:3]))}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected tensors, e.g. {', '.join(map(name, unexpected[:3]))}")
-    if wrong:
-        k = wrong[0]
-        parts.append(f"{len(wrong)} tensors of the wrong shape, e.g. {name(k)}: {list(got[k].shape)} "
-                     f"where {list(expected[k].shape)} was expected")
-    return "; ".join(parts) or None
 
 
 def build_from_state(state: dict[str, torch.Tensor], latent_avg: torch.Tensor | None,
@@ -286,8 +247,4 @@ def save_reference_checkpoint(G: Generator, path: str | Path, extra: dict | None
     """Write the reference trainer's format: {'g_ema', 'args', 'latent_avg', ...extra}, atomically."""
     ckpt = {"g_ema": {k: v.detach().cpu() for k, v in to_reference_keys(G.state_dict()).items()},
             "args": reference_args(G.arch), "latent_avg": G.w_avg.detach().cpu().clone(), **(extra or {})}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-    return path
+    return save_atomic(ckpt, path)

@@ -30,7 +30,7 @@ from typing import Callable
 
 from loguru import logger
 
-from models.directions import file_sha256 as sha256_file
+from models.weights_io import file_sha256 as sha256_file
 
 CHUNK = 1 << 20
 USER_AGENT = "live-models/1 (+https://github.com/)"
@@ -195,7 +195,14 @@ def download(urls: list[str], dest: Path, *, name: str, size: int | None = None,
 
 def _download_one(url: str, part: Path, *, name: str, size: int | None, progress: bool) -> int:
     """Fill `part` from url, resuming across dropped connections. Returns the offset of the last attempt."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     columns = (TextColumn(f"[bold]{name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:

@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import CheckpointError, safe_torch_load, state_mismatch
+from models.checkpoint import safe_torch_load
+from models.errors import CheckpointError
 from models.layers import EqualLinear
+from models.weights_io import state_mismatch
 
 # IR-SE-50: (in, depth, units) per stage, the first unit of each stage strides by 2.
 IR_SE_50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))

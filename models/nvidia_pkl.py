@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import CheckpointError
+from models.errors import CheckpointError
 from models.layers import make_fir_kernel
 
 STYLEGAN2_FIR = (1.0, 3.0, 3.0, 1.0)
@@ -110,6 +110,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent ids are not used by NVIDIA network pickles")
+
+
+def is_nvidia_pickle(path: str | Path) -> bool:
+    """A pickle that names NVIDIA's persistence module in its first 4 KB (a network pickle)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return head[:1] == b"\x80" and b"torch_utils.persistence" in head
 
 
 def read_network_pickle(path: str | Path) -> dict:

@@ -56,10 +56,11 @@ def tracked_clip():
     def get(name: str, max_frames: int | None = None):
         key = (name, max_frames)
         if key not in cache:
+            from live.tracking.estimator import make_estimator
+
             from live.config import TrackingConfig
-            from live.face_params import ParamEstimator
-            from live.video import iter_video_rgb
-            est = ParamEstimator(TrackingConfig())
+            from live.io.sources import iter_video_rgb
+            est = make_estimator(TrackingConfig())
             rows, marks, times = [], [], []
             for k, t, frame in iter_video_rgb(SHARED / "media" / name, max_frames=max_frames):
                 p = est(frame, k, t)
@@ -76,6 +77,7 @@ def tracked_clip():
 def small_directions(tmp_path_factory, fixture_path):
     """A direction matrix for the fixture from 24 samples: right format and plumbing, not quality."""
     import os
+
     from live.cli import main
     folder = tmp_path_factory.mktemp("directions")
     old = os.environ.get("LIVE_HOME")

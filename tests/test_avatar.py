@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from live.avatar import Avatar, AvatarError
-from live.avatar.avatar import apply_tuning, tuning_delta
+from live.avatar.avatar_file import apply_tuning, tuning_delta
 from live.cli import main
 from models.checkpoint import CheckpointError, weights_hash
 from models.e4e import Encoder4Editing, check_e4e_file, load_e4e
@@ -33,7 +33,7 @@ def test_fixture_framing_geometry():
 
 
 def test_ffhq_framing_removes_roll():
-    from models.face_landmarks import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT
+    from models.face.landmarks import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT
     pts = np.zeros((478, 3))
     pts[[EYE_RIGHT["outer"], EYE_RIGHT["inner"]], :2] = [[80, 100], [100, 100]]   # image left
     pts[[EYE_LEFT["outer"], EYE_LEFT["inner"]], :2] = [[160, 100], [140, 100]]    # image right
@@ -116,7 +116,7 @@ def test_avatar_file_round_trip_and_damage(face128, tmp_path):
     (tmp_path / "trunc.pt").write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(AvatarError, match="truncated"):
         Avatar.read(tmp_path / "trunc.pt")
-    with pytest.raises(AvatarError, match="not a live avatar"):
+    with pytest.raises(AvatarError, match="pickled Python objects.*live avatar"):
         Avatar.read(FIXTURES / "face128.pt")
     other = apply_tuning(face128, delta)
     with pytest.raises(AvatarError, match="made for generator"):

@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from live.tracking.calibrate import calibrate
 
 from calibration import CalibrationError, CalibrationProfile, ProfileError
-from calibration.profile import profiles_dir
-from calibration.run import calibrate
+from live.paths import profiles_dir
 from live.cli import main
 from live.config import LiveConfig
 from tests.conftest import SHARED, needs_shared
@@ -20,12 +20,12 @@ def test_still_photo_gives_a_profile_loadable_by_name(capsys):
     assert main(["calibrate", "--source", str(MEDIA / "portrait_bouguereau.jpg"), "--name", "me"]) == 0
     out = capsys.readouterr().out
     assert "profile 'me' written" in out and "yaw" in out and "blink_right" in out
-    profile = CalibrationProfile.load("me")
+    profile = CalibrationProfile.load("me", profiles_dir())
     assert profile.frames >= 60 and profile.template.shape == (478, 3)
     assert np.abs(profile.spread).max() < 0.05  # a photo barely moves (the tracker ROI settles)
     doc = yaml.safe_load((profiles_dir() / "me.yaml").read_text())
     assert set(doc["neutral"]) >= {"yaw", "pitch", "roll", "jaw", "blink_left"}
-    assert CalibrationProfile.load(profiles_dir() / "me.yaml").name == "me"
+    assert CalibrationProfile.load(profiles_dir() / "me.yaml", profiles_dir()).name == "me"
 
 
 def test_real_video_still_stretch():
@@ -54,12 +54,12 @@ def test_missing_camera_is_a_clear_cli_error(capsys):
 
 def test_unknown_and_damaged_profiles(tmp_path):
     with pytest.raises(ProfileError, match="no calibration profile 'nobody'.*live calibrate"):
-        CalibrationProfile.load("nobody")
+        CalibrationProfile.load("nobody", profiles_dir())
     profiles_dir().mkdir(parents=True, exist_ok=True)
     (profiles_dir() / "bad.yaml").write_text("version: 1\nname: bad\nframes: 3\n")
     (profiles_dir() / "bad.npz").write_bytes(b"not an npz")
     with pytest.raises(ProfileError, match="damaged"):
-        CalibrationProfile.load("bad")
+        CalibrationProfile.load("bad", profiles_dir())
 
 
 def test_eyes_half_closed_is_not_neutral():

@@ -7,7 +7,8 @@ import cv2
 import pytest
 import yaml
 
-from live.cli import build_parser, main, parse_seeds
+from live.cli import build_parser, main
+from live.cli.run_cmd import parse_seeds
 from tests.conftest import needs_shared
 
 

@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 import yaml
 
-from live.config import ConfigError, LiveConfig, load_config, to_dict, to_yaml
+from live.config import ConfigError, LiveConfig
+from live.config_files import load_config, to_dict, to_yaml
 
 
 def _all_fields(node, prefix=""):

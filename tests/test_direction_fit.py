@@ -54,7 +54,7 @@ def test_sampling_tracks_generated_faces_and_resumes(tmp_path, face128):
 def test_cli_fit_writes_a_loadable_matrix_for_this_generator(tmp_path, fixture_path, face128):
     from live.cli import main
     from models.checkpoint import weights_hash
-    from models.directions import Directions
+    from models.direction_matrix import Directions
     out = tmp_path / "A.pt"
     assert main(["directions", "fit", "-g", str(fixture_path), "-o", str(out), "--samples", "24"]) == 0
     d = Directions.load(out)

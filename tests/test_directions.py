@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.directions import Directions, DirectionsError, reenact
+from models.direction_matrix import Directions, DirectionsError, reenact
 from tests.conftest import FIXTURES, needs_shared
 
 

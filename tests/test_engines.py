@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from live.config import EngineConfig
-from live.engine import BackendUnavailable, make_engine
-from live.engine.base import resolve_engine_config
-from live.engine.export import export_synthesis
-from live.engine.tensorrt import engine_cache_key
+from live.engines import BackendUnavailable, make_engine
+from live.engines.export import export_synthesis
+from live.engines.factory import resolve_engine_config
+from live.engines.tensorrt import engine_cache_key
 from tests.conftest import needs_cuda, needs_shared, psnr
 
 CPU = EngineConfig(device="cpu")
@@ -18,7 +18,7 @@ CPU = EngineConfig(device="cpu")
 @pytest.mark.parametrize("has_bf16, precision", [(False, "fp32"), (True, "bf16")])
 def test_auto_resolves_to_eager_on_cpu(monkeypatch, has_bf16, precision):
     """fp32 everywhere; mixed bf16 only where the CPU has bf16 instructions (there it is 2x faster compiled)."""
-    monkeypatch.setattr("live.engine.base.cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr("live.engines.factory.cpu_has_bf16", lambda: has_bf16)
     cfg = resolve_engine_config(CPU)
     assert (cfg.backend, cfg.precision, cfg.device) == ("eager", precision, "cpu")
 
@@ -52,7 +52,7 @@ def test_bf16_is_mixed_precision_and_close(face128, golden):
     engine = make_engine(face128, dataclasses.replace(CPU, backend="eager", precision="bf16"))
     out = engine.run(golden["w_plus"][:2])
     assert out.dtype == torch.float32
-    assert next(engine.graph.parameters()).dtype == torch.float32
+    assert next(engine.module.parameters()).dtype == torch.float32
     assert psnr(out, golden["img_w_plus"][:2]) >= 40
     assert (out - golden["img_w_plus"][:2]).abs().max() > 1e-4   # it really ran in bf16
 
@@ -131,7 +131,7 @@ def test_tensorrt_cache_key_covers_everything_that_invalidates_an_engine():
 def test_compiled_cuda_graph_fp16_psnr(face128, golden):
     cfg = EngineConfig(backend="compiled", precision="fp16", device="cuda")
     engine = make_engine(face128, cfg)
-    assert engine.graph is not None, "the CUDA path must capture a CUDA graph"
+    assert engine.cuda_graph is not None, "the CUDA path must capture a CUDA graph"
     ref = face128.synthesize(golden["w_plus"][:1])
     for i in range(2):
         out = engine.run(golden["w_plus"][i:i + 1].cuda()).float().cpu()

@@ -4,11 +4,24 @@ import cv2
 import numpy as np
 import pytest
 
-from live.tracking import MediaPipeTracker
-from live.video import iter_video_rgb
-from models.face_landmarks import (EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, LIP_LOWER_INNER, LIP_UPPER_INNER, MIDLINE,
-                                   MOUTH_LEFT, MOUTH_RIGHT, PARAM_NAMES)
-from models.face_model import FaceModel, angles_from_rotation, rotation_from_angles
+from live.io.sources import iter_video_rgb
+from models.face.landmarks import (
+    EXPRESSION_NAMES,
+    EYE_LEFT,
+    EYE_RIGHT,
+    LIP_LOWER_INNER,
+    LIP_UPPER_INNER,
+    MIDLINE,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    PARAM_NAMES,
+)
+from models.face.shape_model import (
+    FaceModel,
+    angles_from_rotation,
+    rotation_from_angles,
+)
+from models.face.tracker import MediaPipeTracker
 from tests.conftest import SHARED, needs_shared
 
 MEDIA = SHARED / "media"

@@ -15,12 +15,17 @@ import torch
 
 from live.cli import main
 from live.gan.augment import diff_augment, parse_policy
-from live.gan.images import DatasetError, ImageFolder
+from live.gan.image_folder import DatasetError, ImageFolder
 from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
-from live.gan.config import TrainConfig
 from live.gan.train import Trainer
+from live.gan.train_config import TrainConfig
 from models import load_generator
-from models.checkpoint import CheckpointError, random_generator, safe_torch_load, save_reference_checkpoint
+from models.checkpoint import (
+    CheckpointError,
+    random_generator,
+    safe_torch_load,
+    save_reference_checkpoint,
+)
 from models.discriminator import Discriminator
 from models.stylegan2 import GeneratorArch
 

@@ -12,7 +12,7 @@ from kernels.latent_blend import CUDA_SOURCE as BLEND_SRC
 from kernels.latent_blend import latent_blend, layer_strength
 from kernels.postprocess import CUDA_SOURCE as POST_SRC
 from kernels.postprocess import content_rect, postprocess
-from live.postprocess import to_uint8_rgb
+from models.images import to_uint8_rgb
 
 needs_cupy = pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")
 

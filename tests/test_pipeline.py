@@ -8,11 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from live.audio import DelayLine, parse_delay, start_audio
 from live.cli import main
+from live.io.audio import DelayLine, parse_delay, start_audio
+from live.io.sinks import (
+    SinkError,
+    WindowSink,
+    open_sinks,
+    side_by_side,
+    vcam_setup_hint,
+)
 from live.pipeline.motion import LossEaser
 from live.pipeline.slots import Closed, LatestSlot
-from live.sinks import SinkError, WindowSink, open_sinks, side_by_side, vcam_setup_hint
 from tests.conftest import SHARED, needs_cuda, needs_shared, write_clip
 
 
@@ -25,12 +31,25 @@ def test_latest_slot_drops_stale_items_and_counts_them():
     slot = LatestSlot("x")
     for k in range(5):
         slot.put(Item(k))
-    assert slot.get().index == 4 and slot.dropped == 4 and slot.dropped_items == [0, 1, 2, 3]
+    assert slot.get().index == 4 and slot.dropped == 4
     slot.close()
     with pytest.raises(Closed):
         slot.get()
     with pytest.raises(Closed):
         slot.put(Item(9))
+
+
+def test_closing_hands_on_the_last_item_and_aborting_counts_it():
+    done = LatestSlot("x")
+    done.put(Item(1))
+    done.close()                       # the producer finished: the consumer still gets the last item
+    assert done.get().index == 1 and done.dropped_at_close == 0
+    stopped = LatestSlot("y")
+    stopped.put(Item(2))
+    stopped.abort()                    # the run stopped: the item is lost, and counted
+    assert stopped.dropped_at_close == 1
+    with pytest.raises(Closed):
+        stopped.get()
 
 
 def test_blocking_slot_drops_nothing():
@@ -91,7 +110,7 @@ def test_missing_virtual_camera_says_how_and_falls_back(caplog, monkeypatch):
 
 def test_real_virtual_camera_backend_reports_no_device():
     """pyvirtualcam itself, no mock: on this machine there is no v4l2loopback device."""
-    from live.sinks import VirtualCameraSink
+    from live.io.sinks import VirtualCameraSink
     try:
         sink = VirtualCameraSink((64, 64), 25)
     except SinkError as e:
@@ -166,10 +185,11 @@ def test_missing_camera_is_a_clear_error_after_retries(capsys, tmp_path):
 def test_frame_graph_matches_separate_launches(face128, small_directions, smoothing):
     """The whole frame as one CUDA graph gives the frames of blend, synthesis and post-process run one by one."""
     import torch
+
     from live.config import EngineConfig
-    from live.engine import make_engine
+    from live.engines import make_engine
     from live.pipeline.render import Renderer
-    from models.directions import Directions
+    from models.direction_matrix import Directions
     d = Directions.load(small_directions)
     engine = make_engine(face128, EngineConfig(backend="compiled", precision="fp16", device="cuda"))
     w_s = face128.mapping(torch.randn(1, face128.style_dim), 0.7)[0].expand(face128.n_latent, -1)

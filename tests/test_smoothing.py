@@ -1,23 +1,25 @@
 """Smoothing the face parameters: the stage, and the acceptance measurement on lp_d6."""
 
 import numpy as np
+from models.face.params import FaceParams
+from live.tracking.estimator import make_smoother
 
-from bench.track import smoothing_quality
-from live.config import LiveConfig, SmoothingConfig, load_config
-from live.face_params import FaceParams, ParamSmoother
-from live.video import video_fps
+from bench.track_latency import smoothing_quality
+from live.config import LiveConfig, SmoothingConfig
+from live.config_files import load_config
+from live.io.sources import video_fps
 from tests.conftest import SHARED, needs_shared
 
 
 def _smooth_track(params, times, cfg=None):
-    smoother = ParamSmoother(cfg or LiveConfig().smoothing)
+    smoother = make_smoother(cfg or LiveConfig().smoothing)
     return np.array([smoother(FaceParams(k, t, bool(np.isfinite(p).all()), p)).params
                      for k, (p, t) in enumerate(zip(params, times))])
 
 
 @needs_shared
 def test_lp_d6_still_jitter_and_lag(tracked_clip):
-    """Acceptance: still-stretch jitter <= 1/3 of raw, lag <= 1 frame at fast motion (bench/track.py)."""
+    """Acceptance: still-stretch jitter <= 1/3 of raw, lag <= 1 frame at fast motion (bench/track_latency.py)."""
     params, _, times = tracked_clip("lp_d6.mp4")
     assert np.isfinite(params).all()
     smoothed = _smooth_track(params, times)
@@ -32,8 +34,8 @@ def test_per_parameter_cutoffs_from_config(tmp_path):
     path.write_text("smoothing:\n  min_cutoff: {yaw: 3.0}\n  beta: {blink_left: 2}\n")
     cfg = load_config(path).smoothing
     assert cfg.min_cutoff["yaw"] == 3.0 and cfg.min_cutoff["pitch"] == 0.5 and cfg.beta["blink_left"] == 2.0
-    smoother = ParamSmoother(cfg)
-    from models.face_landmarks import PARAM_NAMES
+    smoother = make_smoother(cfg)
+    from models.face.landmarks import PARAM_NAMES
     assert smoother.min_cutoff[0] == 3.0 and smoother.beta[PARAM_NAMES.index("blink_left")] == 2.0
 
 
@@ -48,7 +50,7 @@ def test_unknown_parameter_name_is_rejected(tmp_path):
 
 
 def test_not_found_frames_pass_and_long_gaps_restart():
-    smoother = ParamSmoother(SmoothingConfig())
+    smoother = make_smoother(SmoothingConfig())
     a = smoother(FaceParams(0, 0.0, True, np.zeros(15)))
     lost = smoother(FaceParams(1, 0.033, False, np.full(15, np.nan)))
     assert np.isnan(lost.params).all() and not lost.found
@@ -59,4 +61,4 @@ def test_not_found_frames_pass_and_long_gaps_restart():
 def test_disabled_is_identity():
     cfg = SmoothingConfig(enabled=False)
     p = FaceParams(0, 0.0, True, np.arange(15.0))
-    assert ParamSmoother(cfg)(p) is p
+    assert make_smoother(cfg)(p) is p

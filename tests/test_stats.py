@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from live.pipeline.run_report import FrameLog, RunReport, StageTimes
 
-from live.run import FrameLog, RunReport, StageTimes
-from live.stats import LatencyHistogram, LatencyStats
+from live.pipeline.latency import LatencyHistogram, LatencyStats
 
 
 def test_histogram_quantiles_match_numpy_within_a_quarter_percent():
@@ -48,7 +48,7 @@ def test_stage_times_summary_and_recent_median():
 
 
 def test_memory_trace_is_thinned_not_grown(monkeypatch):
-    monkeypatch.setattr("live.run.resident_mb", lambda: 800.0)
+    monkeypatch.setattr("live.pipeline.run_report.resident_mb", lambda: 800.0)
     report = RunReport()
     report.MEMORY_SAMPLES = 64
     for k in range(1, 100_001):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from live.tracking import N_LANDMARKS, MediaPipeTracker
-from live.video import SourceError, iter_video_rgb, read_image_rgb
+from live.io.sources import SourceError, iter_video_rgb, read_image_rgb
+from models.face.tracker import N_LANDMARKS, MediaPipeTracker
 from tests.conftest import SHARED, needs_shared
 
 pytestmark = needs_shared

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from loguru import logger
 
-from live.avatar.avatar import Avatar, AvatarError, tuning_delta
+from live.avatar.avatar_file import Avatar, AvatarError, tuning_delta
 from live.avatar.invert import InversionConfig, WPrior, invert, psnr
 from live.avatar.pti import TuningConfig, pivotal_tuning
-from live.postprocess import to_uint8_rgb
-from live.video import read_image_rgb
+from live.io.sources import read_image_rgb
 from models.framing import FRAMINGS, crop_transform
+from models.images import to_uint8_rgb
 
 POOR_PSNR_DB = 21.0  # below this the generator does not draw this face well; say so
 THUMB = 256
@@ -45,7 +45,7 @@ class CreationReport:
 
 def find_face(photo: np.ndarray, face_index: int, source: str) -> tuple[np.ndarray, int]:
     """Landmarks [478, 3] of the chosen face and how many faces the photo has."""
-    from live.tracking import MediaPipeTracker
+    from models.face.tracker import MediaPipeTracker
     with MediaPipeTracker(max_faces=max(face_index + 1, 4), video=False, flip_average=False) as tracker:
         faces = tracker.detect_faces(photo)
     if not faces:
@@ -144,7 +144,8 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
 def _track_params(recon: np.ndarray, crop: np.ndarray) -> tuple[np.ndarray, str]:
     """p_s from the reconstruction (what the generator draws is what directions move); the photo's
     crop when the tracker does not find the face in the reconstruction."""
-    from live.directions.sampling import ImageParams, images_to_uint8
+    from models.face.params import ImageParams
+    from models.images import images_to_uint8
     tracker = ImageParams()
     try:
         for image, source in ((recon, "reconstruction"), (crop, "photo")):

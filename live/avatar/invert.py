@@ -9,11 +9,13 @@ Noise stays at the generator's constant buffers, as in the live loop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from loguru import logger
+
+from live.avatar.optimise import optimise, psnr_db
 
 
 @dataclass
@@ -47,8 +49,7 @@ class WPrior:
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of images in [-1, 1] (peak-to-peak 2)."""
-    mse = F.mse_loss(a.float().clamp(-1, 1), b.float().clamp(-1, 1)).item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
+    return psnr_db(F.mse_loss(a.float().clamp(-1, 1), b.float().clamp(-1, 1)).item())
 
 
 def invert(G, target: torch.Tensor, cfg: InversionConfig, prior: WPrior, init: torch.Tensor | None = None,
@@ -59,23 +60,18 @@ def invert(G, target: torch.Tensor, cfg: InversionConfig, prior: WPrior, init: t
     start = init if init is not None else G.w_avg.detach().expand(G.n_latent, -1)
     w = start.detach().clone().float().unsqueeze(0).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=cfg.lr, betas=(0.9, 0.999))
-    history = []
-    from rich.progress import Progress
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("inverting", total=cfg.steps)
-        for step in range(cfg.steps):
-            t = step / max(cfg.steps - 1, 1)
-            ramp = min(1.0, (1 - t) / cfg.lr_rampdown) if cfg.lr_rampdown > 0 else 1.0
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * 0.5 * (1 - torch.cos(torch.tensor(ramp * torch.pi))).item()
-            image = G.synthesize(w, impl="static")
-            mse = F.mse_loss(image, target)
-            loss = mse + cfg.prior_weight * prior.distance2(w)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            history.append(float(mse.detach()))
-            db = 10 * torch.log10(4.0 / mse.detach()).item()
-            bar.update(task, advance=1, description=f"inverting: loss {loss.item():.4f}, {db:.1f} dB")
-    logger.debug("inversion: {} steps, final mse {:.5f}", cfg.steps, history[-1])
+
+    def step(i: int) -> tuple[float, float]:
+        t = i / max(cfg.steps - 1, 1)
+        ramp = min(1.0, (1 - t) / cfg.lr_rampdown) if cfg.lr_rampdown > 0 else 1.0
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * 0.5 * (1 - math.cos(ramp * math.pi))
+        mse = F.mse_loss(G.synthesize(w, impl="static"), target)
+        loss = mse + cfg.prior_weight * prior.distance2(w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item(), mse.item()
+
+    history = optimise(cfg.steps, step, "inverting", progress)
     return w.detach()[0], history

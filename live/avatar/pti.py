@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from loguru import logger
+
+from live.avatar.optimise import optimise
 
 
 @dataclass
@@ -39,28 +40,24 @@ def pivotal_tuning(G, pivot: torch.Tensor, target: torch.Tensor, cfg: TuningConf
     opt = torch.optim.Adam(params, lr=cfg.lr)
     w_p = pivot.detach().unsqueeze(0)
     g = torch.Generator().manual_seed(seed)
-    history = []
-    from rich.progress import Progress
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("tuning", total=cfg.steps)
-        for step in range(cfg.steps):
-            mse = F.mse_loss(tuned.synthesize(w_p, impl="static"), target)
-            loss = mse
-            if cfg.locality_weight > 0 and step % cfg.locality_every == 0:
-                with torch.no_grad():
-                    z = torch.randn(cfg.locality_batch, G.style_dim, generator=g).to(w_p.device)
-                    w_r = G.broadcast(G.mapping(z, cfg.locality_truncation))
-                    lo, hi = cfg.locality_alpha
-                    alpha = lo + (hi - lo) * torch.rand(cfg.locality_batch, 1, 1, generator=g).to(w_p.device)
-                    w_loc = w_p + alpha * (w_r - w_p)
-                    reference = G.synthesize(w_loc, impl="static")
-                loss = loss + cfg.locality_weight * F.mse_loss(tuned.synthesize(w_loc, impl="static"), reference)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            history.append(float(mse.detach()))
-            db = 10 * torch.log10(4.0 / mse.detach()).item()
-            bar.update(task, advance=1, description=f"tuning: loss {loss.item():.4f}, {db:.1f} dB")
+
+    def step(i: int) -> tuple[float, float]:
+        mse = F.mse_loss(tuned.synthesize(w_p, impl="static"), target)
+        loss = mse
+        if cfg.locality_weight > 0 and i % cfg.locality_every == 0:
+            with torch.no_grad():
+                z = torch.randn(cfg.locality_batch, G.style_dim, generator=g).to(w_p.device)
+                w_r = G.broadcast(G.mapping(z, cfg.locality_truncation))
+                lo, hi = cfg.locality_alpha
+                alpha = lo + (hi - lo) * torch.rand(cfg.locality_batch, 1, 1, generator=g).to(w_p.device)
+                w_loc = w_p + alpha * (w_r - w_p)
+                reference = G.synthesize(w_loc, impl="static")
+            loss = loss + cfg.locality_weight * F.mse_loss(tuned.synthesize(w_loc, impl="static"), reference)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item(), mse.item()
+
+    history = optimise(cfg.steps, step, "tuning", progress)
     tuned.eval().requires_grad_(False)
-    logger.debug("pivotal tuning: {} steps, final mse {:.5f}", cfg.steps, history[-1])
     return tuned, history

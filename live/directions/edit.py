@@ -6,12 +6,17 @@ changes from the face's own tracked parameters: delta_p = p_set - p_source.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from live.directions.sampling import ImageParams, codes_for_seeds, images_to_uint8
-from models.directions import Directions, reenact
-from models.face_landmarks import PARAM_NAMES
+from live.directions.sampling import codes_for_seeds
+from live.io.sinks import FileSink, write_image
+from models.direction_matrix import Directions, reenact
+from models.face.landmarks import PARAM_NAMES
+from models.face.params import ImageParams
+from models.images import image_grid, images_to_uint8, to_uint8_rgb
 
 
 def parse_assignments(items: list[str]) -> dict[str, float]:
@@ -67,3 +72,23 @@ class Editor:
 
 def source_code(G, seed: int, truncation: float) -> torch.Tensor:
     return G.broadcast(codes_for_seeds(G, [seed], truncation))
+
+
+def write_edits(editor: Editor, fixed: dict[str, float], sweep: str | None, steps: int, out: str | Path) -> str:
+    """The source beside its edit (an image), or a sweep of one parameter (an mp4 going there and back, or
+    an image strip); returns a line saying what was written."""
+    out = Path(out)
+    if sweep:
+        name, values = parse_sweep(sweep, steps)
+        frames = to_uint8_rgb(editor.render([{**fixed, name: float(v)} for v in values]))
+        if out.suffix.lower() == ".mp4":
+            sink = FileSink(out, fps=15)
+            for f in np.concatenate([frames, frames[::-1]]):
+                sink.write(f)
+            sink.close()
+        else:
+            write_image(out, image_grid(frames, cols=len(frames)))
+        return f"swept {name} over {values[0]:g}..{values[-1]:g} in {len(values)} steps -> {out}"
+    pair = to_uint8_rgb(torch.cat([editor.source_image, editor.render([fixed])]))
+    write_image(out, image_grid(pair, cols=2))
+    return f"source | edited ({', '.join(f'{k}={v:g}' for k, v in fixed.items())}) -> {out}"

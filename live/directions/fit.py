@@ -14,14 +14,30 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 from loguru import logger
 
-from live.directions.sampling import ImageParams, SampleSet, codes_for_seeds, images_to_uint8, synthesize_batched
-from models.directions import Directions
-from models.face_landmarks import PARAM_NAMES
+from live.directions.sampling import (
+    SampleSet,
+    codes_for_seeds,
+    collect_samples,
+    sample_cache_path,
+    synthesize_batched,
+)
+from live.options import option
+from models.checkpoint import weights_hash
+from models.direction_matrix import Directions
+from models.face.landmarks import PARAM_NAMES
+from models.face.params import ImageParams
+from models.face.shape_model import default_model_path
+from models.images import images_to_uint8
 from models.stylegan2 import Generator
+from models.weights_io import file_sha256
 
 LAMBDAS = np.logspace(-4, 2, 13)
 
@@ -146,3 +162,40 @@ def calibrate_directions(G: Generator, directions: Directions, seeds, truncation
     finally:
         tracker.close()
     return history
+
+
+@dataclass
+class FitOptions:
+    samples: int = option(2000, "codes to sample, synthesise and track")
+    truncation: float = option(0.7, "truncation psi of the samples")
+    layers: int = option(8, "W+ layers shifted (8, as in the paper)")
+    method: str = option("p_on_w", "closed form: p_on_w regresses p on W, then takes the least-Mahalanobis W "
+                         "change per parameter (slope 1 under the linear model); w_on_p regresses W on p "
+                         "(shrunk edits); see live/directions/fit.py", choices=("p_on_w", "w_on_p"))
+    calibration_rounds: int = option(0, "re-synthesis calibration rounds (0: none)")
+    calibration_seeds: int = option(24, "seeds per calibration round")
+    calibration_mode: str = option("diagonal", "diagonal rescales each direction by its measured response; full "
+                                   "inverts the whole response matrix", choices=("diagonal", "full"))
+
+
+def fit_for_generator(G: Generator, opts: FitOptions, cache_folder: Path) -> Directions:
+    """Sample (cached in `cache_folder`, resumed), fit in closed form, optionally calibrate; the
+    result carries the generator's and the face model's hashes and how it was fitted."""
+    start = time.perf_counter()
+    if opts.layers > G.n_latent:
+        raise ValueError(f"--layers {opts.layers}: this generator has only {G.n_latent} W+ codes")
+    g_hash = weights_hash(G)
+    cache = sample_cache_path(cache_folder, g_hash, opts.truncation, default_model_path())
+    samples = collect_samples(G, opts.samples, opts.truncation, cache)
+    directions, info = closed_form_fit(samples, layers=opts.layers, method=opts.method)
+    if opts.calibration_rounds:
+        seeds = range(10**6, 10**6 + opts.calibration_seeds)  # disjoint from the fitting seeds
+        info["calibration"] = calibrate_directions(G, directions, seeds, opts.truncation, opts.calibration_rounds,
+                                                   mode=opts.calibration_mode)
+        info["calibration_mode"] = opts.calibration_mode
+    directions.generator_sha256 = g_hash
+    directions.face_model_sha256 = file_sha256(default_model_path())
+    info["truncation"] = opts.truncation
+    info["seconds"] = round(time.perf_counter() - start, 1)
+    directions.fit_info = info
+    return directions

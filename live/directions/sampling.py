@@ -13,13 +13,10 @@ import numpy as np
 import torch
 from loguru import logger
 
-from live.postprocess import to_uint8_rgb
-from live.tracking import MediaPipeTracker
-from models.directions import file_sha256
-from models.face_model import FaceModel
+from models.face.params import ImageParams
+from models.images import images_to_uint8
 from models.stylegan2 import Generator
-
-TRACK_SIZE = 256  # generator images are upscaled to this before tracking (the detector needs pixels)
+from models.weights_io import file_sha256
 
 
 @dataclass
@@ -49,36 +46,6 @@ def codes_for_seeds(G: Generator, seeds, truncation: float) -> torch.Tensor:
     z = np.stack([np.random.RandomState(int(s)).randn(G.style_dim) for s in seeds])
     with torch.no_grad():
         return G.mapping(torch.from_numpy(z).float().to(G.w_avg.device), truncation)
-
-
-def images_to_uint8(images: torch.Tensor, size: int = TRACK_SIZE) -> np.ndarray:
-    """[N, 3, R, R] in [-1, 1] -> [N, size, size, 3] uint8 RGB, bicubic upscaling."""
-    x = images.float()
-    if x.shape[-1] != size:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
-    return to_uint8_rgb(x)
-
-
-class ImageParams:
-    """Face parameters of unrelated images (each tracked on its own, no video state)."""
-
-    def __init__(self, model: FaceModel | None = None):
-        self.model = model or FaceModel.load()
-        self.tracker = MediaPipeTracker(max_faces=1, video=False)
-
-    def __call__(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k_id = len(self.model.id_basis)
-        params = np.full((len(images_uint8), 15), np.nan)
-        identity = np.full((len(images_uint8), k_id), np.nan)
-        for i, img in enumerate(images_uint8):
-            obs = self.tracker.track(img)
-            if obs.found:
-                fit = self.model.fit(obs.landmarks)
-                params[i], identity[i] = fit.params, fit.identity
-        return params, identity
-
-    def close(self) -> None:
-        self.tracker.close()
 
 
 def synthesize_batched(G: Generator, w_plus: torch.Tensor, batch: int = 16) -> torch.Tensor:

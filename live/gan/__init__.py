@@ -1,1 +1,2 @@
-"""Fine-tuning StyleGAN2 on talking-head footage: datasets of face crops (training: to come)."""
+"""Fine-tuning StyleGAN2 on talking-head footage: face-crop datasets (`live gan dataset`) and
+training (`live gan train`)."""

@@ -20,17 +20,19 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from live.options import option
 from models.framing import FRAMINGS, CropTransform, crop_transform
 
 
 @dataclass
 class DatasetOptions:
-    size: int = 256
-    framing: str = "voxceleb"
-    smooth_s: float = 0.5       # Gaussian sigma of the crop's motion, seconds
-    dedupe: float = 3.0         # grey levels (95th percentile of the difference); 0 keeps every frame
-    every: int = 1              # keep every Nth frame before de-duplication
-    max_frames: int | None = None
+    size: int = option(256, "crop size in pixels")
+    framing: str = option("voxceleb", "the crop of the generator to train", choices=FRAMINGS)
+    smooth_s: float = option(0.5, "crop smoothing over time (Gaussian sigma), seconds", name="smooth", metavar="S")
+    dedupe: float = option(3.0, "skip frames closer than this (grey levels, 95th percentile of the difference) "
+                           "to the last kept one; 0 keeps all")
+    every: int = option(1, "use every Nth frame", metavar="N")
+    max_frames: int | None = option(None, "frames per clip at most; none: all", metavar="N")
 
 
 @dataclass
@@ -91,8 +93,8 @@ def build_dataset(videos: list[str | Path], out: str | Path, opts: DatasetOption
     import cv2
     from rich.progress import Progress
 
-    from live.tracking import MediaPipeTracker
-    from live.video import SourceError, iter_video_rgb, video_fps
+    from live.io.sources import SourceError, iter_video_rgb, video_fps
+    from models.face.tracker import MediaPipeTracker
 
     if opts.framing not in FRAMINGS:
         raise ValueError(f"unknown framing {opts.framing!r}; choose one of {', '.join(FRAMINGS)}")

@@ -16,16 +16,12 @@ generator alone (small, what `-g` takes). Each snapshot also writes a sample gri
 samples in which the face tracker finds a face: the quick check that a fine-tune still draws faces.
 
 Several GPUs: start the same command with `torchrun --nproc_per_node N -m live gan train ...`;
-each process takes batch / N images and the gradients are averaged with all_reduce before each
-optimiser step (as NVIDIA's StyleGAN2-ADA does; it works with the double backward of the
-regularisers, where DistributedDataParallel's hooks do not).
+each process takes batch / N images (live/gan/distributed.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -37,15 +33,33 @@ import numpy as np
 import torch
 from loguru import logger
 
+from live.engines.devices import resolve_device
 from live.gan.augment import diff_augment, parse_policy
-from live.gan.config import TrainConfig
-from live.gan.images import ImageFolder, infinite_batches
-from live.engine.base import resolve_device
+from live.gan.distributed import (
+    broadcast_module,
+    close_distributed,
+    init_distributed,
+    sync_gradients,
+)
+from live.gan.image_folder import ImageFolder, infinite_batches, list_images, read_crop
 from live.gan.losses import d_logistic, g_nonsaturating, path_length_penalty, r1_penalty
-from live.postprocess import image_grid, to_uint8_rgb
-from models.checkpoint import (CheckpointError, build_from_state, load_generator, reference_args,
-                               safe_torch_load, save_reference_checkpoint, state_mismatch, to_reference_keys)
+from live.gan.train_config import TrainConfig
+from live.gan.train_state import (
+    check_optimiser,
+    ema_update,
+    load_discriminator,
+    load_training_checkpoint,
+    make_optimisers,
+    requires_grad,
+    save_training_checkpoint,
+)
+from models.checkpoint import (
+    build_from_state,
+    load_generator,
+    save_reference_checkpoint,
+)
 from models.discriminator import Discriminator
+from models.images import image_grid, images_to_uint8, to_uint8_rgb
 from models.stylegan2 import Generator, GeneratorArch
 
 LAST = "last.pt"
@@ -59,143 +73,6 @@ class TrainReport:
     images_per_second: float
     last_checkpoint: str
     faces_in_grid: tuple[int, int] | None
-
-
-# --- distributed -------------------------------------------------------------------------------
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Dist:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size())
-
-
-def close_distributed(d: Dist) -> None:
-    """Leave the process group together: a rank that exits while another still talks to it makes
-    gloo abort the other ("terminate called without an active exception")."""
-    if d.world == 1:
-        return
-    import torch.distributed as dist
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def sync_gradients(module: torch.nn.Module, d: Dist) -> None:
-    if d.world == 1:
-        return
-    import torch.distributed as dist
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.flatten() for g in grads])
-    dist.all_reduce(flat)
-    flat /= d.world
-    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset: offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
-def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
-    if d.world == 1:
-        return
-    import torch.distributed as dist
-    for t in list(module.parameters()) + list(module.buffers()):
-        dist.broadcast(t.data, src=0)
-
-
-# --- networks and checkpoints ------------------------------------------------------------------
-
-def load_training_checkpoint(path: Path) -> dict | None:
-    """The full state when `path` is a training checkpoint (has g and d), else None; anything that is
-    not a torch zip file (a missing path, a .pkl, safetensors, garbage) goes to load_generator, whose
-    errors name the problem."""
-    from models.checkpoint import _detect_format
-    if not path.is_file() or _detect_format(path) != "torch-zip":
-        return None
-    ckpt = safe_torch_load(path)
-    if isinstance(ckpt, dict) and "g" in ckpt and "d" in ckpt and "g_ema" in ckpt:
-        return ckpt
-    return None
-
-
-def load_discriminator(state: dict, arch: GeneratorArch, source: str) -> Discriminator:
-    D = Discriminator(arch)
-    mismatch = state_mismatch(D.state_dict(), state)
-    if mismatch:
-        raise CheckpointError(f"{source}: its discriminator does not fit a {arch.resolution} px generator of "
-                              f"widths {list(arch.channels)}: {mismatch}")
-    D.load_state_dict(state)
-    return D
-
-
-def make_optimisers(G: Generator, D: Discriminator, cfg: TrainConfig):
-    """Adam with the lazy-regularisation correction: the regulariser runs every k steps, so lr and
-    betas are rescaled by k / (k + 1) to keep the effective optimiser the same."""
-    g_ratio = cfg.g_reg_every / (cfg.g_reg_every + 1)
-    d_ratio = cfg.d_reg_every / (cfg.d_reg_every + 1)
-    g_opt = torch.optim.Adam(G.parameters(), lr=cfg.lr * g_ratio, betas=(0.0, 0.99 ** g_ratio), eps=1e-8)
-    d_opt = torch.optim.Adam(D.parameters(), lr=cfg.lr * d_ratio, betas=(0.0, 0.99 ** d_ratio), eps=1e-8)
-    return g_opt, d_opt
-
-
-def _check_optimiser(opt: torch.optim.Optimizer) -> None:
-    """Adam moments must have their parameter's shape: another trainer may order parameters differently,
-    and load_state_dict only checks the counts."""
-    for group in opt.param_groups:
-        for p in group["params"]:
-            for name, t in opt.state.get(p, {}).items():
-                if isinstance(t, torch.Tensor) and t.ndim and t.shape != p.shape:
-                    raise ValueError(f"moment {name} of shape {list(t.shape)} for a parameter of {list(p.shape)}")
-
-
-def save_training_checkpoint(path: Path, G, D, G_ema, g_opt, d_opt, state: dict) -> None:
-    ckpt = {"g": to_reference_keys(G.state_dict()), "d": D.state_dict(), "g_ema": to_reference_keys(G_ema.state_dict()),
-            "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "args": reference_args(G.arch),
-            "latent_avg": G_ema.w_avg.detach().cpu().clone(), "live_train": state}
-    ckpt = _to_cpu(ckpt)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)  # an interrupted save never replaces a good checkpoint
-
-
-def _to_cpu(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, dict):
-        return {k: _to_cpu(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_to_cpu(v) for v in x]
-    return x
-
-
-def requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-@torch.no_grad()
-def ema_update(G_ema: Generator, G: Generator, beta: float) -> None:
-    for pe, p in zip(G_ema.parameters(), G.parameters()):
-        pe.lerp_(p.detach(), 1.0 - beta)
-    for be, b in zip(G_ema.buffers(), G.buffers()):
-        be.copy_(b)
 
 
 # --- the trainer -------------------------------------------------------------------------------
@@ -275,8 +152,8 @@ class Trainer:
             try:
                 self.g_opt.load_state_dict(full["g_optim"])
                 self.d_opt.load_state_dict(full["d_optim"])
-                _check_optimiser(self.g_opt)
-                _check_optimiser(self.d_opt)
+                check_optimiser(self.g_opt)
+                check_optimiser(self.d_opt)
             except (ValueError, KeyError) as e:
                 logger.warning("{}: optimiser state does not fit ({}); starting Adam afresh", source, e)
                 self.g_opt, self.d_opt = make_optimisers(self.G, self.D, cfg)
@@ -460,20 +337,13 @@ class Trainer:
 
 
 def _first_image_size(folder: str) -> int:
-    from live.gan.images import list_images, read_crop
     return int(read_crop(list_images(folder)[0]).shape[0])
 
 
 def count_faces(images: torch.Tensor) -> tuple[int, int]:
     """(samples in which the tracker finds a face, samples) for images [N, 3, R, R] in [-1, 1],
     each upscaled to the tracking size as `live directions fit` does."""
-    from live.directions.sampling import images_to_uint8
-    from live.tracking import MediaPipeTracker
+    from models.face.tracker import MediaPipeTracker
     with MediaPipeTracker(max_faces=1, video=False) as tracker:
         found = sum(bool(tracker.track(img).found) for img in images_to_uint8(images))
     return found, len(images)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})

@@ -17,10 +17,16 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from live.io.sources import (
+    IMAGE_SUFFIXES,
+    SourceError,
+    is_camera,
+    iter_video_rgb,
+    read_image_rgb,
+    video_fps,
+)
 from live.pipeline.messages import Captured
 from live.pipeline.slots import Closed, LatestSlot
-from live.sources import IMAGE_SUFFIXES, is_camera
-from live.video import SourceError, iter_video_rgb, read_image_rgb, video_fps
 
 SYNTHETIC = "synthetic"
 
@@ -59,7 +65,8 @@ class CaptureStage(threading.Thread):
         self.spec, self.out, self.fps, self.fast, self.loop = spec, out, fps, fast, loop
         self.camera_size, self.camera_fps, self.mjpg, self.retry_s = camera_size, camera_fps, mjpg, retry_s
         self.stop_event = threading.Event()
-        self.frames = 0           # frames handed on
+        self.frames = 0           # frames read from the source (or made by the clock)
+        self.dropped_at_stop = 0  # read while the run was stopping, never handed on
         self.error: BaseException | None = None
         self.kind = ("synthetic" if spec == SYNTHETIC else "camera" if is_camera(spec)
                      else "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES else "video")
@@ -68,8 +75,12 @@ class CaptureStage(threading.Thread):
         self.stop_event.set()
 
     def _emit(self, index: int, t: float, image) -> None:
-        self.out.put(Captured(index, t, image, {"capture": time.perf_counter()}))
         self.frames += 1
+        try:
+            self.out.put(Captured(index, t, image, {"capture": time.perf_counter()}))
+        except Closed:
+            self.dropped_at_stop += 1
+            raise
 
     def run(self) -> None:
         try:

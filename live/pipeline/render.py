@@ -63,6 +63,12 @@ class Renderer:
         logger.info("frame graph captured: blend, synthesis and post-process replay as one CUDA graph")
         return graph
 
+    def warm_up(self) -> None:
+        """One frame before the clock starts (compiles, first-call costs); the latent smoothing
+        forgets it, so the first real frame is not pulled toward it."""
+        self(np.zeros(self.A.shape[1], np.float32))
+        self.prev_w = None
+
     def blend(self, delta: np.ndarray) -> torch.Tensor:
         if self.cuda:
             import cupy

@@ -4,6 +4,10 @@ A `LatestSlot` holds one item. Putting into a full slot replaces the item and co
 dropped: a slow stage always gets the newest frame and latency never builds up (a queue would
 let it grow without bound). With `block=True` (offline runs, `--fast`) the producer waits for
 the slot to empty instead, and nothing is dropped.
+
+Every frame that does not reach the sinks is counted where it is lost: replaced in a slot
+(`dropped`), left in a slot when the run stops (`dropped_at_close`, see abort), or in a stage's hands when
+its output closed (`Stage.dropped_at_stop`). The run checks their sum against the frames read.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ class LatestSlot:
         self._full = False
         self._closed = False
         self._cond = threading.Condition()
-        self.dropped = 0
-        self.dropped_items: list = []  # what was dropped (indices), for accounting in tests and stats
+        self.dropped = 0              # replaced by a newer item before anyone took it
+        self.dropped_at_close = 0     # still held when the run stopped (abort)
 
     def put(self, item) -> None:
         with self._cond:
@@ -35,7 +39,6 @@ class LatestSlot:
                 raise Closed(self.name)
             if self._full:
                 self.dropped += 1
-                self.dropped_items.append(getattr(self._item, "index", None))
             self._item, self._full = item, True
             self._cond.notify_all()
 
@@ -52,8 +55,19 @@ class LatestSlot:
             return item
 
     def close(self) -> None:
+        """The producer is done: no more puts; the consumer still gets what is held, then Closed."""
         with self._cond:
             self._closed = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """The run is stopping: close, and drop (and count) an item still held."""
+        with self._cond:
+            if self._full:
+                self.dropped_at_close += 1
+                self._item, self._full = None, False
+            self._closed = True
+            self._cond.notify_all()
             self._cond.notify_all()
 
     @property
@@ -64,12 +78,14 @@ class LatestSlot:
 class Stage(threading.Thread):
     """A pipeline stage: takes from `inp`, hands `process(item)` to `out`, until `inp` closes.
     An exception stops the stage and is kept in `error` for the loop to report; either way the
-    stage closes `out`, so the stages after it drain and stop too."""
+    stage closes `out`, so the stages after it drain and stop too. An item processed after `out`
+    closed is counted in `dropped_at_stop`."""
 
     def __init__(self, name: str, inp: LatestSlot, out: LatestSlot):
         super().__init__(name=name, daemon=True)
         self.inp, self.out = inp, out
         self.error: BaseException | None = None
+        self.dropped_at_stop = 0
 
     def process(self, item: Any) -> Any:
         raise NotImplementedError
@@ -77,7 +93,12 @@ class Stage(threading.Thread):
     def run(self) -> None:
         try:
             while True:
-                self.out.put(self.process(self.inp.get()))
+                result = self.process(self.inp.get())
+                try:
+                    self.out.put(result)
+                except Closed:
+                    self.dropped_at_stop += 1
+                    raise
         except Closed:
             pass
         except BaseException as e:

@@ -1,0 +1,147 @@
+"""How well a direction matrix edits and reenacts, on held-out seeds (the #4 acceptance figures).
+
+Editing: for each parameter k and requested raw changes v (fractions of its fitted range),
+synthesise G(w + A e_k v), track, and regress the achieved change of k on v through the origin:
+slope and R^2. Cross-talk: mean |change| of each other pose parameter / mean |v|, both in the
+normalised units ([-6, 6] over each parameter's range), the largest reported.
+Identity: median |change| of the shape model's identity coefficients over all edits, as a
+fraction of their spread (std) across the seeds, per component; the largest is reported.
+Reenactment: random (source, target) pairs; the tracked pitch and jaw of
+G(w_s + A (p_t - p_s)) vs the target's; improvement = 1 - mean|p_e - p_t| / mean|p_s - p_t|.
+Identity floor: the same identity figure for real footage of one person, pairs of frames of one
+clip whose pitch (or jaw) differs by 20-40 % of the fitted range, against the same across-seed
+spread: what an edit that changes the pose of the very same person scores with this shape model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.records import append_json, machine
+from live.cli.table import print_table
+from live.directions.fit import edited_params
+from live.directions.sampling import codes_for_seeds, synthesize_batched
+from models import load_generator
+from models.direction_matrix import Directions, reenact
+from models.face.landmarks import PARAM_NAMES
+from models.face.params import ImageParams
+from models.images import images_to_uint8
+
+HELD_OUT = 2_000_000  # seeds from here on are never used for fitting
+FLOOR_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generator", "-g", required=True)
+    p.add_argument("--directions", "-d", required=True)
+    p.add_argument("--seeds", type=int, default=50, help="held-out seeds for pitch, jaw and reenactment")
+    p.add_argument("--other-seeds", type=int, default=20, help="held-out seeds for the other parameters")
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--floor-clips", nargs="*", metavar="CLIP",
+                   default=[str(Path("../shared/media") / c) for c in FLOOR_CLIPS],
+                   help="real clips of one person each for the identity floor (none: skip it)")
+    p.add_argument("--json", default="bench/results.json")
+
+
+def identity_floor(clips: list[str], id_spread: np.ndarray, span: np.ndarray, params=("pitch", "jaw"),
+                   band=(0.2, 0.4), pairs: int = 20_000, seed: int = 0) -> dict:
+    """Median |identity change| / id_spread (largest component), over frame pairs of one clip whose
+    parameter differs by `band` of its span; the median over clips. None where no clip has 20 pairs."""
+    from models.face.shape_model import FaceModel
+    from live.tracking.clips import track_clip
+    from models.face.tracker import MediaPipeTracker
+    model, rng = FaceModel.load(), np.random.default_rng(seed)
+    moves: dict[str, list] = {name: [] for name in params}
+    with MediaPipeTracker(max_faces=1) as tracker:
+        for clip in clips:
+            fits = [model.fit(x) for x in track_clip(Path(clip), tracker)]
+            if len(fits) < 2:
+                continue
+            p = np.array([f.params for f in fits])
+            ident = np.array([f.identity for f in fits])
+            i, j = rng.integers(0, len(p), (2, pairs))
+            for name in params:
+                k = PARAM_NAMES.index(name)
+                diff = np.abs(p[i, k] - p[j, k]) / span[k]
+                sel = (diff >= band[0]) & (diff <= band[1])
+                if sel.sum() >= 20:
+                    moves[name].append(np.median(np.abs(ident[i[sel]] - ident[j[sel]]) / id_spread, axis=0))
+    return {name: (round(float(np.median(m, axis=0).max()), 3) if m else None) for name, m in moves.items()}
+
+
+def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, floor_clips=()) -> dict:
+    tracker = ImageParams()
+    span = (d.param_range[:, 1] - d.param_range[:, 0]).numpy()
+    to_norm = 2 * d.shift_scale / span
+    all_seeds = np.arange(HELD_OUT, HELD_OUT + seeds)
+    w = codes_for_seeds(G, all_seeds, truncation)
+    base, base_id = tracker(images_to_uint8(synthesize_batched(G, G.broadcast(w))))
+    id_spread = np.nanstd(base_id, axis=0)
+    rows, id_moves = [], []
+    for k, name in enumerate(PARAM_NAMES):
+        n = seeds if name in ("pitch", "jaw") else other_seeds
+        fractions = (-0.4, -0.2, 0.2, 0.4) if name in ("pitch", "jaw") else (-0.3, 0.3)
+        req, got, cross = [], [], []
+        for f in fractions:
+            delta = torch.zeros(n, d.n_params)
+            delta[:, k] = f * span[k] * to_norm[k]
+            p, ident = edited_params(G, d, w[:n], delta, tracker)
+            ok = np.isfinite(p).all(1) & np.isfinite(base[:n]).all(1)
+            change = p[ok] - base[:n][ok]
+            req.append(np.full(ok.sum(), f * span[k]))
+            got.append(change[:, k])
+            others = [j for j in range(3) if j != k]
+            cross.append(np.abs(change[:, others]) * to_norm[others])
+            id_moves.append(np.abs(ident[ok] - base_id[:n][ok]) / id_spread)
+        req, got = np.concatenate(req), np.concatenate(got)
+        slope = float((req * got).sum() / (req**2).sum())
+        r2 = float(1 - ((got - slope * req) ** 2).sum() / ((got - got.mean()) ** 2).sum())
+        cross_frac = float(np.concatenate(cross).mean(0).max() / (np.abs(req).mean() * to_norm[k]))
+        rows.append({"param": name, "seeds": n, "slope": round(slope, 3), "r2": round(r2, 3),
+                     "max_other_pose": round(cross_frac, 3)})
+    identity_move = float(np.nanmedian(np.concatenate(id_moves), axis=0).max())
+    # Reenactment: pairs (i, i+1) of the held-out seeds.
+    src, tgt = np.arange(seeds), np.roll(np.arange(seeds), 1)
+    ok = np.isfinite(base[src]).all(1) & np.isfinite(base[tgt]).all(1)
+    src, tgt = src[ok], tgt[ok]
+    dw = reenact(d, torch.from_numpy(base[src]).float(), torch.from_numpy(base[tgt]).float())
+    pe, _ = tracker(images_to_uint8(synthesize_batched(G, d.apply(G.broadcast(w[src]), dw))))
+    good = np.isfinite(pe).all(1)
+    reen = {}
+    for name in ("pitch", "jaw", "yaw", "roll"):
+        j = PARAM_NAMES.index(name)
+        before = np.abs(base[src][good, j] - base[tgt][good, j]).mean()
+        after = np.abs(pe[good, j] - base[tgt][good, j]).mean()
+        reen[name] = round(float(1 - after / before), 3)
+    tracker.close()
+    floor = identity_floor(list(floor_clips), id_spread, span) if floor_clips else None
+    return {"editing": rows, "identity_max_move": round(identity_move, 3), "identity_floor_real_footage": floor,
+            "reenactment_improvement": reen, "reenactment_pairs": int(good.sum())}
+
+
+def run(args: argparse.Namespace) -> dict:
+    G = load_generator(args.generator)
+    d = Directions.load(args.directions)
+    start = time.perf_counter()
+    missing = [c for c in args.floor_clips if not Path(c).is_file()]
+    if missing:
+        raise SystemExit(f"--floor-clips: no such file: {', '.join(missing)} (give other clips, or none to skip)")
+    result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation, args.floor_clips)
+    record = {"bench": "directions", "generator": args.generator, "directions": args.directions,
+              "fit_info": d.fit_info, **result, "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
+    append_json(args.json, record)
+    print_table("editing on held-out seeds (slope 1 = the requested change)", result["editing"],
+                [("param", "parameter"), ("seeds", "seeds"), ("slope", "slope"), ("r2", "R^2"),
+                 ("max_other_pose", "other pose / requested")])
+    print(f"identity: largest median move {result['identity_max_move']:.2f} of the spread across seeds")
+    if result["identity_floor_real_footage"]:
+        print("identity floor, real footage of one person moving 20-40 % of the range: "
+              + ", ".join(f"{k} {v}" for k, v in result["identity_floor_real_footage"].items()))
+    print(f"reenactment ({result['reenactment_pairs']} pairs), improvement toward the target: "
+          + ", ".join(f"{k} {v:+.2f}" for k, v in result["reenactment_improvement"].items()))
+    return record

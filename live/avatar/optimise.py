@@ -1,0 +1,29 @@
+"""The optimisation loop of inversion and pivotal tuning: steps, a progress bar with the
+reconstruction quality so far, and the pixel loss per step."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from loguru import logger
+
+
+def psnr_db(mse: float) -> float:
+    """PSNR in dB of an MSE over images in [-1, 1] (peak-to-peak 2)."""
+    return float("inf") if mse <= 0 else 10 * math.log10(4.0 / mse)
+
+
+def optimise(steps: int, step: Callable[[int], tuple[float, float]], label: str, progress: bool = True) -> list[float]:
+    """Run `step(i) -> (loss, pixel mse)` for i in 0..steps-1; return the pixel mse per step."""
+    from rich.progress import Progress
+    history = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(label, total=steps)
+        for i in range(steps):
+            loss, mse = step(i)
+            history.append(mse)
+            bar.update(task, advance=1, description=f"{label}: loss {loss:.4f}, {psnr_db(mse):.1f} dB")
+    if history:
+        logger.debug("{}: {} steps, final mse {:.5f}", label, steps, history[-1])
+    return history

@@ -1,0 +1,112 @@
+"""`live avatar create|show`: one photo made into an avatar file, and a look inside one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loguru import logger
+
+from live.cli.arguments import add_command
+from live.options import option
+
+CREATE_DESCRIPTION = (
+    "Find the face in PHOTO (the largest, or --face N), crop it with the generator's framing, invert it into W+ "
+    "(from the mean code, or from an e4e encoder's code with --encoder), fine-tune the generator around that code "
+    "(pivotal tuning, on by default), track the reconstruction's face parameters, and write the avatar file that "
+    "`live run --avatar` drives.")
+
+
+@dataclass
+class CreateCommand:
+    photo: str = option(help="the photo", positional=True, metavar="PHOTO")
+    generator: str = option(help="generator (path or cached model name)", flags=("-g",), metavar="G")
+    out: str = option(help="the avatar file to write", flags=("-o",), metavar="ME.pt")
+    directions: str | None = option(None, "the direction matrix the avatar will be driven with (its hash is "
+                                    "recorded so a mismatch is caught)", flags=("-d",), metavar="A.pt")
+    pti: bool = option(True, "pivotal tuning (--no-pti keeps the generator untouched)")
+    steps: int = option(400, "inversion steps")
+    tune_steps: int = option(300, "pivotal tuning steps")
+    framing: str | None = option(None, "how the generator's training faces were cropped; none: the registry's, "
+                                 "else voxceleb", choices=("fixture", "voxceleb", "ffhq"))
+    face: int = option(0, "which face, 0 = the largest", metavar="N")
+    encoder: str | None = option(None, "e4e encoder (path or cached name) as the starting point", flags=("-e",),
+                                 metavar="E4E")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class ShowCommand:
+    avatar: str = option(help="an avatar file", positional=True, metavar="ME.pt")
+    out: str | None = option(None, "write photo crop | reconstruction side by side", flags=("-o",), metavar="PNG")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("avatar", help="make an avatar from one photo, and look inside one")
+    asub = p.add_subparsers(dest="avatar_command", metavar="ACTION", required=True)
+    add_command(asub, "create", create, "one photo -> me.pt (find, crop, invert, tune, track)", CreateCommand,
+                description=CREATE_DESCRIPTION)
+    add_command(asub, "show", show, "what is in an avatar file; the reconstruction beside the photo", ShowCommand)
+
+
+def _framing_for(generator_arg: str, store) -> str:
+    entry = store.registry.get(generator_arg)
+    if entry is not None and entry.framing:
+        return entry.framing
+    logger.info("framing not given and not known for {}: using voxceleb (the paper's); --framing sets it",
+                generator_arg)
+    return "voxceleb"
+
+
+def create(opts: CreateCommand, cfg) -> int:
+    from live.avatar.create import AvatarOptions, create_avatar
+    from live.avatar.invert import InversionConfig
+    from live.avatar.pti import TuningConfig
+    from live.engines.devices import resolve_device
+    from live.model_store import ModelStore
+    from models.checkpoint import load_generator, weights_hash
+    from models.direction_matrix import Directions
+    from models.weights_io import file_sha256
+    store = ModelStore()
+    device = resolve_device(opts.device)
+    G = load_generator(store.resolve(opts.generator), device)
+    d_hash = ""
+    if opts.directions:
+        d_path = store.resolve(opts.directions)
+        Directions.load(d_path, require_ours=False).check_generator(weights_hash(G))
+        d_hash = file_sha256(d_path)
+    options = AvatarOptions(framing=opts.framing or _framing_for(opts.generator, store), face_index=opts.face,
+                            pti=opts.pti, inversion=InversionConfig(steps=opts.steps),
+                            tuning=TuningConfig(steps=opts.tune_steps),
+                            encoder=store.resolve(opts.encoder) if opts.encoder else None)
+    avatar, report = create_avatar(opts.photo, G, options, generator_hint=str(opts.generator), directions_sha256=d_hash)
+    path = avatar.save(opts.out)
+    print(f"avatar written to {path}")
+    print(f"  framing {options.framing}, PSNR over the crop: inversion {report.psnr_inversion:.2f} dB"
+          + (f", tuned {report.psnr_tuned:.2f} dB" if opts.pti else ""))
+    print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+          + f" (total {sum(report.seconds.values()):.1f} s on {device})")
+    return 0
+
+
+def show(opts: ShowCommand, cfg) -> int:
+    import cv2
+    import numpy as np
+
+    from live.avatar.avatar_file import Avatar
+    from live.io.sinks import write_image
+    from models.face.landmarks import PARAM_NAMES
+    a = Avatar.read(opts.avatar)
+    size_mb = sum(v.numel() * 2 for v in a.tuned.values()) / 1e6
+    print(f"avatar:       {opts.avatar} (created {a.created} from {a.source_photo})")
+    print(f"generator:    sha256 {a.generator_sha256[:16]}... ({a.generator_hint or 'no hint'})")
+    print(f"directions:   {('sha256 ' + a.directions_sha256[:16] + '...') if a.directions_sha256 else 'not recorded'}")
+    print(f"code:         W+ {list(a.w_s.shape)}, framing {a.framing}, crop {a.crop.shape[1]} px of a "
+          f"{a.photo_size[0]}x{a.photo_size[1]} photo")
+    print("tuning:       " + (f"{len(a.tuned)} tensors, {size_mb:.1f} MB fp16" if a.tuned else "none"))
+    print(f"PSNR (crop):  inversion {a.psnr_inversion:.2f} dB" +
+          (f", tuned {a.psnr_tuned:.2f} dB" if a.tuned else ""))
+    print("p_s:          " + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAM_NAMES, a.p_s.tolist())))
+    if opts.out:
+        write_image(opts.out, np.concatenate([a.crop, cv2.resize(a.reconstruction, a.crop.shape[1::-1])], axis=1))
+        print(f"photo crop | reconstruction written to {opts.out}")
+    return 0

@@ -1,0 +1,43 @@
+"""Devices and precisions: what `auto` means on this machine, and clear errors for what it lacks."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.float32}
+# bf16 is mixed precision: weights and the image stay fp32, the convolutions run in bfloat16
+# under autocast. On CPUs with AVX512-BF16 (or AMX) oneDNN runs them 2-3x faster than fp32;
+# a whole-bf16 network is slower there (its element-wise ops are not vectorised as well).
+AUTOCAST = {"bf16": torch.bfloat16}
+
+
+class BackendUnavailable(RuntimeError):
+    """The chosen backend or device cannot run here; the message says what to install or choose instead."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable(f"device {name!r} asked for, but this torch has no usable CUDA "
+                                 f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+    return device
+
+
+def resolve_dtype(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 or AMX), where mixed bf16
+    beats fp32; elsewhere bf16 is emulated and slower. Linux reads /proc/cpuinfo; other systems
+    answer False (fp32, always correct)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,1 @@
+"""Frames in and out: sources (camera, video, image), sinks (virtual camera, window, file), audio."""

@@ -1,0 +1,226 @@
+"""Where finished frames go: a virtual camera, a preview window, an mp4 file, or nowhere.
+
+Every sink takes HxWx3 uint8 RGB frames (`write(frame, driver=None)`; the driver frame is used
+by sinks that show it beside the avatar) and is closed once. A sink whose device is missing
+says exactly how to set it up; `open_sinks` then falls back to the preview so the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+
+class SinkError(RuntimeError):
+    """A sink that cannot be opened or written; the message says what to do."""
+
+
+class Sink(ABC):
+    frames_written = 0
+    name = "sink"
+
+    @abstractmethod
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None: ...
+
+    def close(self) -> None:
+        pass
+
+
+def write_image(path: str | Path, image_rgb: np.ndarray) -> Path:
+    """An RGB uint8 image to PNG/JPEG (folders made); OSError saying what to fix if it cannot be written."""
+    import cv2
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[:, :, ::-1])):
+        raise OSError(f"could not write {path}: use a .png or .jpg name in a writable folder")
+    return path
+
+
+def side_by_side(driver: np.ndarray | None, frame: np.ndarray) -> np.ndarray:
+    """The driver (scaled to the avatar's height, or black when there is none) left of the avatar."""
+    import cv2
+    h = frame.shape[0]
+    if driver is None:
+        left = np.zeros_like(frame)
+    else:
+        scale = h / driver.shape[0]
+        left = cv2.resize(driver, (max(1, round(driver.shape[1] * scale)) // 2 * 2, h), interpolation=cv2.INTER_AREA)
+    return np.concatenate([left, frame], axis=1)
+
+
+class NullSink(Sink):
+    """Discards frames (for benchmarks and headless checks)."""
+    name = "null"
+
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+        self.frames_written += 1
+
+
+class FileSink(Sink):
+    """An mp4 file; opened on the first frame, when the size is known. `with_driver` puts the
+    driving frame beside the avatar."""
+    name = "file"
+
+    def __init__(self, path: str | Path, fps: float, with_driver: bool = False):
+        self.path, self.fps, self.with_driver = Path(path), fps, with_driver
+        self.writer = None
+
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+        import cv2
+        if self.with_driver:
+            frame_rgb = side_by_side(driver, frame_rgb)
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = frame_rgb.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise SinkError(f"cannot write video file {self.path}: check the folder exists and is writable")
+        self.writer.write(np.ascontiguousarray(frame_rgb[:, :, ::-1]))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()  # finalises the mp4 (its index is written here)
+            self.writer = None
+            logger.info("wrote {} frames to {}", self.frames_written, self.path)
+
+
+def vcam_setup_hint() -> str:
+    system = platform.system()
+    if system == "Linux":
+        return ("no virtual camera device. Install and load v4l2loopback, then run again:\n"
+                "  sudo apt install v4l2loopback-dkms   # or your distribution's package\n"
+                "  sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=\"live\"\n"
+                "The camera 'live' then appears in Zoom, Meet, Teams and OBS.")
+    if system in ("Windows", "Darwin"):
+        return ("no virtual camera: install OBS Studio (28 or newer) and start its virtual camera once "
+                "(Start Virtual Camera, then Stop), then run again; pick 'OBS Virtual Camera' in the call app.")
+    return f"no virtual camera backend for {system}"
+
+
+class VirtualCameraSink(Sink):
+    """pyvirtualcam: v4l2loopback on Linux, OBS's virtual camera on Windows and macOS."""
+    name = "vcam"
+
+    def __init__(self, size: tuple[int, int], fps: float, device: str | None = None):
+        try:
+            import pyvirtualcam
+        except ImportError as e:
+            raise SinkError(f"pyvirtualcam is not installed ({e}); pip install pyvirtualcam") from None
+        self.size = (int(size[0]), int(size[1]))
+        try:
+            self.cam = pyvirtualcam.Camera(width=self.size[0], height=self.size[1], fps=fps,
+                                           fmt=pyvirtualcam.PixelFormat.RGB, device=device, print_fps=False)
+        except Exception as e:  # pyvirtualcam raises RuntimeError/ValueError with backend messages
+            raise SinkError(f"{vcam_setup_hint()}\n(pyvirtualcam: {str(e).strip().splitlines()[0][:200]})") from None
+        logger.info("virtual camera: {} ({}x{} @ {:g} fps)", self.cam.device, *self.size, fps)
+
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+        if frame_rgb.shape[1::-1] != self.size:
+            import cv2
+            frame_rgb = cv2.resize(frame_rgb, self.size, interpolation=cv2.INTER_LINEAR)
+        self.cam.send(np.ascontiguousarray(frame_rgb))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self.cam.close()
+
+
+def display_available() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class WindowSink(Sink):
+    """OpenCV preview: driver and avatar side by side, optional HUD; keys go to `controls`:
+    c recalibrate, space freeze, r relative/absolute, h HUD, q quit. Without a display it does
+    nothing (one message), so headless runs need no flag."""
+    name = "window"
+    TITLE = "live (c: recalibrate, space: freeze, r: relative/absolute, h: HUD, q: quit)"
+
+    def __init__(self, controls=None, hud_text=None):
+        self.controls, self.hud_text = controls, hud_text
+        self.enabled = display_available()
+        if not self.enabled:
+            logger.info("no display: the preview window is off (frames still go to the other sinks)")
+
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+        self.frames_written += 1
+        if not self.enabled:
+            return
+        import cv2
+        view = side_by_side(driver, frame_rgb)[:, :, ::-1].copy()
+        if self.controls is not None and self.controls.hud and self.hud_text is not None:
+            for i, line in enumerate(self.hud_text()):
+                cv2.putText(view, line, (10, 22 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
+        try:
+            cv2.imshow(self.TITLE, view)
+            key = cv2.waitKey(1) & 0xFF
+        except cv2.error as e:
+            logger.warning("preview window unavailable ({}); continuing without it", str(e).splitlines()[0][:120])
+            self.enabled = False
+            return
+        if self.controls is None or key == 255:
+            return
+        if key == ord("q"):
+            self.controls.quit = True
+        elif key == ord("c"):
+            self.controls.recalibrate = True
+        elif key == ord(" "):
+            self.controls.frozen = not self.controls.frozen
+        elif key == ord("r"):
+            self.controls.absolute = not self.controls.absolute
+            logger.info("mode: {}", "absolute (the driver's pose)" if self.controls.absolute else "relative motion")
+        elif key == ord("h"):
+            self.controls.hud = not self.controls.hud
+
+    def close(self) -> None:
+        if self.enabled:
+            import cv2
+            cv2.destroyAllWindows()
+
+
+def make_sink(spec: str, fps: float, size: tuple[int, int] = (512, 512), vcam_device: str | None = None,
+              controls=None, hud_text=None) -> Sink:
+    """`null`, `file:PATH`, `file+driver:PATH`, `vcam`, `window`."""
+    kind, _, arg = spec.partition(":")
+    if kind == "null":
+        return NullSink()
+    if kind in ("file", "file+driver"):
+        if not arg:
+            raise SinkError(f"{kind} sink needs a path: {kind}:out.mp4")
+        return FileSink(arg, fps, with_driver=(kind == "file+driver"))
+    if kind == "vcam":
+        return VirtualCameraSink(size, fps, vcam_device or (arg or None))
+    if kind == "window":
+        return WindowSink(controls, hud_text)
+    raise SinkError(f"unknown sink {spec!r}; use vcam, window, file:PATH.mp4, file+driver:PATH.mp4 or null")
+
+
+def open_sinks(specs: list[str], fps: float, size: tuple[int, int], vcam_device: str | None = None,
+               controls=None, hud_text=None) -> list[Sink]:
+    """Open every sink; a virtual camera that cannot open is reported with its set-up command and
+    replaced by the preview window, so the run goes on."""
+    sinks: list[Sink] = []
+    for spec in specs:
+        try:
+            sinks.append(make_sink(spec, fps, size, vcam_device, controls, hud_text))
+        except SinkError as e:
+            if not spec.startswith("vcam"):
+                for s in sinks:
+                    s.close()
+                raise
+            logger.error("virtual camera unavailable: {}", e)
+            if not any(isinstance(s, WindowSink) for s in sinks) and "window" not in specs:
+                logger.info("showing the preview window instead")
+                sinks.append(WindowSink(controls, hud_text))
+    if not sinks:
+        raise SinkError("no sinks to write to")
+    return sinks

@@ -1,0 +1,127 @@
+"""Frame sources: a webcam (index or device path), a video file, or a still image.
+
+Every source yields (index, time in seconds, RGB uint8 frame). Problems become SourceError
+with a message that says what to check.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read; the message says what to check."""
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    import cv2
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SourceError(f"cannot read image {path}: check the path and that it is a JPEG/PNG")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def letterbox(frame: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.ndarray:
+    """Scale to fit size=(w, h) keeping the aspect ratio, centred on a `fill` background."""
+    import cv2
+    w, h = size
+    fh, fw = frame.shape[:2]
+    f = min(w / fw, h / fh)
+    nw, nh = round(fw * f), round(fh * f)
+    out = np.full((h, w, 3), fill, dtype=frame.dtype)
+    x0, y0 = (w - nw) // 2, (h - nh) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def iter_video_rgb(path: str | Path, size: tuple[int, int] | None = None,
+                   max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Yield (index, time in s, RGB frame), optionally letterboxed to size=(w, h)."""
+    import cv2
+    if not Path(path).is_file():
+        raise SourceError(f"no such video file: {path}")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"cannot open video {path}: unsupported or damaged file")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    try:
+        k = 0
+        while max_frames is None or k < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if size is not None:
+                frame = letterbox(frame, size)
+            yield k, k / fps, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            k += 1
+    finally:
+        cap.release()
+
+
+def video_fps(path: str | Path) -> float:
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    cap.release()
+    return float(fps)
+
+
+def video_frame_count(path: str | Path) -> int:
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return max(n, 0)
+
+
+def is_camera(spec: str) -> bool:
+    return spec.isdigit() or spec.startswith("/dev/video")
+
+
+def iter_camera(spec: str, max_frames: int | None = None,
+                size: tuple[int, int] = (640, 480)) -> Iterator[tuple[int, float, np.ndarray]]:
+    import cv2
+    device = int(spec) if spec.isdigit() else spec
+    cap = cv2.VideoCapture(device)
+    if not cap.isOpened():
+        raise SourceError(f"camera {spec} could not be opened: check it is connected, not used by another "
+                          f"program, and that you may use it (Linux: the 'video' group)")
+    cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    start = time.perf_counter()
+    k = 0
+    try:
+        while max_frames is None or k < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                raise SourceError(f"camera {spec} stopped delivering frames: was it unplugged?")
+            yield k, time.perf_counter() - start, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            k += 1
+    finally:
+        cap.release()
+
+
+def iter_still(path: str | Path, frames: int, fps: float = 30.0) -> Iterator[tuple[int, float, np.ndarray]]:
+    image = read_image_rgb(path)
+    for k in range(frames):
+        yield k, k / fps, image
+
+
+def open_source(spec: str, max_frames: int | None = None, still_frames: int = 1,
+                size: tuple[int, int] | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """`0` or `/dev/video0`: a camera; a .jpg/.png: a still image repeated `still_frames` times;
+    anything else: a video file."""
+    if is_camera(spec):
+        return iter_camera(spec, max_frames)
+    path = Path(spec)
+    if not path.exists():
+        raise SourceError(f"source {spec!r} is neither a camera index nor an existing file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return iter_still(path, still_frames)
+    return iter_video_rgb(path, size=size, max_frames=max_frames)

@@ -1,0 +1,108 @@
+"""What a run reports: frames in, written and dropped, per-stage latency, memory over time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from loguru import logger
+
+from live.pipeline.latency import LatencyHistogram
+
+
+@dataclass
+class RunReport:
+    frames_in: int = 0
+    written: int = 0
+    dropped: int = 0
+    dropped_by_stage: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    fps: float = 0.0
+    stages: dict = field(default_factory=dict)
+    found_frames: int = 0
+    memory: list = field(default_factory=list)      # (seconds since start, resident MB), see sample_memory
+    memory_every: int = 100                          # frames between memory samples (doubles as they thin)
+    frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)
+
+    MEMORY_SAMPLES = 2048
+
+    @property
+    def per_frame(self) -> list:
+        """(index, t_captured, added latency ms, found) per written frame; empty unless recorded."""
+        return self.frame_log.rows() if self.frame_log is not None else []
+
+    def sample_memory(self, t: float) -> None:
+        """Every 100 frames at first; whenever MEMORY_SAMPLES are held, every other one is dropped and the
+        interval doubles, so an hours-long run keeps an even, bounded trace."""
+        if self.written % self.memory_every != 1:
+            return
+        self.memory.append((round(t, 2), round(resident_mb(), 1)))
+        if len(self.memory) >= self.MEMORY_SAMPLES:
+            self.memory = self.memory[::2]
+            self.memory_every *= 2
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "frame_log"}
+
+
+class FrameLog:
+    """Per-frame records in a flat array of doubles (32 bytes a frame, not a Python tuple's ~200)."""
+
+    def __init__(self):
+        from array import array
+        self.values = array("d")
+
+    def append(self, index: int, t_captured: float, added_ms: float, found: bool) -> None:
+        self.values.extend((index, t_captured, added_ms, float(found)))
+
+    def __len__(self) -> int:
+        return len(self.values) // 4
+
+    def rows(self) -> list:
+        v = self.values
+        return [(int(v[i]), v[i + 1], v[i + 2], bool(v[i + 3])) for i in range(0, len(v), 4)]
+
+
+class StageTimes:
+    """Per-stage latency over the whole run, in constant memory (live.pipeline.latency.LatencyHistogram)."""
+
+    NAMES = ("track", "render", "sinks", "added")
+    PAIRS = {"track": ("track_start", "track"), "render": ("render_start", "render"),
+             "sinks": ("sink_start", "sink"), "added": ("capture", "sink")}
+
+    def __init__(self):
+        self.hist = {n: LatencyHistogram() for n in self.NAMES}
+
+    def add(self, stamps: dict) -> float:
+        for name, (a, b) in self.PAIRS.items():
+            if a in stamps and b in stamps:
+                self.hist[name].add((stamps[b] - stamps[a]) * 1e3)
+        recent = self.hist["added"].recent
+        return recent[-1] if recent else float("nan")
+
+    def recent_median(self, name: str, k: int) -> float:
+        recent = list(self.hist[name].recent)[-k:]
+        return float(np.median(recent)) if recent else 0.0
+
+    def summary(self) -> dict:
+        return {n: h.stats().__dict__ for n, h in self.hist.items() if h.n}
+
+
+def resident_mb() -> float:
+    """This process's resident memory (MB): /proc on Linux, the peak from getrusage elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def log_report(report: RunReport) -> None:
+    for name, s in report.stages.items():
+        label = "added latency" if name == "added" else name
+        logger.info("{:<14} median {:7.2f} ms   p99 {:7.2f} ms", label, s["median_ms"], s["p99_ms"])
+    logger.info("{} frames in, {} written, {} dropped ({}); {:.1f} s, {:.1f} fps", report.frames_in, report.written,
+                report.dropped, ", ".join(f"{k} {v}" for k, v in report.dropped_by_stage.items() if v) or "none",
+                report.seconds, report.fps)
