@@ -3,8 +3,9 @@
 The image is resized (bilinear, pixel centres aligned as torch's align_corners=False) to fit the
 output size and letterboxed with a fill colour where the aspect ratios differ; values are
 clamped to [-1, 1], mapped to [0, 255] and rounded half to even (as torch.round). NaN pixels read as -1 (black).
-`ref` is NumPy, `numba` the CPU twin, `cupy` one CUDA thread per output pixel, writing into the
-caller's buffer (pinned host memory, for an asynchronous copy, or device memory).
+`ref` is NumPy, `numba` the CPU twin, `cupy` one CUDA thread per output pixel, writing into
+device memory (the caller's buffer with `out=`); the render stage copies that frame to pinned
+host memory.
 """
 
 from __future__ import annotations

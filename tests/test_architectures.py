@@ -15,7 +15,8 @@ def test_standard_widths():
     assert STANDARD_ARCHS["vox256"].n_latent == 14
 
 
-@pytest.mark.parametrize("name,params_m", [("256-cm1", 24.77), ("256-cm2", 30.03), ("1024-cm2", 30.37)])
+@pytest.mark.parametrize("name,params_m", [("256-cm1", 24.77), ("256-cm2", 30.03),
+                                           pytest.param("1024-cm2", 30.37, marks=pytest.mark.slow)])
 def test_full_size_configs_roundtrip(tmp_path, name, params_m):
     arch = STANDARD_ARCHS[name]
     G = random_generator(arch, seed=3)

@@ -56,7 +56,11 @@ def test_bench_pipeline_table_json_and_plot(tmp_path, capsys):
 def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
     out = tmp_path / "r.json"
     assert main(["avatar", "-g", str(fixture_path), "--media", str(SHARED / "media"), "--photos", "lp_d0.mp4",
-                 "--steps", "5", "--tune-steps", "2", "--codes", "2", "--json", str(out)]) == 0
+                 "--steps", "25", "--tune-steps", "6", "--codes", "2", "--json", str(out)]) == 0
     row = json.loads(out.read_text())[-1]["rows"][0]
-    assert row["photo"] == "lp_d0.mp4" and row["psnr_tuned"] > 5 and row["keep_min"] > 20 and row["seconds"] > 0
+    # The generator's mean face scores 10.2 dB on this photo; 25 inversion steps reach 15.9 dB and 6 tuning
+    # steps 17.2 dB here (the full defaults reach 25-29 dB in 13 min, bench/RESULTS.md).
+    assert row["photo"] == "lp_d0.mp4" and row["psnr_inversion"] > 14
+    assert row["psnr_tuned"] > row["psnr_inversion"] + 0.5
+    assert row["keep_min"] > 20 and row["seconds"] > 0
     assert "PSNR tuned" in capsys.readouterr().out

@@ -20,15 +20,38 @@ def _subcommand_paths(parser, prefix=()):
                 yield from _subcommand_paths(sub, prefix + (name,))
 
 
+def _parser_at(parser, path):
+    for name in path:
+        action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        parser = action.choices[name]
+    return parser
+
+
 def test_help_for_every_subcommand(capsys):
-    paths = list(_subcommand_paths(build_parser()))
+    """Every command's --help describes it and lists each of its options with a help text."""
+    root = build_parser()
+    paths = list(_subcommand_paths(root))
     assert ("run",) in paths and ("models", "convert") in paths and ("config", "show") in paths
     for path in [()] + paths:
         with pytest.raises(SystemExit) as exc:
             main(list(path) + ["--help"])
         assert exc.value.code == 0
-        out = capsys.readouterr().out
-        assert "usage: live" in out and len(out) > 100, path
+        out = " ".join(capsys.readouterr().out.split())
+        parser = _parser_at(root, path)
+        assert "usage: live" in out and (parser.description or "")[:40] in out, path
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (path, action.option_strings)
+                assert action.option_strings[0] in out, (path, action.option_strings)
+
+
+def test_help_shows_defaults_from_the_config_dataclasses(capsys):
+    """A default is written once, in the dataclass; --help shows that value."""
+    from live.config import EngineConfig, RunConfig
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {RunConfig().fps})" in out and f"(default: {EngineConfig().warmup_iters})" in out
 
 
 def test_console_script_runs():

@@ -39,6 +39,7 @@ def test_eager_fp32_matches_golden(face128, golden):
 
 
 @needs_shared
+@pytest.mark.slow
 def test_eager_fp16_psnr(face128, golden):
     engine = make_engine(face128, dataclasses.replace(CPU, backend="eager", precision="fp16"))
     out = engine.run(golden["w_plus"][:1])
@@ -65,6 +66,7 @@ def test_static_engine_rejects_wrong_shape(face128, golden):
 
 
 @needs_shared
+@pytest.mark.slow
 def test_compiled_cpu_fp32_matches_golden_and_follows_input(face128, golden):
     engine = make_engine(face128, dataclasses.replace(CPU, backend="compiled", precision="fp32", warmup_iters=1))
     for i in range(2):  # a second input must give a second image, not the cached first one
@@ -99,6 +101,7 @@ def test_synthesis_exports_cleanly(face128, golden):
 
 
 @needs_shared
+@pytest.mark.slow
 def test_synthesis_exports_in_fp16(face128, golden):
     exported = export_synthesis(face128, batch=1, dtype=torch.float16)
     out = exported.module()(golden["w_plus"][:1].half())
@@ -106,7 +109,6 @@ def test_synthesis_exports_in_fp16(face128, golden):
 
 
 def test_tensorrt_backend_says_what_is_missing(face128):
-    pytest.importorskip("torch", reason="torch is required")
     try:
         import torch_tensorrt  # noqa: F401
         pytest.skip("torch-tensorrt is installed here; the missing-package message is not reachable")

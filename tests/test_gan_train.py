@@ -192,6 +192,7 @@ def test_training_checkpoint_with_a_foreign_discriminator(tmp_path):
                             workers=0))
 
 
+@pytest.mark.slow
 def test_two_processes_average_their_gradients(tmp_path):
     """torchrun, two CPU processes (gloo): the same script; both ranks end with identical weights."""
     data = write_images(tmp_path / "data")
