@@ -8,6 +8,8 @@ import sys
 from bench import (
     avatar_quality,
     directions_quality,
+    fp16_headroom,
+    gpu_check,
     pipeline_latency,
     synth_latency,
     track_latency,
@@ -18,6 +20,8 @@ BENCHMARKS = (
     ("track", track_latency, "tracking + face parameter latency per frame on the clips, and smoothing quality"),
     ("directions", directions_quality, "editing and reenactment quality of a direction matrix"),
     ("avatar", avatar_quality, "avatar creation: reconstruction PSNR, latent space kept, time"),
+    ("fp16", fp16_headroom, "how close synthesis comes to fp16's range, op by op (CPU, any generator)"),
+    ("gpu", gpu_check, "everything that needs a GPU, in one run: CUDA-only tests and GPU figures -> report"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),
 )
 

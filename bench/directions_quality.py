@@ -52,8 +52,8 @@ def identity_floor(clips: list[str], id_spread: np.ndarray, span: np.ndarray, pa
                    band=(0.2, 0.4), pairs: int = 20_000, seed: int = 0) -> dict:
     """Median |identity change| / id_spread (largest component), over frame pairs of one clip whose
     parameter differs by `band` of its span; the median over clips. None where no clip has 20 pairs."""
-    from models.face.shape_model import FaceModel
     from live.tracking.clips import track_clip
+    from models.face.shape_model import FaceModel
     from models.face.tracker import MediaPipeTracker
     model, rng = FaceModel.load(), np.random.default_rng(seed)
     moves: dict[str, list] = {name: [] for name in params}

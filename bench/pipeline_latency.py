@@ -81,9 +81,8 @@ def plot_latency(per_frame: list, path: str | Path, title: str, memory: list | N
 
 
 def run(args: argparse.Namespace) -> dict:
-    from live.pipeline.loop import run as run_loop
-
     from live.config_files import load_config
+    from live.pipeline.loop import run as run_loop
     w, _, h = args.size.partition("x")
     cfg = load_config(overrides={
         "generator.path": args.generator, "generator.arch": args.arch, "engine.backend": args.backend,

@@ -1,7 +1,9 @@
-"""Choosing a kernel implementation: `ref` (NumPy), `numba` (CPU), `cupy` (GPU), or `auto`.
+"""Choosing a kernel implementation: `ref` (NumPy), `numba` (CPU), `cupy` (CUDA), `torch`, or `auto`.
 
-`auto` follows the data: CuPy arrays (or CUDA torch tensors) go to the CuPy kernel, everything
-else to Numba. A fast path that cannot be built falls back to the reference with one warning.
+`auto` follows the data: CuPy arrays go to the CuPy kernel; torch tensors on a GPU go to CuPy when
+it is installed and to the torch twin (the same arithmetic in torch ops, any device) when it is
+not; everything else to Numba. A fast path that cannot be built falls back to the reference with
+one warning.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import functools
 
 from loguru import logger
 
-IMPLS = ("auto", "ref", "numba", "cupy")
+IMPLS = ("auto", "ref", "numba", "cupy", "torch")
 
 
 @functools.cache
@@ -32,6 +34,10 @@ def cupy_available() -> bool:
         return False
 
 
+def is_torch_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "device")
+
+
 def is_gpu_array(x) -> bool:
     if type(x).__module__.startswith("cupy"):
         return True
@@ -42,7 +48,12 @@ def resolve_impl(impl: str, sample) -> str:
     if impl not in IMPLS:
         raise ValueError(f"kernel impl must be one of {IMPLS}, got {impl!r}")
     if impl == "auto":
-        impl = "cupy" if is_gpu_array(sample) else "numba"
+        if type(sample).__module__.startswith("cupy"):
+            impl = "cupy"
+        elif is_torch_tensor(sample) and sample.device.type != "cpu":
+            impl = "cupy" if sample.device.type == "cuda" and cupy_available() else "torch"
+        else:
+            impl = "numba"
     if impl == "cupy" and not cupy_available():
         raise RuntimeError("the cupy kernel needs CuPy and a CUDA GPU: pip install 'live[gpu]'")
     if impl == "numba" and not numba_available():

@@ -8,8 +8,9 @@
 
 The matrix-vector product is inside the kernel: each output element computes its own row of
 A dp, so the whole blend is one launch with no intermediate buffer. `ref` is NumPy (the
-definition), `numba` the CPU twin, `cupy` a CUDA kernel on the current stream; CUDA torch
-tensors are taken without copies through DLPack.
+definition), `numba` the CPU twin, `cupy` a CUDA kernel on the current stream (CUDA torch
+tensors are taken without copies through DLPack), `torch` the same arithmetic in torch ops on
+the tensors' own device (GPUs without CuPy; and the device-placement checks of the tests).
 """
 
 from __future__ import annotations
@@ -89,9 +90,21 @@ def _cupy_kernel():
     return cupy.RawKernel(CUDA_SOURCE, "live_latent_blend")
 
 
+def latent_blend_torch(w_s, w_avg, A, bias, dp, strength, psi: float, out=None):
+    """The torch twin: tensors in (one device, float32), [L, S] out; writes `out` when given."""
+    L, S, Ls, P = _check(w_s, w_avg, A, bias, dp, strength)
+    import torch
+    out = torch.empty_like(w_s) if out is None else out
+    torch.lerp(w_avg.expand_as(w_s), w_s, psi, out=out)               # w_avg + psi (w_s - w_avg)
+    out[:Ls].add_(torch.addmv(bias, A, dp).view(Ls, S) * (strength[:Ls, None] * psi))
+    return out
+
+
 def latent_blend(w_s, w_avg, A, bias, dp, strength, psi: float = 1.0, impl: str = "auto", out=None):
-    """The blended W+ code [L, S] float32 (NumPy, or CuPy for GPU inputs). See the module doc."""
+    """The blended W+ code [L, S] float32 (NumPy; CuPy or torch for GPU inputs). See the module doc."""
     impl = resolve_impl(impl, w_s)
+    if impl == "torch":
+        return latent_blend_torch(w_s, w_avg, A, bias, dp, strength, psi, out)
     if impl == "cupy":
         import cupy
         arrays = [cupy.ascontiguousarray(cupy.asarray(x, dtype=cupy.float32)) for x in (w_s, w_avg, A, bias, dp, strength)]

@@ -2,10 +2,13 @@
 
 The image is resized (bilinear, pixel centres aligned as torch's align_corners=False) to fit the
 output size and letterboxed with a fill colour where the aspect ratios differ; values are
-clamped to [-1, 1], mapped to [0, 255] and rounded half to even (as torch.round). NaN pixels read as -1 (black).
+clamped to [-1, 1], mapped to [0, 255] and rounded half to even (as torch.round). NaN pixels read as -1 (black),
++-inf as +-FLT_MAX (so they clamp like any large value).
 `ref` is NumPy, `numba` the CPU twin, `cupy` one CUDA thread per output pixel, writing into
 device memory (the caller's buffer with `out=`); the render stage copies that frame to pinned
-host memory.
+host memory. `torch` is the same arithmetic in torch ops on the image's own device (GPUs without
+CuPy, and the tests' device-placement checks); it allocates nothing on the host, so it can be
+captured into a CUDA graph.
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ import numpy as np
 from kernels.dispatch import resolve_impl
 
 CUDA_SOURCE = r"""
-__device__ __forceinline__ float live_px(const float v) { return isnan(v) ? -1.0f : v; }  // NaN reads as black
+// NaN reads as black; +-inf as the largest finite float, so it clamps to white/black like any large value
+// (an inf would turn its zero-weight neighbours into NaN: inf * 0)
+__device__ __forceinline__ float live_px(const float v) {
+  return isnan(v) ? -1.0f : fminf(fmaxf(v, -3.402823466e+38f), 3.402823466e+38f);
+}
 
 extern "C" __global__ void live_postprocess(
     const float* __restrict__ img, const int H, const int W, const int out_h, const int out_w,
@@ -91,6 +98,13 @@ def postprocess_ref(img: np.ndarray, out_h: int, out_w: int, fill=(0, 0, 0)) -> 
 def _numba_kernel():
     import numba
 
+    @numba.njit(cache=True, inline="always")
+    def _px(v):
+        """NaN reads as black; +-inf as +-FLT_MAX (as in the CUDA source and np.nan_to_num)."""
+        if np.isnan(v):
+            return np.float32(-1.0)
+        return min(max(v, np.float32(-3.402823466e+38)), np.float32(3.402823466e+38))
+
     @numba.njit(cache=True)
     def post(img, out_h, out_w, x0, y0, cw, ch, fill, out):
         H, W = img.shape[1], img.shape[2]
@@ -110,10 +124,7 @@ def _numba_kernel():
                 fu, fv = u - np.float32(u0), v - np.float32(v0)
                 for c in range(3):
                     p00, p01, p10, p11 = img[c, v0, u0], img[c, v0, u1], img[c, v1, u0], img[c, v1, u1]
-                    p00 = np.float32(-1.0) if np.isnan(p00) else p00  # NaN reads as black
-                    p01 = np.float32(-1.0) if np.isnan(p01) else p01
-                    p10 = np.float32(-1.0) if np.isnan(p10) else p10
-                    p11 = np.float32(-1.0) if np.isnan(p11) else p11
+                    p00, p01, p10, p11 = _px(p00), _px(p01), _px(p10), _px(p11)
                     a = p00 * (np.float32(1) - fu) + p01 * fu
                     b = p10 * (np.float32(1) - fu) + p11 * fu
                     val = a * (np.float32(1) - fv) + b * fv
@@ -128,6 +139,38 @@ def _cupy_kernel():
     return cupy.RawKernel(CUDA_SOURCE, "live_postprocess")
 
 
+def _coords_torch(n_out: int, n_in: int, start: int, length: int, device):
+    import torch
+    # the scale as a float32 value, as the other implementations use it; a Python scalar, so no
+    # host tensor enters the (capturable) device work
+    t = (torch.arange(n_out, device=device, dtype=torch.float32) - float(start) + 0.5) \
+        * float(np.float32(n_in / length)) - 0.5
+    t = t.clamp(0, n_in - 1)
+    i0 = t.floor().long()
+    return i0, (i0 + 1).clamp(max=n_in - 1), t - i0
+
+
+def postprocess_torch(img, out_h: int, out_w: int, fill=(0, 0, 0), out=None):
+    """The torch twin: [3, H, W] float tensor -> [out_h, out_w, 3] uint8 on the same device."""
+    import torch
+    img = torch.nan_to_num(img.float(), nan=-1.0)  # NaN reads as black
+    _, H, W = img.shape
+    x0, y0, cw, ch = content_rect(H, W, out_h, out_w)
+    u0, u1, fu = _coords_torch(out_w, W, x0, cw, img.device)
+    v0, v1, fv = _coords_torch(out_h, H, y0, ch, img.device)
+    u0, u1, fu = u0[x0:x0 + cw], u1[x0:x0 + cw], fu[x0:x0 + cw]
+    v0, v1, fv = v0[y0:y0 + ch, None], v1[y0:y0 + ch, None], fv[y0:y0 + ch, None]
+    top, bottom = img[:, v0[:, 0]], img[:, v1[:, 0]]                     # [3, ch, W]
+    a = top[:, :, u0] * (1 - fu) + top[:, :, u1] * fu
+    b = bottom[:, :, u0] * (1 - fu) + bottom[:, :, u1] * fu
+    val = ((a * (1 - fv) + b * fv).clamp(-1, 1) + 1) * 127.5
+    out = torch.empty((out_h, out_w, 3), dtype=torch.uint8, device=img.device) if out is None else out
+    for c in range(3):
+        out[:, :, c].fill_(int(fill[c]))
+    out[y0:y0 + ch, x0:x0 + cw] = val.round().to(torch.uint8).permute(1, 2, 0)
+    return out
+
+
 def postprocess(img, out_h: int, out_w: int, fill=(0, 0, 0), impl: str = "auto", out=None):
     """[3, H, W] (or [1, 3, H, W]) float -> [out_h, out_w, 3] uint8. See the module doc."""
     if img.ndim == 4:
@@ -137,6 +180,8 @@ def postprocess(img, out_h: int, out_w: int, fill=(0, 0, 0), impl: str = "auto",
     if img.ndim != 3 or img.shape[0] != 3:
         raise ValueError(f"image must be [3, H, W], got {list(img.shape)}")
     impl = resolve_impl(impl, img)
+    if impl == "torch":
+        return postprocess_torch(img, out_h, out_w, fill, out)
     H, W = int(img.shape[1]), int(img.shape[2])
     x0, y0, cw, ch = content_rect(H, W, out_h, out_w)
     if impl == "cupy":

@@ -16,7 +16,17 @@ FIXTURES = SHARED / "fixtures"
 needs_shared = pytest.mark.skipif(
     not (FIXTURES / "face128.pt").is_file(),
     reason=f"needs the shared fixtures at {FIXTURES} (face128.pt); CI always has them, set LIVE_SHARED elsewhere")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def needs_cuda(test):
+    """A CUDA-only test: marked `gpu` (python -m bench gpu runs them all) and skipped without a GPU."""
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
+
+
+def needs_cupy(test):
+    """A test of the CuPy kernels on a GPU: marked `gpu`, skipped without CuPy and a GPU."""
+    from kernels.dispatch import cupy_available
+    return pytest.mark.gpu(pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")(test))
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> float:
@@ -56,10 +66,9 @@ def tracked_clip():
     def get(name: str, max_frames: int | None = None):
         key = (name, max_frames)
         if key not in cache:
-            from live.tracking.estimator import make_estimator
-
             from live.config import TrackingConfig
             from live.io.sources import iter_video_rgb
+            from live.tracking.estimator import make_estimator
             est = make_estimator(TrackingConfig())
             rows, marks, times = [], [], []
             for k, t, frame in iter_video_rgb(SHARED / "media" / name, max_frames=max_frames):

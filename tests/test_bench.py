@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+import torch
+
 from bench.__main__ import main
 from tests.conftest import SHARED, needs_shared
 
@@ -17,6 +20,7 @@ def test_bench_synth_records_json_and_table(tmp_path, fixture_path, capsys):
     assert len(records) == 2
     r = records[0]
     assert r["resolution"] == 128 and r["backend"] == "eager" and r["timer"] == "wall-clock"
+    assert r["cuda_graph"] is False     # eager never replays a CUDA graph (it once said True here)
     assert 0 < r["min_ms"] <= r["median_ms"] <= r["p99_ms"] <= r["max_ms"]
     assert r["images_per_s"] > 0 and r["machine"]["cores"] >= 1
     assert records[1]["generator"] == "fixture128 (random weights)"
@@ -64,3 +68,19 @@ def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
     assert row["psnr_tuned"] > row["psnr_inversion"] + 0.5
     assert row["keep_min"] > 20 and row["seconds"] > 0
     assert "PSNR tuned" in capsys.readouterr().out
+
+
+@needs_shared
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU, python -m bench gpu runs the real items (minutes)")
+def test_bench_gpu_without_a_gpu_skips_every_gpu_item_and_dry_runs_them(tmp_path):
+    """Acceptance: exits 0; each GPU item skipped with its reason; the CPU dry run of every item passed."""
+    out = tmp_path / "r"
+    assert main(["gpu", "--out", str(out), "--media", str(SHARED / "media")]) == 0
+    report = json.loads((out / "report.json").read_text())
+    items = {r["item"]: r for r in report["items"]}
+    for name in ("gpu tests", "synthesis", "live loop", "avatar creation", "gan training"):
+        assert items[name]["status"] == "skipped" and "no CUDA device" in items[name]["reason"]
+        assert items[f"cpu dry run: {name}"]["status"] == "passed", items[f"cpu dry run: {name}"]
+    assert items["cpu dry run"]["status"] == "passed" and report["gpu"] is None
+    assert items["cpu dry run: gpu tests"]["figures"]["tests"] >= 8      # every CUDA-only test was collected
+    assert "no GPU figure produced" in (out / "report.md").read_text()

@@ -4,12 +4,12 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from live.tracking.calibrate import calibrate
 
 from calibration import CalibrationError, CalibrationProfile, ProfileError
-from live.paths import profiles_dir
 from live.cli import main
 from live.config import LiveConfig
+from live.paths import profiles_dir
+from live.tracking.calibrate import calibrate
 from tests.conftest import SHARED, needs_shared
 
 MEDIA = SHARED / "media"

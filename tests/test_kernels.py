@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from kernels.dispatch import cupy_available
 from kernels.latent_blend import CUDA_SOURCE as BLEND_SRC
 from kernels.latent_blend import latent_blend, layer_strength
 from kernels.postprocess import CUDA_SOURCE as POST_SRC
 from kernels.postprocess import content_rect, postprocess
 from models.images import to_uint8_rgb
-
-needs_cupy = pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")
+from tests.conftest import needs_cupy
 
 
 def _blend_inputs(L=12, S=64, Ls=8, P=15, seed=0):

@@ -6,8 +6,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from kernels.dispatch import cupy_available
 from kernels.one_euro import OneEuroState, one_euro_sequence, one_euro_step
+from tests.conftest import needs_cupy
 
 D = 15
 
@@ -37,7 +37,7 @@ def test_numba_equals_reference(dtype):
     assert np.abs(outs["numba"] - outs["ref"]).max() <= tol
 
 
-@pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")
+@needs_cupy
 def test_cupy_equals_reference():
     import cupy
     t, x, _ = _noisy_track(1)

@@ -19,7 +19,7 @@ from live.io.sinks import (
 )
 from live.pipeline.motion import LossEaser
 from live.pipeline.slots import Closed, LatestSlot
-from tests.conftest import SHARED, needs_cuda, needs_shared, write_clip
+from tests.conftest import SHARED, needs_shared, write_clip
 
 
 class Item:
@@ -177,29 +177,3 @@ def test_missing_camera_is_a_clear_error_after_retries(capsys, tmp_path):
     assert main(["--config", str(cfg), "run", "--arch", "fixture128", "--source", "/dev/video9", "--frames", "2",
                  "--sink", "null", "--size", "64x64"]) == 2
     assert "could not be opened" in capsys.readouterr().err
-
-
-@needs_cuda
-@needs_shared
-@pytest.mark.parametrize("smoothing", [0.0, 0.5])
-def test_frame_graph_matches_separate_launches(face128, small_directions, smoothing):
-    """The whole frame as one CUDA graph gives the frames of blend, synthesis and post-process run one by one."""
-    import torch
-
-    from live.config import EngineConfig
-    from live.engines import make_engine
-    from live.pipeline.render import Renderer
-    from models.direction_matrix import Directions
-    d = Directions.load(small_directions)
-    engine = make_engine(face128, EngineConfig(backend="compiled", precision="fp16", device="cuda"))
-    w_s = face128.mapping(torch.randn(1, face128.style_dim), 0.7)[0].expand(face128.n_latent, -1)
-    graphed, separate = (Renderer(engine, w_s, face128.w_avg, d, (320, 240), truncation=0.9,
-                                  latent_smoothing=smoothing) for _ in range(2))
-    assert graphed.frame_graph is not None, "the compiled CUDA path must capture the frame graph"
-    separate.frame_graph = None
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-        delta = rng.normal(0, 2, d.n_params).astype(np.float32)
-        a, b = graphed(delta), separate(delta)
-        assert a.shape == (240, 320, 3) and a.dtype == np.uint8
-        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

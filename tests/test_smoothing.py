@@ -1,13 +1,13 @@
 """Smoothing the face parameters: the stage, and the acceptance measurement on lp_d6."""
 
 import numpy as np
-from models.face.params import FaceParams
-from live.tracking.estimator import make_smoother
 
 from bench.track_latency import smoothing_quality
 from live.config import LiveConfig, SmoothingConfig
 from live.config_files import load_config
 from live.io.sources import video_fps
+from live.tracking.estimator import make_smoother
+from models.face.params import FaceParams
 from tests.conftest import SHARED, needs_shared
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from live.pipeline.run_report import FrameLog, RunReport, StageTimes
 
 from live.pipeline.latency import LatencyHistogram, LatencyStats
+from live.pipeline.run_report import FrameLog, RunReport, StageTimes
 
 
 def test_histogram_quantiles_match_numpy_within_a_quarter_percent():

@@ -1,13 +1,17 @@
-"""The fast path without TensorRT: static shapes, torch.compile, one CUDA graph per frame.
+"""The fast path without TensorRT: static shapes, torch.compile, and a CUDA graph.
 
-On CUDA: fp16 by default, the static-weight synthesis compiled by inductor (weights frozen
-into constants), warmed up on a side stream, then captured into a single CUDA graph whose
-replay is one launch per frame. Input and output live in static buffers.
-On the CPU: the same compiled graph without CUDA graphs (useful for tests and the CPU path).
+On CUDA: fp16 by default, the static-weight synthesis compiled by inductor with frozen weights
+(constants it can fold), warmed up on a side stream. Compilation and every later call run in one
+context (`_context`: no_grad and freezing): dynamo guards on grad mode, so a call outside it
+would compile a second, different graph. The pipeline captures `forward_static()` inside its own
+frame graph; only when the engine is run on its own (`run`, benchmarks, the pipeline's fallback)
+does it capture a graph of its own, lazily, on the first such call.
+On the CPU: the same compiled function, no graph.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 
@@ -22,6 +26,7 @@ from models.stylegan2 import Generator
 
 class CompiledEngine(Engine):
     name = "compiled"
+    capturable = True
 
     def __init__(self, G: Generator, cfg: EngineConfig):
         super().__init__(G, cfg)
@@ -29,46 +34,60 @@ class CompiledEngine(Engine):
         self.module = StaticSynthesis(synthesis, self.autocast).eval().requires_grad_(False)
         self.fn = self.module
         if cfg.torch_compile:
-            # Inductor's own CUDA graphs stay off (modes without "reduce-overhead"): we capture the
-            # whole frame ourselves, so the pipeline can put more than synthesis into one graph.
+            # Inductor's own CUDA graphs stay off (modes without "reduce-overhead"): the pipeline
+            # captures the whole frame itself, so more than synthesis goes into one graph.
             if "reduce-overhead" in cfg.compile_mode:
                 raise ValueError("engine.compile_mode: reduce-overhead would nest CUDA graphs; the compiled "
                                  "backend captures its own (engine.cuda_graph)")
             self.fn = torch.compile(self.module, mode=cfg.compile_mode, fullgraph=True, dynamic=False)
-        self.static_in = torch.zeros(self.input_shape, device=self.device, dtype=self.dtype)
         self.static_out: torch.Tensor | None = None
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
-        self._warm_up_and_capture(cfg.warmup_iters, capture=cfg.cuda_graph and self.device.type == "cuda")
+        self._warm_up(cfg.warmup_iters)
 
-    def _warm_up_and_capture(self, iters: int, capture: bool) -> None:
-        start = time.perf_counter()
-        # Freezing turns the (pre-scaled) weights into constants that inductor can fold.
+    @contextlib.contextmanager
+    def _context(self):
+        """Where the compiled function is built and always called: no autograd, frozen weights."""
         import torch._inductor.config as inductor_config
         with torch.no_grad(), inductor_config.patch(freezing=True):
-            if self.device.type == "cuda":
-                side = torch.cuda.Stream(self.device)
-                side.wait_stream(torch.cuda.current_stream(self.device))
-                with torch.cuda.stream(side):
-                    for _ in range(max(iters, 1)):
-                        self.static_out = self.fn(self.static_in)
-                torch.cuda.current_stream(self.device).wait_stream(side)
-                if capture:
-                    self.cuda_graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(self.cuda_graph):
-                        self.static_out = self.fn(self.static_in)
-                torch.cuda.synchronize(self.device)
-            else:
+            yield
+
+    def _warm_up(self, iters: int) -> None:
+        start = time.perf_counter()
+        if self.device.type == "cuda":
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
                 for _ in range(max(iters, 1)):
-                    self.static_out = self.fn(self.static_in)
-        logger.info("compiled engine ready in {:.1f} s ({}, {}, CUDA graph: {})",
-                    time.perf_counter() - start, self.device, self.cfg.precision, self.cuda_graph is not None)
+                    self.forward_static()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.synchronize(self.device)
+        else:
+            for _ in range(max(iters, 1)):
+                self.forward_static()
+        logger.info("compiled engine ready in {:.1f} s ({}, {})", time.perf_counter() - start, self.device,
+                    self.cfg.precision)
+
+    def forward_static(self) -> torch.Tensor:
+        with self._context():
+            self.static_out = self.fn(self.static_in)
+        return self.static_out
 
     def run(self, w_plus: torch.Tensor) -> torch.Tensor:
         self.check_input(w_plus)
         self.static_in.copy_(w_plus, non_blocking=True)
-        if self.cuda_graph is not None:
-            self.cuda_graph.replay()
-            return self.static_out
-        with torch.no_grad():
-            self.static_out = self.fn(self.static_in)
+        if self.device.type != "cuda" or not self.cfg.cuda_graph:
+            return self.forward_static()
+        if self.cuda_graph is None:
+            self._capture()
+        self.cuda_graph.replay()
         return self.static_out
+
+    def _capture(self) -> None:
+        """This engine's own graph of the synthesis alone (the frame graph does not need it)."""
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.forward_static()
+        torch.cuda.synchronize(self.device)
+        self.cuda_graph = graph
+        logger.info("compiled engine: synthesis captured into its own CUDA graph")

@@ -41,3 +41,40 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cupy_mismatch(torch_cuda: str | None, cupy_runtime: int | None) -> str | None:
+    """Why CuPy cannot share tensors with this torch, or None. torch_cuda: torch.version.cuda
+    ("12.4"); cupy_runtime: cupy.cuda.runtime.runtimeGetVersion() (12040)."""
+    if not torch_cuda or not cupy_runtime:
+        return None
+    torch_major, cupy_major = int(str(torch_cuda).split(".")[0]), int(cupy_runtime) // 1000
+    if torch_major == cupy_major:
+        return None
+    return (f"CuPy is built for CUDA {cupy_major} but torch for CUDA {torch_cuda}; they cannot share the GPU's "
+            f"tensors. Install the matching one: pip uninstall -y cupy-cuda{cupy_major}x && "
+            f"pip install 'live[gpu-cuda{torch_major}]'")
+
+
+def kernels_on_cuda() -> str:
+    """The kernel implementation for CUDA tensors: CuPy when it is installed and matches torch's CUDA,
+    else the torch twins (same results, a few more launches), saying why once."""
+    from kernels.dispatch import cupy_available
+    if not cupy_available():
+        return "torch"
+    import cupy
+    problem = cupy_mismatch(torch.version.cuda, cupy.cuda.runtime.runtimeGetVersion())
+    if problem:
+        _warn_once(problem + " Meanwhile the kernels run as torch ops.")
+        return "torch"
+    return "cupy"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        from loguru import logger
+        logger.warning("{}", message)

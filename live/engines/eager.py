@@ -1,4 +1,4 @@
-"""Plain PyTorch synthesis on any device, fp32 or fp16: the reference every other backend matches."""
+"""Plain PyTorch synthesis on any device, fp32, fp16 or mixed bf16: the reference the others match."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ class EagerEngine(Engine):
         synthesis = copy.deepcopy(G.synthesis).to(self.device, self.dtype)
         self.module = StaticSynthesis(synthesis, self.autocast).eval().requires_grad_(False)
 
-    @torch.inference_mode()
-    def run(self, w_plus: torch.Tensor) -> torch.Tensor:
-        self.check_input(w_plus)
-        return self.module(w_plus.to(self.device, self.dtype, non_blocking=True))
+    def forward_static(self) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(self.static_in)
 
-    def check_input(self, w_plus: torch.Tensor) -> None:
-        # Eager has no static buffers, so any batch size is fine.
+    def run(self, w_plus: torch.Tensor) -> torch.Tensor:
+        # No static graph behind it, so any batch size is fine.
         if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != self.input_shape[1:]:
             raise ValueError(f"eager engine takes W+ of shape [B, {self.n_latent}, {self.style_dim}], "
                              f"got {list(w_plus.shape)}")
+        with torch.inference_mode():
+            return self.module(w_plus.to(self.device, self.dtype, non_blocking=True))

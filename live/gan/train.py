@@ -51,6 +51,7 @@ from live.gan.train_state import (
     load_training_checkpoint,
     make_optimisers,
     requires_grad,
+    resolve_amp,
     save_training_checkpoint,
 )
 from models.checkpoint import (
@@ -86,9 +87,7 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
-        self.amp = self.device.type == "cuda" if cfg.amp == "auto" else cfg.amp == "on"
-        if self.amp and self.device.type != "cuda":
-            raise ValueError("--amp on needs a CUDA device (bf16 autocast); use --amp off on the CPU")
+        self.amp = resolve_amp(cfg.amp, self.device)
         if cfg.batch % self.dist.world:
             raise ValueError(f"--batch {cfg.batch} must be divisible by the {self.dist.world} processes")
         self.local_batch = cfg.batch // self.dist.world

@@ -1,10 +1,11 @@
-"""Training checkpoints (the reference trainer's format plus our state), networks and optimisers."""
+"""Training state: checkpoints (the reference trainer's format plus ours), networks, optimisers, precision."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from loguru import logger
 
 from live.gan.train_config import TrainConfig
 from models.checkpoint import (
@@ -89,3 +90,17 @@ def ema_update(G_ema: Generator, G: Generator, beta: float) -> None:
         pe.lerp_(p.detach(), 1.0 - beta)
     for be, b in zip(G_ema.buffers(), G.buffers()):
         be.copy_(b)
+
+
+def resolve_amp(setting: str, device: torch.device) -> bool:
+    """Whether to train the main passes under bf16 autocast: only on CUDA devices with bf16 (Ampere and
+    newer; T4 and V100 have none and would run it emulated or fail)."""
+    if setting == "off":
+        return False
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if setting == "on" and not bf16:
+        where = "this GPU has no bfloat16 (it needs Ampere or newer)" if device.type == "cuda" else "it needs a CUDA device"
+        raise ValueError(f"--amp on: {where}; use --amp off")
+    if setting == "auto" and device.type == "cuda" and not bf16:
+        logger.info("this GPU has no bfloat16: training in fp32 (--amp auto)")
+    return bf16

@@ -56,12 +56,13 @@ def demo_directions(G: Generator, seed: int = 0) -> Directions:
     """A random direction matrix in the paper's format for generators without fitted directions:
     it moves the face (so every stage runs at full cost) but means nothing. Said so at start."""
     g = torch.Generator().manual_seed(seed)
-    weight = torch.randn(8 * G.style_dim, len(PARAM_NAMES), generator=g) * 0.05
+    layers = min(8, G.n_latent)  # the paper's 8, or all of a smaller generator's
+    weight = torch.randn(layers * G.style_dim, len(PARAM_NAMES), generator=g) * 0.05
     # Typical human ranges (degrees, standard deviations) mapped to [-6, 6], as a fit would.
     spans = [30.0, 20.0, 15.0] + [3.0] * (len(PARAM_NAMES) - 3)
     prange = torch.tensor([[-s, s] for s in spans])
-    return Directions(weight=weight, bias=torch.zeros(8 * G.style_dim), param_range=prange,
-                      shift_dim=G.style_dim, fit_info={"method": "demo: random"})
+    return Directions(weight=weight, bias=torch.zeros(layers * G.style_dim), param_range=prange,
+                      num_layers_shift=layers, shift_dim=G.style_dim, fit_info={"method": "demo: random"})
 
 
 def build_scene(cfg: LiveConfig, device: str = "cpu") -> Scene:
