@@ -11,6 +11,7 @@ from bench import (
     fp16_headroom,
     gpu_check,
     pipeline_latency,
+    quality,
     synth_latency,
     track_latency,
 )
@@ -22,6 +23,7 @@ BENCHMARKS = (
     ("avatar", avatar_quality, "avatar creation: reconstruction PSNR, latent space kept, time"),
     ("fp16", fp16_headroom, "how close synthesis comes to fp16's range, op by op (CPU, any generator)"),
     ("gpu", gpu_check, "everything that needs a GPU, in one run: CUDA-only tests and GPU figures -> report"),
+    ("quality", quality, "reenactment quality as the paper measures it: CSIM, PSNR, SSIM, NME, pose, expression"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),
 )
 

@@ -68,7 +68,25 @@ def check_file(path: Path, kind: str, entry: ModelEntry | None = None) -> str:
     if kind == "encoder":
         from models.e4e import check_e4e_file
         return check_e4e_file(path)
+    if kind == "identity":
+        from models.face.arcface import build_arcface
+        build_arcface(path)
+        return "ArcFace IR-SE-50 identity network (512-d embeddings)"
+    if kind == "metric":
+        return check_torchscript(path)
     raise ValueError(f"unknown kind {kind!r}")
+
+
+def check_torchscript(path: Path) -> str:
+    """A TorchScript network (the metrics' detectors: Inception for FID, VGG16 for LPIPS, I3D for FVD).
+    TorchScript archives hold their code as TorchScript, run by torch's interpreter; no Python is unpickled."""
+    import torch
+    try:
+        net = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise ValueError(f"not a TorchScript network ({str(e).splitlines()[0][:200]})") from None
+    n = sum(p.numel() for p in net.parameters())
+    return f"TorchScript network, {n / 1e6:.1f} M parameters"
 
 
 class ModelStore:

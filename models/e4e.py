@@ -19,38 +19,11 @@ from torch import nn
 
 from models.checkpoint import safe_torch_load
 from models.errors import CheckpointError
+from models.ir_se50 import ir_se50_body, ir_se50_input_layer
 from models.layers import EqualLinear
 from models.weights_io import state_mismatch
 
-# IR-SE-50: (in, depth, units) per stage, the first unit of each stage strides by 2.
-IR_SE_50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
 COARSE, MIDDLE = 3, 7  # style heads 0-2 read 16 px features, 3-6 32 px, the rest 64 px
-
-
-class SEModule(nn.Module):
-    def __init__(self, channels: int, reduction: int = 16):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, channels // reduction, 1, bias=False)
-        self.fc2 = nn.Conv2d(channels // reduction, channels, 1, bias=False)
-
-    def forward(self, x):
-        s = F.adaptive_avg_pool2d(x, 1)
-        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
-
-
-class BottleneckIRSE(nn.Module):
-    def __init__(self, in_ch: int, depth: int, stride: int):
-        super().__init__()
-        if in_ch == depth:
-            self.shortcut_layer = nn.MaxPool2d(1, stride)
-        else:
-            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_ch, depth, 1, stride, bias=False), nn.BatchNorm2d(depth))
-        self.res_layer = nn.Sequential(
-            nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, depth, 3, 1, 1, bias=False), nn.PReLU(depth),
-            nn.Conv2d(depth, depth, 3, stride, 1, bias=False), nn.BatchNorm2d(depth), SEModule(depth))
-
-    def forward(self, x):
-        return self.res_layer(x) + self.shortcut_layer(x)
 
 
 class GradualStyleBlock(nn.Module):
@@ -79,12 +52,7 @@ class Encoder4Editing(nn.Module):
     def __init__(self, n_styles: int, style_dim: int = 512):
         super().__init__()
         self.n_styles = n_styles
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        units = []
-        for in_ch, depth, count in IR_SE_50_STAGES:
-            units.append(BottleneckIRSE(in_ch, depth, 2))
-            units += [BottleneckIRSE(depth, depth, 1) for _ in range(count - 1)]
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se50_input_layer(), ir_se50_body()
         self.styles = nn.ModuleList(
             GradualStyleBlock(style_dim, 16 if i < COARSE else 32 if i < MIDDLE else 64) for i in range(n_styles))
         self.latlayer1 = nn.Conv2d(256, 512, 1)

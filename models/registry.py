@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 
 SHIPPED = Path(__file__).with_name("registry.yaml")
-KINDS = ("generator", "encoder", "directions")
-FORMATS = {"generator": ("reference", "nvidia-pkl", "safetensors"), "encoder": ("e4e",), "directions": ("directions",)}
+KINDS = ("generator", "encoder", "directions", "identity", "metric")
+FORMATS = {"generator": ("reference", "nvidia-pkl", "safetensors"), "encoder": ("e4e",), "directions": ("directions",),
+           "identity": ("ir-se50",), "metric": ("torchscript",)}
 FRAMINGS = ("voxceleb", "ffhq", "fixture")
 
 

@@ -26,7 +26,7 @@ class ImportCommand:
     path: str = option(help="the file to register", positional=True, metavar="PATH")
     name: str | None = option(None, "name to use; none: the file name without extension", flags=("-n",))
     kind: str | None = option(None, "what the file is; none: from the registry or the file",
-                              choices=("generator", "encoder", "directions"))
+                              choices=("generator", "encoder", "directions", "identity", "metric"))
 
 
 @dataclass

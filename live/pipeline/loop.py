@@ -100,12 +100,13 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
 
     sinks = open_sinks(cfg.run.sinks, cfg.run.fps, out_size, cfg.run.vcam_device, controls, hud)
     audio = start_audio(cfg.run.audio_delay, cfg.run.audio_input, cfg.run.audio_output)
+    watch = _identity_watch(cfg, scene)
     with torch.no_grad():  # warm the renderer before the clock starts (compiles, first-call costs)
         renderer.warm_up()
     start = time.perf_counter()
     stages.start()
     try:
-        _sink_loop(cfg, stages, sinks, audio, times, report, controls, start)
+        _sink_loop(cfg, stages, sinks, audio, times, report, controls, start, watch)
     except KeyboardInterrupt:
         logger.info("stopped by the user")
     finally:
@@ -116,6 +117,9 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
             audio.close()
         if stages.motion.estimator is not None:
             stages.motion.estimator.close()
+        if watch is not None:
+            watch.stop()
+            report.identity = watch.summary()
     stages.raise_errors()
     report.seconds = time.perf_counter() - start
     report.frames_in = stages.capture.frames
@@ -127,8 +131,20 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
     return report
 
 
+def _identity_watch(cfg: LiveConfig, scene: Scene):
+    if not cfg.run.watch_identity:
+        return None
+    if scene.photo is None:
+        logger.warning("--watch-identity needs an avatar (--avatar): it compares the output with the avatar's photo")
+        return None
+    from live.pipeline.identity_watch import IdentityWatch
+    watch = IdentityWatch(scene.photo, cfg.run.watch_identity)
+    watch.start()
+    return watch
+
+
 def _sink_loop(cfg: LiveConfig, stages: Stages, sinks, audio, times: StageTimes, report: RunReport,
-               controls: Controls, start: float) -> None:
+               controls: Controls, start: float, watch=None) -> None:
     """This thread: take rendered frames, write them to every sink, keep the statistics."""
     last_log = start
     rendered = stages.slots[2]
@@ -144,6 +160,8 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks, audio, times: StageTimes,
         added = times.add(r.stamps)
         report.written += 1
         report.found_frames += int(r.found)
+        if watch is not None:
+            watch.offer(report.written, r.frame)
         if report.frame_log is not None:
             report.frame_log.append(r.index, r.stamps.get("capture", 0.0) - start, added, r.found)
         now = time.perf_counter()

@@ -49,6 +49,7 @@ class Scene:
     directions: Directions
     description: str
     neutral: np.ndarray | None = None      # [P] the driver's calibrated neutral pose
+    photo: np.ndarray | None = None        # the avatar's photo as the renderer frames it (identity watch)
     notices: list[str] = field(default_factory=list)
 
 
@@ -95,7 +96,7 @@ def _avatar_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
         notices.append("these directions are not the ones the avatar was made with; its p_s still applies, "
                        "but motion may differ from what `live avatar create` previewed")
     return Scene(avatar.generator, avatar.w_s, avatar.p_s.numpy().astype(np.float64), directions,
-                 f"avatar {cfg.run.avatar}", notices=notices)
+                 f"avatar {cfg.run.avatar}", notices=notices, photo=avatar.crop)
 
 
 def _demo_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:

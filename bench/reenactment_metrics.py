@@ -1,0 +1,110 @@
+"""Per-frame reenactment metrics, as the paper reports them, on 256 px face crops.
+
+- CSIM: cosine similarity of face-identity embeddings (models/face/identity.py; dlib by default).
+- PSNR, SSIM: of the uint8 crops (SSIM: Gaussian window sigma 1.5, on the mean of the channels).
+- NME: mean 2D distance between the tracker's 478 landmarks on the two images, divided by the
+  reference's inter-ocular distance (outer eye corners), in percent (x100).
+- Pose error: mean |yaw|, |pitch|, |roll| difference in degrees.
+- Expression error: mean |difference| of the 12 expression coefficients of our 3D face model, in
+  standard deviations of its build footage (the paper's uses DECA's coefficients: not the same units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.face.landmarks import EYE_LEFT, EYE_RIGHT
+from models.face.shape_model import FaceModel
+from models.face.tracker import MediaPipeTracker
+
+EVAL_SIZE = 256
+
+
+@dataclass
+class FaceMeasure:
+    found: bool
+    landmarks: np.ndarray | None = None   # [478, 3] pixels of the evaluated image
+    params: np.ndarray | None = None      # [15]
+    embedding: np.ndarray | None = None   # [D] identity
+
+
+class Measurer:
+    """Tracks and embeds single images (no video state)."""
+
+    def __init__(self, identity=None):
+        from models.face.identity import default_identity
+        self.model = FaceModel.load()
+        self.tracker = MediaPipeTracker(max_faces=1, video=False, mirror_index=self.model.mirror)
+        self.identity = identity if identity is not None else default_identity()
+
+    def __call__(self, image: np.ndarray) -> FaceMeasure:
+        obs = self.tracker.track(np.ascontiguousarray(image))
+        if not obs.found:
+            return FaceMeasure(False)
+        emb = self.identity.embed([image], [obs.box])[0]
+        return FaceMeasure(True, obs.landmarks, self.model.fit(obs.landmarks).params, emb)
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[EYE_LEFT["outer"], :2] - landmarks[EYE_RIGHT["outer"], :2]))
+
+
+def nme(out: np.ndarray, ref: np.ndarray) -> float:
+    """Mean landmark distance / the reference's inter-ocular distance, x100."""
+    return float(np.linalg.norm(out[:, :2] - ref[:, :2], axis=1).mean() / interocular(ref) * 100)
+
+
+def pose_errors(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """|yaw|, |pitch|, |roll| differences in degrees."""
+    return np.abs(np.asarray(out[:3]) - np.asarray(ref[:3]))
+
+
+def expression_error(out: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(np.asarray(out[3:]) - np.asarray(ref[3:])).mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM (Wang et al. 2004) of two uint8 images, on their grey level, Gaussian window sigma 1.5."""
+    from scipy.ndimage import gaussian_filter
+    x, y = (np.asarray(i, np.float64).mean(-1) for i in (a, b))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = gaussian_filter(x, 1.5), gaussian_filter(y, 1.5)
+    vx = gaussian_filter(x * x, 1.5) - mx * mx
+    vy = gaussian_filter(y * y, 1.5) - my * my
+    cxy = gaussian_filter(x * y, 1.5) - mx * my
+    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean())
+
+
+def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = None,
+            ref_image: np.ndarray | None = None, target_params: np.ndarray | None = None,
+            identity_ref: np.ndarray | None = None) -> dict:
+    """One frame's metrics of `out` against `ref` (NaN where a face is missing). target_params: the pose
+    and expression to compare with (default: the reference's); identity_ref: the embedding CSIM is taken
+    against (default: the reference's)."""
+    from models.face.identity import csim
+    row = {"face": bool(out.found)}
+    if out_image is not None and ref_image is not None:
+        row.update(psnr=psnr(out_image, ref_image), ssim=ssim(out_image, ref_image))
+    nan = float("nan")
+    target = target_params if target_params is not None else (ref.params if ref.found else None)
+    who = identity_ref if identity_ref is not None else (ref.embedding if ref.found else None)
+    ok = out.found
+    row["csim"] = float(csim(out.embedding, who)) if ok and who is not None else nan
+    row["nme"] = nme(out.landmarks, ref.landmarks) if ok and ref.found else nan
+    if ok and target is not None:
+        yaw, pitch, roll = pose_errors(out.params, target)
+        row.update(yaw_err=float(yaw), pitch_err=float(pitch), roll_err=float(roll),
+                   pose_err=float((yaw + pitch + roll) / 3), exp_err=expression_error(out.params, target))
+    else:
+        row.update(yaw_err=nan, pitch_err=nan, roll_err=nan, pose_err=nan, exp_err=nan)
+    return row

@@ -1,0 +1,79 @@
+"""What `python -m bench quality` drives: an avatar made from one photo, rendered for a parameter change.
+
+A reenactor makes an avatar from a photo and renders frames for normalised delta_p, through the
+same Renderer `live run` uses. It also maps any image of the photo's (or the driver's) camera
+into its output's frame, at the evaluation size, so outputs and real frames are compared pixel
+for pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.reenactment_metrics import EVAL_SIZE
+from live.config import EngineConfig
+
+
+def upscale(image: np.ndarray, size: int = EVAL_SIZE) -> np.ndarray:
+    import cv2
+    if image.shape[0] == size:
+        return image
+    interp = cv2.INTER_CUBIC if image.shape[0] < size else cv2.INTER_AREA
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+class StyleGANReenactor:
+    """The paper's method: the photo inverted into W+, driven through the direction matrix A."""
+
+    name = "stylegan2"
+
+    def __init__(self, generator, directions, framing: str = "fixture", steps: int = 100, tune_steps: int = 0,
+                 engine: EngineConfig | None = None):
+        self.G, self.directions, self.framing = generator, directions, framing
+        self.steps, self.tune_steps = steps, tune_steps
+        self.engine_cfg = engine or EngineConfig(backend="eager", device="cpu")
+        span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
+        self.to_norm = 2 * directions.shift_scale / span     # raw parameter change -> normalised units
+        self.avatar = self.renderer = None
+
+    def make(self, photo_path) -> None:
+        from live.avatar.create import AvatarOptions, create_avatar
+        from live.avatar.invert import InversionConfig
+        from live.avatar.pti import TuningConfig
+        from live.engines import make_engine
+        from live.pipeline.render import Renderer
+        opts = AvatarOptions(framing=self.framing, pti=self.tune_steps > 0, inversion=InversionConfig(steps=self.steps),
+                             tuning=TuningConfig(steps=max(self.tune_steps, 1)), progress=False)
+        self.avatar, _ = create_avatar(photo_path, self.G, opts)
+        G = self.avatar.generator
+        engine = make_engine(G, self.engine_cfg)
+        self.renderer = Renderer(engine, self.avatar.w_s, G.w_avg, self.directions, (G.resolution, G.resolution))
+        self.renderer.warm_up()
+
+    def render(self, delta_norm: np.ndarray) -> np.ndarray:
+        """The avatar moved by `delta_norm` [P], at the evaluation size."""
+        return upscale(self.renderer(np.asarray(delta_norm, np.float32)))
+
+    def to_eval(self, image: np.ndarray) -> np.ndarray:
+        """An image of the photo's camera, cropped as the avatar was, at the evaluation size."""
+        import cv2
+        scale = EVAL_SIZE / self.G.resolution
+        return cv2.warpAffine(image, self.avatar.crop_matrix * scale, (EVAL_SIZE, EVAL_SIZE), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    def at_output_resolution(self, image: np.ndarray) -> np.ndarray:
+        """The same crop at the generator's resolution, then brought to the evaluation size: what a
+        perfect renderer of this resolution would show (the ceiling for the real-frames baseline)."""
+        import cv2
+        R = self.G.resolution
+        crop = cv2.warpAffine(image, self.avatar.crop_matrix, (R, R), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
+        return upscale(crop)
+
+
+def make_reenactor(kind: str, generator=None, directions=None, **options):
+    if kind == "stylegan2":
+        if generator is None or directions is None:
+            raise SystemExit("--renderer stylegan2 needs a generator (-g) and a direction matrix (-d)")
+        return StyleGANReenactor(generator, directions, **options)
+    raise SystemExit(f"unknown renderer {kind!r}; choose stylegan2")
