@@ -4,7 +4,7 @@ Editing: for each parameter k and requested raw changes v (fractions of its fitt
 synthesise G(w + A e_k v), track, and regress the achieved change of k on v through the origin:
 slope and R^2. Cross-talk: mean |change| of each other pose parameter / mean |v|, both in the
 normalised units ([-6, 6] over each parameter's range), the largest reported.
-Identity: CSIM (dlib face-identity embeddings, models/face/identity.py) between each edited render
+Identity: CSIM (dlib face-identity embeddings, models/identity/embedding.py) between each edited render
 and its unedited one: the median over all edits, and the share of edits that stay the same person
 (dlib distance < 0.6).
 Reenactment: random (source, target) pairs; the tracked pitch and jaw of
@@ -55,7 +55,7 @@ def identity_floor(clips: list[str], span: np.ndarray, identity, params=("pitch"
     from live.config import LiveConfig
     from live.io.sources import iter_video_rgb
     from live.tracking.estimator import make_estimator
-    from models.face.identity import csim
+    from models.identity.embedding import csim
     scores: dict[str, list] = {name: [] for name in params}
     for clip in clips:
         estimator = make_estimator(LiveConfig().tracking)
@@ -84,7 +84,7 @@ def identity_floor(clips: list[str], span: np.ndarray, identity, params=("pitch"
 
 
 def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, floor_clips=()) -> dict:
-    from models.face.identity import (
+    from models.identity.embedding import (
         SAME_PERSON_DISTANCE,
         csim,
         default_identity,

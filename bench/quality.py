@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=24, help="frames sampled per clip (evenly spaced)")
     p.add_argument("--steps", type=int, default=100, help="avatar inversion steps (the bench's quick avatars)")
     p.add_argument("--tune-steps", type=int, default=0, help="pivotal tuning steps (0: none)")
+    p.add_argument("--identity-guard", action=argparse.BooleanOptionalAction, default=True,
+                   help="ease changes into each avatar's identity limits, as live run does (default on)")
     p.add_argument("--out", default="bench/quality", help="folder for the CSV, the summary and the strips")
     p.add_argument("--json", default="bench/results.json")
 
@@ -88,6 +90,7 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
 
     from live.io.sinks import write_image
     from live.io.sources import read_image_rgb
+    from models.identity.embedding import SAME_PERSON_DISTANCE, distance
     frames, params = tracked_driver(driver, until=10**6)
     found = np.isfinite(params).all(1)
     if not found.any():
@@ -125,8 +128,10 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
         else:
             target = m_still.params + (params[k] - params[first]) if m_still.found and found[k] else None
             for method, m in (("output", m_out), ("still", m_still)):
-                rows.append({**base, "method": method, **compare(m, FaceMeasure(False), target_params=target,
-                                                                    identity_ref=photo_ref.embedding)})
+                row = compare(m, FaceMeasure(False), target_params=target, identity_ref=photo_ref.embedding)
+                row["same_as_avatar"] = bool(m.found and m_still.found
+                                             and distance(m.embedding, m_still.embedding) < SAME_PERSON_DISTANCE)
+                rows.append({**base, "method": method, **row})
             strip.append(np.concatenate([_fit(frames[k]), out], axis=0))
     keep = np.linspace(0, len(strip) - 1, min(6, len(strip))).round().astype(int)
     write_image(strips / f"strip-{protocol}-{Path(avatar_name).stem}-{driver.stem}.png",
@@ -153,8 +158,23 @@ def summarise(rows: list) -> list[dict]:
             for m in METRICS:
                 values = [r[m] for r in sel if m in r and np.isfinite(r[m])]
                 s[m] = round(float(np.mean(values)), 3) if values else None
+            faces = [r for r in sel if r["face"]]
+            if faces and "same_as_avatar" in faces[0]:
+                s["same_as_avatar"] = f"{sum(r['same_as_avatar'] for r in faces)}/{len(faces)}"
+            s["jaw_pearson"] = jaw_pearson(sel)
             out.append(s)
     return out
+
+
+def jaw_pearson(rows: list) -> float | None:
+    """Pearson of the output's tracked jaw with the target's, per (avatar, driver) pair, averaged over pairs."""
+    values = []
+    for pair in {(r["avatar"], r["driver"]) for r in rows}:
+        sel = [r for r in rows if (r["avatar"], r["driver"]) == pair and np.isfinite(r["jaw"])
+               and np.isfinite(r["jaw_target"])]
+        if len(sel) >= 3 and np.std([r["jaw"] for r in sel]) > 0 and np.std([r["jaw_target"] for r in sel]) > 0:
+            values.append(np.corrcoef([r["jaw"] for r in sel], [r["jaw_target"] for r in sel])[0, 1])
+    return round(float(np.mean(values)), 3) if values else None
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -172,7 +192,7 @@ def run(args: argparse.Namespace) -> dict:
         from models.checkpoint import weights_hash
         d.check_generator(weights_hash(G))
     reenactor = make_reenactor(args.renderer, G, d, framing=args.framing, steps=args.steps,
-                               tune_steps=args.tune_steps)
+                               tune_steps=args.tune_steps, identity_guard=args.identity_guard)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     measurer = Measurer()
@@ -204,13 +224,13 @@ def run(args: argparse.Namespace) -> dict:
     print_table(f"reenactment quality ({args.renderer}; {args.frames} frames per clip; {record['seconds']} s)",
                 summary, [("protocol", "protocol"), ("method", "method"), ("faces", "faces"), ("csim", "CSIM"),
                           ("psnr", "PSNR"), ("ssim", "SSIM"), ("nme", "NME %"), ("pose_err", "pose deg"),
-                          ("exp_err", "expr sd")])
+                          ("exp_err", "expr sd"), ("same_as_avatar", "same person"), ("jaw_pearson", "jaw r")])
     print("LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items()))
     return record
 
 
 def markdown(summary: list[dict], record: dict) -> str:
-    cols = ["protocol", "method", "faces"] + list(METRICS)
+    cols = ["protocol", "method", "faces", "same_as_avatar", "jaw_pearson"] + list(METRICS)
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in summary]
     lines += ["", "LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items())]

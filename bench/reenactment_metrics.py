@@ -1,6 +1,6 @@
 """Per-frame reenactment metrics, as the paper reports them, on 256 px face crops.
 
-- CSIM: cosine similarity of face-identity embeddings (models/face/identity.py; dlib by default).
+- CSIM: cosine similarity of face-identity embeddings (models/identity/embedding.py; dlib by default).
 - PSNR, SSIM: of the uint8 crops (SSIM: Gaussian window sigma 1.5, on the mean of the channels).
 - NME: mean 2D distance between the tracker's 478 landmarks on the two images, divided by the
   reference's inter-ocular distance (outer eye corners), in percent (x100).
@@ -34,7 +34,7 @@ class Measurer:
     """Tracks and embeds single images (no video state)."""
 
     def __init__(self, identity=None):
-        from models.face.identity import default_identity
+        from models.identity.embedding import default_identity
         self.model = FaceModel.load()
         self.tracker = MediaPipeTracker(max_faces=1, video=False, mirror_index=self.model.mirror)
         self.identity = identity if identity is not None else default_identity()
@@ -91,7 +91,7 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
     """One frame's metrics of `out` against `ref` (NaN where a face is missing). target_params: the pose
     and expression to compare with (default: the reference's); identity_ref: the embedding CSIM is taken
     against (default: the reference's)."""
-    from models.face.identity import csim
+    from models.identity.embedding import csim
     row = {"face": bool(out.found)}
     if out_image is not None and ref_image is not None:
         row.update(psnr=psnr(out_image, ref_image), ssim=ssim(out_image, ref_image))
@@ -107,4 +107,6 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
                    pose_err=float((yaw + pitch + roll) / 3), exp_err=expression_error(out.params, target))
     else:
         row.update(yaw_err=nan, pitch_err=nan, roll_err=nan, pose_err=nan, exp_err=nan)
+    row["jaw"] = float(out.params[3]) if ok else nan              # for the jaw's Pearson over a clip
+    row["jaw_target"] = float(target[3]) if target is not None else nan
     return row

@@ -28,8 +28,8 @@ class StyleGANReenactor:
     name = "stylegan2"
 
     def __init__(self, generator, directions, framing: str = "fixture", steps: int = 100, tune_steps: int = 0,
-                 engine: EngineConfig | None = None):
-        self.G, self.directions, self.framing = generator, directions, framing
+                 engine: EngineConfig | None = None, identity_guard: bool = True):
+        self.G, self.directions, self.framing, self.identity_guard = generator, directions, framing, identity_guard
         self.steps, self.tune_steps = steps, tune_steps
         self.engine_cfg = engine or EngineConfig(backend="eager", device="cpu")
         span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
@@ -44,14 +44,19 @@ class StyleGANReenactor:
         from live.pipeline.render import Renderer
         opts = AvatarOptions(framing=self.framing, pti=self.tune_steps > 0, inversion=InversionConfig(steps=self.steps),
                              tuning=TuningConfig(steps=max(self.tune_steps, 1)), progress=False)
-        self.avatar, _ = create_avatar(photo_path, self.G, opts)
+        self.avatar, _ = create_avatar(photo_path, self.G, opts,
+                                       directions=self.directions if self.identity_guard else None)
         G = self.avatar.generator
         engine = make_engine(G, self.engine_cfg)
         self.renderer = Renderer(engine, self.avatar.w_s, G.w_avg, self.directions, (G.resolution, G.resolution))
         self.renderer.warm_up()
 
     def render(self, delta_norm: np.ndarray) -> np.ndarray:
-        """The avatar moved by `delta_norm` [P], at the evaluation size."""
+        """The avatar moved by `delta_norm` [P] (eased into its identity limits, as `live run` does), at the
+        evaluation size."""
+        if self.avatar.identity_limits is not None:
+            from live.avatar.identity_limits import soft_limit
+            delta_norm = soft_limit(delta_norm, self.avatar.identity_limits)
         return upscale(self.renderer(np.asarray(delta_norm, np.float32)))
 
     def to_eval(self, image: np.ndarray) -> np.ndarray:

@@ -127,6 +127,9 @@ class RunConfig:
     audio_input: str | None = option(None, "audio input device (name or index); empty: the default")
     audio_output: str | None = option(None, "audio output device, e.g. a virtual cable; empty: the default")
     stats_every_s: float = option(5.0, "log live statistics this often (0: only at the end)")
+    identity_guard: bool = option(True, "ease the driver's changes into the avatar's identity limits (how far each "
+                                  "direction moves the face before it becomes someone else; measured at `live "
+                                  "avatar create -d`), so strong expressions do not turn the avatar into a stranger")
     watch_identity: int = option(0, "every N output frames, compare the face with the avatar's photo (CSIM of dlib "
                                  "identity embeddings, on a thread of its own) and warn when it stops being the "
                                  "avatar (dlib distance >= 0.6); 0: off", metavar="N")

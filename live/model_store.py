@@ -69,7 +69,7 @@ def check_file(path: Path, kind: str, entry: ModelEntry | None = None) -> str:
         from models.e4e import check_e4e_file
         return check_e4e_file(path)
     if kind == "identity":
-        from models.face.arcface import build_arcface
+        from models.identity.arcface import build_arcface
         build_arcface(path)
         return "ArcFace IR-SE-50 identity network (512-d embeddings)"
     if kind == "metric":

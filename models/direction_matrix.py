@@ -24,6 +24,9 @@ from models.face.landmarks import PARAM_NAMES
 from models.weights_io import safe_torch_load, save_atomic
 
 PAPER_KEYS = ("learned_directions", "shift_scale", "w_plus", "num_layers_shift", "shift_dim", "A_matrix")
+# The paper's 15 inputs are DECA's (yaw, pitch, roll, jaw opening, 11 expression coefficients): not the
+# parameters live's tracker measures. Its files name no parameters; they load under these names.
+DECA_NAMES = ("deca_yaw", "deca_pitch", "deca_roll", "deca_jaw") + tuple(f"deca_exp{i}" for i in range(1, 12))
 
 
 @dataclass
@@ -107,7 +110,7 @@ class Directions:
         if not isinstance(lin, dict) or "linear.weight" not in lin or "linear.bias" not in lin:
             raise DirectionsError(f"{path}: A_matrix must hold linear.weight and linear.bias")
         n = int(d["learned_directions"])
-        names = tuple(d.get("param_names") or (PARAM_NAMES if n == len(PARAM_NAMES) else [f"p{i}" for i in range(n)]))
+        names = tuple(d.get("param_names") or (DECA_NAMES if n == len(DECA_NAMES) else [f"p{i}" for i in range(n)]))
         if "param_range" in d:
             prange = d["param_range"].float()
         elif require_ours:
@@ -121,6 +124,17 @@ class Directions:
                    shift_scale=float(d["shift_scale"]), param_names=names,
                    generator_sha256=str(d.get("generator_sha256", "")),
                    face_model_sha256=str(d.get("face_model_sha256", "")), fit_info=dict(d.get("fit_info", {})))
+
+    @property
+    def in_live_space(self) -> bool:
+        """Driven by live's own face parameters (not the paper's DECA ones)."""
+        return tuple(self.param_names) == PARAM_NAMES
+
+    def check_live_space(self, source: str | Path = "this direction matrix") -> None:
+        if not self.in_live_space:
+            raise DirectionsError(f"{source}: a direction matrix of other face parameters ({', '.join(self.param_names[:4])}, "
+                                  f"...; the paper's DECA ones), which live's tracker does not measure. Adopt it for "
+                                  f"live's parameters first: live directions adopt -g G -d {source} -o A.pt")
 
     def check_generator(self, generator_sha256: str) -> None:
         if self.generator_sha256 and generator_sha256 != self.generator_sha256:

@@ -11,7 +11,7 @@ import torch
 
 from bench.reenactment_metrics import Measurer, compare, nme, pose_errors, psnr, ssim
 from live.io.sources import iter_video_rgb, read_image_rgb
-from models.face.identity import DlibIdentity, csim, distance
+from models.identity.embedding import DlibIdentity, csim, distance
 from tests.conftest import SHARED, needs_shared, write_clip
 
 pytestmark = needs_shared
@@ -172,8 +172,8 @@ def test_bench_quality_says_when_a_clip_has_no_face(tmp_path, fixture_path, smal
 
 def test_arcface_network_loads_its_weights_and_refuses_others(tmp_path):
     from models.errors import CheckpointError
-    from models.face.arcface import ArcFace, build_arcface
-    from models.face.identity import ArcFaceIdentity
+    from models.identity.arcface import ArcFace, build_arcface
+    from models.identity.embedding import ArcFaceIdentity
     torch.save(ArcFace().state_dict(), tmp_path / "model_ir_se50.pth")
     identity = ArcFaceIdentity(tmp_path / "model_ir_se50.pth")
     e = identity.embed([read_image_rgb(MEDIA / "portrait_einstein.jpg")])

@@ -10,6 +10,8 @@ A plain torch container of tensors, strings and numbers (loads with weights_only
   tuned {name: fp16 delta}       pivotal tuning: the change of each tuned tensor (empty without)
   photo_thumb, reconstruction    uint8 images for `live avatar show`
   psnr_inversion, psnr_tuned     reconstruction quality over the crop (dB)
+  identity_limits [P, 2]         how far each direction may move the face before it stops being this one
+                                 (live/avatar/identity_limits.py; empty in files written before it existed)
   created, source_photo
   digest                         sha256 over all of the above: a changed byte is detected
 """
@@ -55,6 +57,7 @@ class Avatar:
     created: str = ""
     source_photo: str = ""
     param_names: tuple[str, ...] = PARAM_NAMES
+    identity_limits: np.ndarray | None = None
     generator: torch.nn.Module | None = field(default=None, repr=False)  # set by load(): tuned weights applied
 
     # -- writing ---------------------------------------------------------------------------------
@@ -77,6 +80,8 @@ class Avatar:
             "psnr_inversion": float(self.psnr_inversion), "psnr_tuned": float(self.psnr_tuned),
             "created": self.created, "source_photo": self.source_photo,
         }
+        if self.identity_limits is not None:
+            d["identity_limits"] = torch.from_numpy(np.asarray(self.identity_limits, np.float64))
         d["digest"] = _digest(d)
         return d
 
@@ -110,7 +115,8 @@ class Avatar:
                    generator_hint=d["generator_hint"], directions_sha256=d["directions_sha256"], tuned=d["tuned"],
                    photo_thumb=d["photo_thumb"].numpy(), reconstruction=d["reconstruction"].numpy(),
                    psnr_inversion=d["psnr_inversion"], psnr_tuned=d["psnr_tuned"], created=d["created"],
-                   source_photo=d["source_photo"], param_names=tuple(d["param_names"]))
+                   source_photo=d["source_photo"], param_names=tuple(d["param_names"]),
+                   identity_limits=d["identity_limits"].numpy() if "identity_limits" in d else None)
 
     @classmethod
     def load(cls, path: str | Path, generator) -> "Avatar":

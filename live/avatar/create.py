@@ -31,6 +31,7 @@ class AvatarOptions:
     inversion: InversionConfig = field(default_factory=InversionConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     encoder: Path | None = None         # e4e checkpoint: its code is the starting point
+    identity_threshold: float = 0.5     # identity limits: dlib distance from the avatar's own render
     progress: bool = True
 
 
@@ -84,7 +85,9 @@ def encoder_start(encoder_path: Path, G, crop: torch.Tensor) -> torch.Tensor:
 
 
 def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint: str = "",
-                  directions_sha256: str = "") -> tuple[Avatar, CreationReport]:
+                  directions_sha256: str = "", directions=None) -> tuple[Avatar, CreationReport]:
+    """The avatar of the face in the photo; with `directions`, also how far each of them may move it
+    before it stops being this face (the identity guard's limits)."""
     from models.checkpoint import weights_hash
     if opts.framing not in FRAMINGS:
         raise AvatarError(f"unknown framing {opts.framing!r}; choose one of {', '.join(FRAMINGS)}")
@@ -129,6 +132,12 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
     recon_uint8 = to_uint8_rgb(recon)[0]
     p_s, p_source = _track_params(recon_uint8, crop)
     timings["tracking"] = time.perf_counter() - t0
+    limits = None
+    if directions is not None:
+        from live.avatar.identity_limits import identity_limits
+        t0 = time.perf_counter()
+        limits = identity_limits(G_use, w_s, directions, opts.identity_threshold)
+        timings["identity limits"] = time.perf_counter() - t0
 
     avatar = Avatar(w_s=w_s.cpu(), p_s=torch.from_numpy(p_s).float(), crop=crop, crop_matrix=transform.matrix,
                     photo_size=(photo.shape[1], photo.shape[0]), framing=opts.framing,
@@ -136,7 +145,7 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
                     directions_sha256=directions_sha256, tuned=tuned, photo_thumb=_thumb(photo),
                     reconstruction=recon_uint8, psnr_inversion=psnr_inv, psnr_tuned=psnr_tuned,
                     created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                    source_photo=str(photo_path))
+                    source_photo=str(photo_path), identity_limits=limits)
     avatar.generator = G_use
     return avatar, CreationReport(psnr_inv, psnr_tuned, timings, n_faces, p_source)
 

@@ -32,6 +32,9 @@ class CreateCommand:
     encoder: str | None = option(None, "e4e encoder (path or cached name) as the starting point", flags=("-e",),
                                  metavar="E4E")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    identity_threshold: float = option(0.5, "identity guard: how far each direction may move the face is where its "
+                                       "dlib distance from the avatar's own render reaches this (same person: "
+                                       "< 0.6); needs -d")
 
 
 @dataclass
@@ -69,16 +72,20 @@ def create(opts: CreateCommand, cfg) -> int:
     store = ModelStore()
     device = resolve_device(opts.device)
     G = load_generator(store.resolve(opts.generator), device)
-    d_hash = ""
+    d_hash, directions = "", None
     if opts.directions:
         d_path = store.resolve(opts.directions)
-        Directions.load(d_path, require_ours=False).check_generator(weights_hash(G))
+        directions = Directions.load(d_path, require_ours=False)
+        directions.check_live_space(d_path)
+        directions.check_generator(weights_hash(G))
         d_hash = file_sha256(d_path)
     options = AvatarOptions(framing=opts.framing or _framing_for(opts.generator, store), face_index=opts.face,
                             pti=opts.pti, inversion=InversionConfig(steps=opts.steps),
                             tuning=TuningConfig(steps=opts.tune_steps),
-                            encoder=store.resolve(opts.encoder) if opts.encoder else None)
-    avatar, report = create_avatar(opts.photo, G, options, generator_hint=str(opts.generator), directions_sha256=d_hash)
+                            encoder=store.resolve(opts.encoder) if opts.encoder else None,
+                            identity_threshold=opts.identity_threshold)
+    avatar, report = create_avatar(opts.photo, G, options, generator_hint=str(opts.generator), directions_sha256=d_hash,
+                                   directions=directions)
     path = avatar.save(opts.out)
     print(f"avatar written to {path}")
     print(f"  framing {options.framing}, PSNR over the crop: inversion {report.psnr_inversion:.2f} dB"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from live.cli.arguments import add_command
+from live.directions.adopt import AdoptOptions
 from live.directions.fit import FitOptions
 from live.options import option
 
@@ -16,6 +17,16 @@ class FitCommand(FitOptions):
     # required; given defaults only because the fields of FitOptions before them have defaults
     generator: str = option("", "generator (path or cached model name)", flags=("-g",), metavar="G", required=True)
     out: str = option("", "where to write the direction matrix", flags=("-o",), metavar="A.pt", required=True)
+
+
+@dataclass
+class AdoptCommand(AdoptOptions):
+    # required; given defaults only because the fields of AdoptOptions before them have defaults
+    generator: str = option("", "generator the matrix was made for (path or cached model name)", flags=("-g",),
+                            metavar="G", required=True)
+    directions: str = option("", "the matrix to adopt, e.g. the paper's (vox256-directions)", flags=("-d",),
+                             metavar="A_PAPER", required=True)
+    out: str = option("", "where to write the adopted matrix", flags=("-o",), metavar="A.pt", required=True)
 
 
 @dataclass
@@ -40,6 +51,11 @@ def register(sub) -> None:
                 description="Sample codes, synthesise and track every image, keep those with a face, measure the "
                 "parameter ranges and fit A in closed form; optionally refine it by re-synthesis calibration. "
                 "Samples are cached and resumed.")
+    add_command(dsub, "adopt", adopt, "make another matrix (the paper's, in DECA's parameters) drivable by live's "
+                "tracker", AdoptCommand, description="Render the generator moved by the other matrix's directions, "
+                "track what our parameters do, fit the map between the two parameter sets (its R^2 per parameter "
+                "is printed: near 1 is well reached, near 0 not at all), and write A = A_other M+ in live's format: "
+                "`live run` then drives the other matrix's trained directions with your face.")
     add_command(sub, "edit", edit, "edit a face along the directions: set or sweep parameters", EditCommand,
                 description="Single-attribute editing as in the paper: synthesise a face (a seed, or an avatar), "
                 "track its parameters, and move chosen ones to new values through the direction matrix. Values are "
@@ -55,6 +71,35 @@ def fit(opts: FitCommand, cfg) -> int:
     directions = fit_for_generator(G, opts, cache_dir() / "directions")
     directions.save(opts.out)
     logger.info("wrote {} ({} layers, {} s)", opts.out, opts.layers, directions.fit_info["seconds"])
+    return 0
+
+
+def adopt(opts: AdoptCommand, cfg) -> int:
+    from live.directions.adopt import adopt as adopt_matrix
+    from live.directions.adopt import tracked_params
+    from live.model_store import ModelStore
+    from models.checkpoint import load_generator, weights_hash
+    from models.direction_matrix import Directions
+    from models.face.shape_model import default_model_path
+    from models.weights_io import file_sha256
+    store = ModelStore()
+    G = load_generator(store.resolve(opts.generator))
+    other = Directions.load(store.resolve(opts.directions), require_ours=False)
+    other.check_generator(weights_hash(G))
+    if other.in_live_space:
+        raise ValueError(f"{opts.directions} is already in live's parameters; nothing to adopt")
+    measure = tracked_params(G)
+    try:
+        directions, info = adopt_matrix(G, other, measure, opts)
+    finally:
+        measure.close()
+    directions.generator_sha256 = weights_hash(G)
+    directions.face_model_sha256 = file_sha256(default_model_path())
+    directions.save(opts.out)
+    print(f"wrote {opts.out}: {info['pairs_with_faces']} pairs with faces")
+    print("R^2 of each of our parameters from the other matrix's (1: reached exactly, 0: not at all):")
+    for name, r2 in info["fit_r2"].items():
+        print(f"  {name:<12} {r2:+.2f}")
     return 0
 
 

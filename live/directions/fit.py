@@ -27,6 +27,7 @@ from live.directions.sampling import (
     codes_for_seeds,
     collect_samples,
     sample_cache_path,
+    sample_embeddings,
     synthesize_batched,
 )
 from live.options import option
@@ -53,7 +54,8 @@ def _normalise(p: np.ndarray, prange: np.ndarray, shift_scale: float) -> np.ndar
 
 
 def closed_form_fit(samples: SampleSet, layers: int = 8, method: str = "p_on_w", epsilon: float = 0.1,
-                    val_frac: float = 0.2, shift_scale: float = 6.0, seed: int = 0) -> tuple[Directions, dict]:
+                    val_frac: float = 0.2, shift_scale: float = 6.0, seed: int = 0,
+                    embeddings: np.ndarray | None = None, identity_weight: float = 0.0) -> tuple[Directions, dict]:
     """A from samples, in closed form.
 
     method "w_on_p": ridge regression of W on the normalised parameters (the plain start; on
@@ -64,6 +66,11 @@ def closed_form_fit(samples: SampleSet, layers: int = 8, method: str = "p_on_w",
       A = S B^T (B S B^T + epsilon I)^-1, S the covariance of W. Slope 1 under the linear
       model while staying where W codes are likely; epsilon bounds the move for parameters
       that W barely predicts.
+    Identity (p_on_w, identity_weight > 0, with the samples' face-identity embeddings): the length is
+      measured with the identity's own change added, |a|^2_{S^-1} + lambda |E a|^2, E the ridge
+      regression of the embedding on W; directions then avoid what changes who the face is:
+      A = K B^T (B K B^T + epsilon I)^-1, K = (S^-1 + lambda E^T E)^-1. lambda is identity_weight
+      relative to the embedding variance W explains (dimensionless; 0 = off).
     The ridge strength is chosen on held-out samples (prediction error of the regressed side).
     """
     found = samples.found
@@ -92,7 +99,8 @@ def closed_form_fit(samples: SampleSet, layers: int = 8, method: str = "p_on_w",
     elif method == "p_on_w":
         b = coef.T                                                    # [P, S]
         cov = wc.T @ wc / len(wc)
-        a = cov @ b.T @ np.linalg.inv(b @ cov @ b.T + epsilon * np.eye(len(b)))
+        metric = cov if identity_weight <= 0 else identity_metric(cov, wc, embeddings[found], identity_weight)
+        a = metric @ b.T @ np.linalg.inv(b @ metric @ b.T + epsilon * np.eye(len(b)))
     else:
         raise ValueError(f"method must be w_on_p or p_on_w, got {method!r}")
     weight = torch.from_numpy(np.tile(a, (layers, 1))).float()       # [layers*S, P]
@@ -103,6 +111,18 @@ def closed_form_fit(samples: SampleSet, layers: int = 8, method: str = "p_on_w",
     directions = Directions(weight=weight, bias=torch.zeros(weight.shape[0]), param_range=torch.from_numpy(prange).float(),
                             num_layers_shift=layers, shift_dim=w.shape[1], shift_scale=shift_scale, fit_info=info)
     return directions, info
+
+
+def identity_metric(cov: np.ndarray, wc: np.ndarray, embeddings: np.ndarray, weight: float) -> np.ndarray:
+    """K = (S^-1 + lambda E^T E)^-1 by Woodbury, E the ridge regression of the (centred) embeddings on W."""
+    ok = np.isfinite(embeddings).all(1)
+    if ok.sum() < 10:
+        raise ValueError("fewer than 10 samples with a face-identity embedding: the identity term cannot be fitted")
+    x, e = wc[ok], embeddings[ok] - embeddings[ok].mean(0)
+    E = np.linalg.solve(x.T @ x + 1e-2 * len(x) * np.eye(x.shape[1]), x.T @ e).T          # [D, S]
+    explained = E @ cov @ E.T
+    scale = np.trace(explained) / len(E)
+    return cov - cov @ E.T @ np.linalg.solve(np.eye(len(E)) * scale / weight + explained, E @ cov)
 
 
 def edited_params(G: Generator, directions: Directions, w: torch.Tensor, delta_norm: torch.Tensor,
@@ -174,6 +194,8 @@ class FitOptions:
                          "(shrunk edits); see live/directions/fit.py", choices=("p_on_w", "w_on_p"))
     calibration_rounds: int = option(0, "re-synthesis calibration rounds (0: none)")
     calibration_seeds: int = option(24, "seeds per calibration round")
+    identity_weight: float = option(0.0, "prefer directions that keep the face's identity (dlib embeddings of the "
+                                    "samples; 0: off, 1-100: stronger); trades editing slope for identity")
     calibration_mode: str = option("diagonal", "diagonal rescales each direction by its measured response; full "
                                    "inverts the whole response matrix", choices=("diagonal", "full"))
 
@@ -187,7 +209,10 @@ def fit_for_generator(G: Generator, opts: FitOptions, cache_folder: Path) -> Dir
     g_hash = weights_hash(G)
     cache = sample_cache_path(cache_folder, g_hash, opts.truncation, default_model_path())
     samples = collect_samples(G, opts.samples, opts.truncation, cache)
-    directions, info = closed_form_fit(samples, layers=opts.layers, method=opts.method)
+    embeddings = sample_embeddings(G, samples, cache) if opts.identity_weight > 0 else None
+    directions, info = closed_form_fit(samples, layers=opts.layers, method=opts.method, embeddings=embeddings,
+                                       identity_weight=opts.identity_weight)
+    info["identity_weight"] = opts.identity_weight
     if opts.calibration_rounds:
         seeds = range(10**6, 10**6 + opts.calibration_seeds)  # disjoint from the fitting seeds
         info["calibration"] = calibrate_directions(G, directions, seeds, opts.truncation, opts.calibration_rounds,

@@ -58,6 +58,32 @@ def sample_cache_path(cache_dir: Path, weights_sha256: str, truncation: float, m
     return cache_dir / f"samples-{weights_sha256[:16]}-psi{truncation:g}-fm{model_hash}.npz"
 
 
+def sample_embeddings(G: Generator, samples: SampleSet, cache: Path | None, batch: int = 16,
+                      progress: bool = True) -> np.ndarray:
+    """Face-identity embeddings [N, D] of the samples' renders (NaN rows where no face), cached beside the
+    samples (`*.identity.npz`) and resumed like them."""
+    from rich.progress import Progress
+
+    from models.identity.embedding import default_identity
+    path = cache.with_suffix(".identity.npz") if cache is not None else None
+    done = np.load(path)["embedding"] if path is not None and path.is_file() else np.zeros((0, 128))
+    done = done[: len(samples.seeds)]
+    parts = [done]
+    identity = default_identity()
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("face-identity embeddings of the samples", total=len(samples.seeds), completed=len(done))
+        for start in range(len(done), len(samples.seeds), batch * 4):
+            w = torch.from_numpy(samples.w[start:start + batch * 4]).to(G.w_avg.device)
+            images = images_to_uint8(synthesize_batched(G, G.broadcast(w), batch))
+            parts.append(identity.embed(list(images)))
+            bar.advance(task, len(w))
+            if path is not None:
+                tmp = path.with_name(path.name + ".partial.npz")
+                np.savez(tmp, embedding=np.concatenate(parts))
+                tmp.replace(path)
+    return np.concatenate(parts)
+
+
 def collect_samples(G: Generator, n: int, truncation: float, cache: Path | None, batch: int = 16,
                     first_seed: int = 0, progress: bool = True) -> SampleSet:
     """Samples for seeds first_seed .. first_seed+n-1, reusing and extending the cache file."""

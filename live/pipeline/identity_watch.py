@@ -34,7 +34,7 @@ class IdentityWatch(threading.Thread):
 
     def run(self) -> None:
         try:
-            from models.face.identity import (
+            from models.identity.embedding import (
                 SAME_PERSON_DISTANCE,
                 csim,
                 default_identity,

@@ -73,7 +73,7 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer: Renderer,
     estimator = None if synthetic else make_estimator(cfg.tracking)
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.directions, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
-                         driven=cfg.run.driven)
+                         driven=cfg.run.driven, identity_limits=scene.identity_limits)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
 
 
@@ -124,6 +124,9 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
     report.seconds = time.perf_counter() - start
     report.frames_in = stages.capture.frames
     report.dropped_by_stage = stages.drops()
+    if scene.identity_limits is not None:
+        report.identity_guard = {"frames_limited": stages.motion.limited_frames,
+                                 "share": round(stages.motion.limited_frames / max(stages.motion.frames, 1), 3)}
     report.dropped = sum(report.dropped_by_stage.values())
     report.fps = report.written / report.seconds if report.seconds else 0.0
     report.stages = times.summary()

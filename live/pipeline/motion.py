@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from loguru import logger
 
+from live.avatar.identity_limits import soft_limit
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
 from live.pipeline.slots import LatestSlot, Stage
@@ -69,7 +70,7 @@ class LossEaser:
 class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, directions, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
-                 synthetic: bool = False, driven: list[str] | None = None):
+                 synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None):
         super().__init__("motion", inp, out)
         self.estimator, self.smoother, self.directions = estimator, smoother, directions
         self.p_s = np.asarray(p_s, dtype=np.float64)
@@ -90,6 +91,8 @@ class MotionStage(Stage):
             self.mask = np.array([1.0 if n in driven else 0.0 for n in names])
         self.frames = 0
         self.found_frames = 0
+        self.limits = identity_limits
+        self.limited_frames = 0   # frames where the identity guard held a change back by more than 10 %
 
     def _reference(self, params: np.ndarray, t: float) -> np.ndarray | None:
         if self.controls.absolute:
@@ -124,6 +127,10 @@ class MotionStage(Stage):
             ref = np.zeros_like(params) if self.synthetic else self._reference(params, c.t_source)
             # While the neutral pose is being collected (ref None) the avatar stays neutral.
             self.last_delta = (params - ref) * self.to_norm * self.mask if ref is not None else 0 * self.last_delta
+            if self.limits is not None:
+                guarded = soft_limit(self.last_delta, self.limits)
+                self.limited_frames += bool((np.abs(self.last_delta - guarded) > 0.1 * np.abs(self.last_delta)).any())
+                self.last_delta = guarded
         weight = self.easer.update(found, c.t_source)
         delta = self.last_delta * weight
         return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps)

@@ -21,6 +21,7 @@ class RunReport:
     stages: dict = field(default_factory=dict)
     found_frames: int = 0
     identity: dict = field(default_factory=dict)     # the identity watch's figures (--watch-identity)
+    identity_guard: dict = field(default_factory=dict)   # how often the guard held the driver back
     memory: list = field(default_factory=list)      # (seconds since start, resident MB), see sample_memory
     memory_every: int = 100                          # frames between memory samples (doubles as they thin)
     frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)
@@ -107,6 +108,9 @@ def log_report(report: RunReport) -> None:
     logger.info("{} frames in, {} written, {} dropped ({}); {:.1f} s, {:.1f} fps", report.frames_in, report.written,
                 report.dropped, ", ".join(f"{k} {v}" for k, v in report.dropped_by_stage.items() if v) or "none",
                 report.seconds, report.fps)
+    if report.identity_guard:
+        logger.info("identity guard: held a change back in {} frames ({:.0%})", report.identity_guard["frames_limited"],
+                    report.identity_guard["share"])
     if report.identity:
         i = report.identity
         logger.info("identity: {} checks, a face in {}, CSIM against the avatar's photo median {} (lowest {}), "

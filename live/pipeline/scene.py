@@ -50,6 +50,7 @@ class Scene:
     description: str
     neutral: np.ndarray | None = None      # [P] the driver's calibrated neutral pose
     photo: np.ndarray | None = None        # the avatar's photo as the renderer frames it (identity watch)
+    identity_limits: np.ndarray | None = None   # [P, 2] the identity guard's limits, normalised units
     notices: list[str] = field(default_factory=list)
 
 
@@ -90,13 +91,20 @@ def _avatar_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
                           "(`live directions fit` makes one for this generator)")
     d_path = store.resolve(cfg.run.directions)
     directions = Directions.load(d_path, require_ours=False)
+    directions.check_live_space(d_path)
     directions.check_generator(weights_hash(G))
     notices = []
     if avatar.directions_sha256 and avatar.directions_sha256 != file_sha256(d_path):
         notices.append("these directions are not the ones the avatar was made with; its p_s still applies, "
                        "but motion may differ from what `live avatar create` previewed")
+    limits = avatar.identity_limits if cfg.run.identity_guard else None
+    if cfg.run.identity_guard and limits is None:
+        from live.avatar.identity_limits import identity_limits
+        logger.info("{} holds no identity limits (made before they existed, or without -d): measuring them now "
+                    "(seconds; `live avatar create ... -d A.pt` stores them)", cfg.run.avatar)
+        limits = identity_limits(avatar.generator, avatar.w_s, directions)
     return Scene(avatar.generator, avatar.w_s, avatar.p_s.numpy().astype(np.float64), directions,
-                 f"avatar {cfg.run.avatar}", notices=notices, photo=avatar.crop)
+                 f"avatar {cfg.run.avatar}", notices=notices, photo=avatar.crop, identity_limits=limits)
 
 
 def _demo_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
@@ -106,7 +114,9 @@ def _demo_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
         w = G.mapping(torch.randn(1, G.style_dim, generator=g).to(G.w_avg.device), 0.7)
     notices = []
     if cfg.run.directions:
-        directions = Directions.load(store.resolve(cfg.run.directions), require_ours=False)
+        d_path = store.resolve(cfg.run.directions)
+        directions = Directions.load(d_path, require_ours=False)
+        directions.check_live_space(d_path)
     else:
         directions = demo_directions(G)
         notices.append("no --directions: using random demo directions, so the face moves but does not follow "

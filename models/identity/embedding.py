@@ -60,6 +60,14 @@ class DlibIdentity:
         self.net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
         self.upsample, self._dlib = upsample, dlib
 
+    def locate(self, image_rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The largest face's box (x0, y0, x1, y1) by dlib's detector, or None."""
+        found = self.detector(np.ascontiguousarray(image_rgb, dtype=np.uint8), self.upsample)
+        if not found:
+            return None
+        r = max(found, key=lambda r: r.area())
+        return r.left(), r.top(), r.right(), r.bottom()
+
     def embed_one(self, image_rgb: np.ndarray, box=None) -> np.ndarray:
         """[128] for the face in `box` (x0, y0, x1, y1 pixels) or the largest one dlib finds; NaN if none."""
         image = np.ascontiguousarray(image_rgb, dtype=np.uint8)
@@ -87,7 +95,7 @@ class ArcFaceIdentity:
     def __init__(self, weights: str | Path, device: str = "cpu"):
         import torch
 
-        from models.face.arcface import build_arcface
+        from models.identity.arcface import build_arcface
         self.torch, self.device = torch, device
         self.net = build_arcface(weights).to(device).eval()
 

@@ -1,0 +1,1 @@
+"""Face identity: embeddings (dlib's descriptor, ArcFace IR-SE-50) and CSIM between faces."""
