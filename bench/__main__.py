@@ -14,6 +14,7 @@ from bench import (
     quality,
     synth_latency,
     track_latency,
+    warp_sweeps,
 )
 
 BENCHMARKS = (
@@ -24,6 +25,7 @@ BENCHMARKS = (
     ("fp16", fp16_headroom, "how close synthesis comes to fp16's range, op by op (CPU, any generator)"),
     ("gpu", gpu_check, "everything that needs a GPU, in one run: CUDA-only tests and GPU figures -> report"),
     ("quality", quality, "reenactment quality as the paper measures it: CSIM, PSNR, SSIM, NME, pose, expression"),
+    ("warp", warp_sweeps, "does the mesh warp draw what it is asked? parameter sweeps, tracked afterwards"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),
 )
 

@@ -40,7 +40,7 @@ METRICS = ("csim", "psnr", "ssim", "nme", "pose_err", "yaw_err", "pitch_err", "r
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", "-g", help="generator (stylegan2 renderer)")
     p.add_argument("--directions", "-d", help="direction matrix (stylegan2 renderer)")
-    p.add_argument("--renderer", default="stylegan2", choices=["stylegan2"], help="what draws the avatar")
+    p.add_argument("--renderer", default="stylegan2", choices=["stylegan2", "warp"], help="what draws the avatar")
     p.add_argument("--framing", default="fixture", choices=["fixture", "voxceleb", "ffhq"])
     p.add_argument("--media", default="../shared/media")
     p.add_argument("--clips", nargs="*", default=list(SELF_CLIPS), help="self-reenactment clips (none: skip)")

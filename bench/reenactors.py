@@ -76,9 +76,52 @@ class StyleGANReenactor:
         return upscale(crop)
 
 
+class WarpReenactor:
+    """The mesh warp of the photo (live/warp). Its output is the photo's own frame; both it and real frames
+    are compared in the VoxCeleb crop of the photo's face, at the evaluation size."""
+
+    name = "warp"
+
+    def __init__(self, **_):
+        from models.face.landmarks import PARAM_NAMES
+        from models.face.params import ParameterSpace
+        from models.face.shape_model import FaceModel
+        self.model = FaceModel.load()
+        self.space = ParameterSpace(PARAM_NAMES, self.model.param_range)
+        self.to_norm = self.space.to_norm
+        self.avatar = self.renderer = self.crop = None
+
+    def make(self, photo_path) -> None:
+        from live.warp.renderer import WarpRenderer
+        from live.warp.warp_avatar import create_warp_avatar
+        from models.framing import crop_transform
+        self.avatar = create_warp_avatar(photo_path)
+        self.renderer = WarpRenderer(self.avatar, self.space, self.model)
+        self.crop = crop_transform(self.avatar.landmarks, "voxceleb", EVAL_SIZE)
+
+    def photo_shape(self) -> tuple[int, int]:
+        return self.avatar.photo.shape[:2]
+
+    def render(self, delta_norm: np.ndarray) -> np.ndarray:
+        return self.crop.apply(self.renderer(delta_norm))
+
+    def to_eval(self, image: np.ndarray) -> np.ndarray:
+        """An image of the photo's camera (the avatar's photo may be downscaled: brought to its size first)."""
+        import cv2
+        h, w = self.photo_shape()
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        return self.crop.apply(image)
+
+    def at_output_resolution(self, image: np.ndarray) -> np.ndarray:
+        return self.to_eval(image)      # the warp draws at the photo's own resolution
+
+
 def make_reenactor(kind: str, generator=None, directions=None, **options):
     if kind == "stylegan2":
         if generator is None or directions is None:
             raise SystemExit("--renderer stylegan2 needs a generator (-g) and a direction matrix (-d)")
         return StyleGANReenactor(generator, directions, **options)
-    raise SystemExit(f"unknown renderer {kind!r}; choose stylegan2")
+    if kind == "warp":
+        return WarpReenactor(**options)
+    raise SystemExit(f"unknown renderer {kind!r}; choose stylegan2 or warp")

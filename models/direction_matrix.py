@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models.errors import DirectionsError
@@ -124,6 +125,12 @@ class Directions:
                    shift_scale=float(d["shift_scale"]), param_names=names,
                    generator_sha256=str(d.get("generator_sha256", "")),
                    face_model_sha256=str(d.get("face_model_sha256", "")), fit_info=dict(d.get("fit_info", {})))
+
+    @property
+    def space(self):
+        """The parameter space its input lives in (names, ranges, scale)."""
+        from models.face.params import ParameterSpace
+        return ParameterSpace(tuple(self.param_names), self.param_range.numpy().astype(np.float64), self.shift_scale)
 
     @property
     def in_live_space(self) -> bool:

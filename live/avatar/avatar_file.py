@@ -82,7 +82,7 @@ class Avatar:
         }
         if self.identity_limits is not None:
             d["identity_limits"] = torch.from_numpy(np.asarray(self.identity_limits, np.float64))
-        d["digest"] = _digest(d)
+        d["digest"] = content_digest(d)
         return d
 
     def save(self, path: str | Path) -> Path:
@@ -95,16 +95,13 @@ class Avatar:
     def read(cls, path: str | Path) -> "Avatar":
         """The file's contents, checked, without a generator (see `load`)."""
         path = Path(path)
-        if not path.is_file():
-            raise AvatarError(f"{path}: no such avatar file; make one with `live avatar create PHOTO -o {path.name}`")
-        d = safe_torch_load(path, AvatarError, "a live avatar made by `live avatar create`")
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            what = f"format {d.get('format')!r}" if isinstance(d, dict) else type(d).__name__
-            raise AvatarError(f"{path}: not a live avatar ({what}); make one with `live avatar create`")
+        d = read_avatar_file(path)
+        if d["format"] != FORMAT:
+            raise AvatarError(f"{path}: a mesh-warp avatar, which needs no generator: live run --avatar {path}")
         if d.get("version") != VERSION:
             raise AvatarError(f"{path}: avatar format version {d.get('version')}, this live reads {VERSION}; "
                               f"create it again with this version")
-        if d.get("digest") != _digest({k: v for k, v in d.items() if k != "digest"}):
+        if d.get("digest") != content_digest({k: v for k, v in d.items() if k != "digest"}):
             raise AvatarError(f"{path}: the file was modified after it was written (its digest does not match); "
                               f"create the avatar again")
         w_s, p_s = d["w_s"], d["p_s"]
@@ -136,6 +133,21 @@ class Avatar:
         return avatar
 
 
+WARP_FORMAT = "live.avatar.warp"     # live/warp/warp_avatar.py
+
+
+def read_avatar_file(path: str | Path) -> dict:
+    """The container of either avatar kind, loaded safely (its `format` says which)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AvatarError(f"{path}: no such avatar file; make one with `live avatar create PHOTO -o {path.name}`")
+    d = safe_torch_load(path, AvatarError, "a live avatar made by `live avatar create`")
+    if not isinstance(d, dict) or d.get("format") not in (FORMAT, WARP_FORMAT):
+        what = f"format {d.get('format')!r}" if isinstance(d, dict) else type(d).__name__
+        raise AvatarError(f"{path}: not a live avatar ({what}); make one with `live avatar create`")
+    return d
+
+
 def apply_tuning(generator, tuned: dict[str, torch.Tensor]):
     """A copy of `generator` with the stored fp16 deltas added (the original is left untouched)."""
     if not tuned:
@@ -161,7 +173,7 @@ def tuning_delta(original, tuned, min_change: float = 0.0) -> dict[str, torch.Te
     return out
 
 
-def _digest(d: dict) -> str:
+def content_digest(d: dict) -> str:
     h = hashlib.sha256()
 
     def feed(key: str, v) -> None:

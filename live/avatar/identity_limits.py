@@ -37,7 +37,7 @@ def identity_limits(G, w_s: torch.Tensor, directions, threshold: float = 0.5, id
         return images_to_uint8(synthesize_batched(G, w_plus, batch))
 
     reference = render(torch.zeros(1, P))[0]
-    box = identity.locate(reference) if hasattr(identity, "locate") else None
+    box = _locate(identity, reference)
     ref = identity.embed([reference], [box])[0]
     if not np.isfinite(ref).all():
         logger.warning("no face found in the avatar's own render: identity limits not computed")
@@ -70,6 +70,19 @@ def identity_limits(G, w_s: torch.Tensor, directions, threshold: float = 0.5, id
             if good:
                 limits[k, int(value > 0)] = value
     return limits
+
+
+def _locate(identity, image: np.ndarray):
+    """The face's box: dlib's detector, else the face-mesh tracker's (it finds blurrier faces)."""
+    if not hasattr(identity, "locate"):
+        return None
+    box = identity.locate(image)
+    if box is None:
+        from models.face.tracker import MediaPipeTracker
+        with MediaPipeTracker(max_faces=1, video=False, flip_average=False) as tracker:
+            obs = tracker.track(image)
+        box = obs.box if obs.found else None
+    return box
 
 
 def soft_limit(delta: np.ndarray, limits: np.ndarray) -> np.ndarray:

@@ -10,17 +10,23 @@ from live.cli.arguments import add_command
 from live.options import option
 
 CREATE_DESCRIPTION = (
-    "Find the face in PHOTO (the largest, or --face N), crop it with the generator's framing, invert it into W+ "
-    "(from the mean code, or from an e4e encoder's code with --encoder), fine-tune the generator around that code "
-    "(pivotal tuning, on by default), track the reconstruction's face parameters, and write the avatar file that "
-    "`live run --avatar` drives.")
+    "Two renderers. stylegan2, the paper's method (with -g): find the face in PHOTO (the largest, or --face N), crop "
+    "it with the generator's framing, invert it into W+ (from the mean code, or from an e4e encoder's code with "
+    "--encoder), fine-tune the generator around that code (pivotal tuning, on by default), track the "
+    "reconstruction's face parameters, and with -d measure how far each direction may move it before it stops "
+    "being this face. warp (no generator, seconds): the photo and the tracker's 3D mesh of its face, which the mesh "
+    "warp moves. Either way `live run --avatar` drives the file it writes.")
 
 
 @dataclass
 class CreateCommand:
     photo: str = option(help="the photo", positional=True, metavar="PHOTO")
-    generator: str = option(help="generator (path or cached model name)", flags=("-g",), metavar="G")
     out: str = option(help="the avatar file to write", flags=("-o",), metavar="ME.pt")
+    renderer: str = option("auto", "what draws the avatar: stylegan2 (the paper's method, needs -g) or warp (a mesh "
+                           "warp of the photo: no generator, seconds); auto: stylegan2 with -g, else warp",
+                           choices=("auto", "stylegan2", "warp"))
+    generator: str | None = option(None, "generator (path or cached model name), for stylegan2", flags=("-g",),
+                                   metavar="G")
     directions: str | None = option(None, "the direction matrix the avatar will be driven with (its hash is "
                                     "recorded so a mismatch is caught)", flags=("-d",), metavar="A.pt")
     pti: bool = option(True, "pivotal tuning (--no-pti keeps the generator untouched)")
@@ -61,6 +67,29 @@ def _framing_for(generator_arg: str, store) -> str:
 
 
 def create(opts: CreateCommand, cfg) -> int:
+    renderer = opts.renderer if opts.renderer != "auto" else ("stylegan2" if opts.generator else "warp")
+    if renderer == "warp":
+        return create_warp(opts)
+    if not opts.generator:
+        raise ValueError("--renderer stylegan2 needs the generator: -g G.pt (or a cached name such as vox256)")
+    return create_stylegan(opts)
+
+
+def create_warp(opts: CreateCommand) -> int:
+    import time
+
+    from live.warp.warp_avatar import create_warp_avatar
+    start = time.perf_counter()
+    avatar = create_warp_avatar(opts.photo, opts.face)
+    path = avatar.save(opts.out)
+    print(f"avatar written to {path} (mesh warp, {time.perf_counter() - start:.1f} s)")
+    print(f"  {avatar.photo.shape[1]}x{avatar.photo.shape[0]} px photo, {avatar.faces_in_photo} face(s) found"
+          + (f", face {opts.face} used" if avatar.faces_in_photo > 1 else ""))
+    print(f"  drive it: live run --avatar {path}")
+    return 0
+
+
+def create_stylegan(opts: CreateCommand) -> int:
     from live.avatar.create import AvatarOptions, create_avatar
     from live.avatar.invert import InversionConfig
     from live.avatar.pti import TuningConfig
@@ -99,9 +128,20 @@ def show(opts: ShowCommand, cfg) -> int:
     import cv2
     import numpy as np
 
-    from live.avatar.avatar_file import Avatar
+    from live.avatar.avatar_file import WARP_FORMAT, Avatar, read_avatar_file
     from live.io.sinks import write_image
+    from live.warp.warp_avatar import WarpAvatar
     from models.face.landmarks import PARAM_NAMES
+    d = read_avatar_file(opts.avatar)
+    if d["format"] == WARP_FORMAT:
+        warp = WarpAvatar.from_dict(d, opts.avatar)
+        print(f"avatar:       {opts.avatar} (mesh warp; created {warp.created} from {warp.source_photo})")
+        print(f"photo:        {warp.photo.shape[1]}x{warp.photo.shape[0]} px, {warp.faces_in_photo} face(s)")
+        print("p_s:          " + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAM_NAMES, warp.p_s.tolist())))
+        if opts.out:
+            write_image(opts.out, warp.photo)
+            print(f"photo written to {opts.out}")
+        return 0
     a = Avatar.read(opts.avatar)
     size_mb = sum(v.numel() * 2 for v in a.tuned.values()) / 1e6
     print(f"avatar:       {opts.avatar} (created {a.created} from {a.source_photo})")

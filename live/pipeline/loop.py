@@ -18,13 +18,12 @@ import torch
 from loguru import logger
 
 from live.config import LiveConfig
-from live.engines import make_engine
 from live.engines.devices import resolve_device
 from live.io.audio import start_audio
 from live.io.sinks import open_sinks
 from live.pipeline.capture import SYNTHETIC, CaptureStage, resolve_source
 from live.pipeline.motion import Controls, MotionStage
-from live.pipeline.render import Renderer, RenderStage
+from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, RunReport, StageTimes, log_report
 from live.pipeline.scene import Scene, build_scene
 from live.pipeline.slots import Closed, LatestSlot
@@ -63,7 +62,7 @@ class Stages:
                 "render->sinks": rendered.dropped, "in flight at stop": at_stop}
 
 
-def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer: Renderer, controls: Controls) -> Stages:
+def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls: Controls) -> Stages:
     synthetic = source == SYNTHETIC
     block = cfg.run.fast
     slots = (LatestSlot("capture", block), LatestSlot("motion", block), LatestSlot("render", block))
@@ -71,7 +70,7 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer: Renderer,
                            camera_size=tuple(int(v) for v in cfg.run.camera_size), camera_fps=cfg.run.camera_fps,
                            mjpg=cfg.run.camera_mjpg, retry_s=cfg.run.camera_retry_s)
     estimator = None if synthetic else make_estimator(cfg.tracking)
-    motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.directions, scene.p_s,
+    motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
                          driven=cfg.run.driven, identity_limits=scene.identity_limits)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
@@ -83,13 +82,12 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
     scene = build_scene(cfg, device)
     for notice in scene.notices:
         logger.warning("{}", notice)
-    engine = make_engine(scene.generator, cfg.engine)
-    logger.info("driving {} with {}; synthesis: {}", scene.description,
-                "the synthetic motion" if source == SYNTHETIC else f"source {source}", engine.describe())
-    controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
     out_size = (int(cfg.run.output_size[0]), int(cfg.run.output_size[1]))
-    renderer = Renderer(engine, scene.w_s, scene.generator.w_avg, scene.directions, out_size,
-                        cfg.generator.truncation, cfg.run.strength, cfg.run.latent_smoothing)
+    renderer, what = make_renderer(scene, cfg.engine, out_size, cfg.generator.truncation, cfg.run.strength,
+                                   cfg.run.latent_smoothing)
+    logger.info("driving {} with {}; rendering: {}", scene.description,
+                "the synthetic motion" if source == SYNTHETIC else f"source {source}", what)
+    controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
     stages = build_stages(cfg, scene, source, renderer, controls)
     times = StageTimes()
     report = RunReport(frame_log=FrameLog() if record_frames else None)

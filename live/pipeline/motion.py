@@ -68,20 +68,19 @@ class LossEaser:
 
 
 class MotionStage(Stage):
-    def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, directions, p_s: np.ndarray,
+    def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, space, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
                  synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None):
         super().__init__("motion", inp, out)
-        self.estimator, self.smoother, self.directions = estimator, smoother, directions
+        self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
         self.easer = LossEaser(hold_s, ease_s)
         self.synthetic = synthetic
         self.last_delta = np.zeros(len(self.p_s))
         self._auto_samples: list[np.ndarray] = []
-        span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
-        self.to_norm = 2 * directions.shift_scale / span
-        names = list(directions.param_names)
+        self.to_norm = space.to_norm
+        names = list(space.names)
         if not driven or driven == ["all"]:
             self.mask = np.ones(len(names))
         else:

@@ -55,6 +55,33 @@ class Renderer:
         self.body.reset()
 
 
+class WarpFrames:
+    """The mesh-warp renderer with its frames letterboxed to the output size, as the GPU path's are."""
+
+    def __init__(self, warp, out_size: tuple[int, int]):
+        self.warp, self.out_size = warp, (int(out_size[0]), int(out_size[1]))
+
+    def __call__(self, delta: np.ndarray) -> np.ndarray:
+        from live.io.sources import letterbox
+        return letterbox(self.warp(delta), self.out_size)
+
+    def warm_up(self) -> None:
+        self(np.zeros(len(self.warp.space.names)))
+
+
+def make_renderer(scene, engine_cfg, out_size: tuple[int, int], truncation: float = 1.0, strength: float = 1.0,
+                  latent_smoothing: float = 0.0) -> tuple[object, str]:
+    """The scene's renderer and a line saying what it runs on."""
+    if scene.kind == "warp":
+        from live.warp.renderer import WarpRenderer
+        return WarpFrames(WarpRenderer(scene.warp, scene.space), out_size), "mesh warp on the CPU"
+    from live.engines import make_engine
+    engine = make_engine(scene.generator, engine_cfg)
+    renderer = Renderer(engine, scene.w_s, scene.generator.w_avg, scene.directions, out_size, truncation, strength,
+                        latent_smoothing)
+    return renderer, engine.describe()
+
+
 class RenderStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, renderer: Renderer, controls):
         super().__init__("render", inp, out)

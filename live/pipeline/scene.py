@@ -1,37 +1,47 @@
 """The scene of a run: everything `live run` drives, resolved from the config once.
 
 `build_scene` is the one place where a run touches files and the model store: it resolves the
-generator, the direction matrix, the avatar and the calibration profile, checks that they belong
-together (the avatar was made for this generator, the directions were fitted for it), and hands
-the pipeline typed parts. Nothing after it opens a file.
+avatar (and from its file, which renderer draws it), the generator, the direction matrix and the
+calibration profile, checks that they belong together (the avatar was made for this generator,
+the directions were fitted for it), and hands the pipeline typed parts. Nothing after it opens a file.
+
+Renderers: "stylegan2" (the paper's method: W+ code, directions, a generator) and "warp" (the
+mesh warp of a photo, live/warp). With no avatar and no generator the scene is the bundled demo
+painting, warped: the first run shows a face offline. `--generator random` gives a random
+generator of the paper's architecture instead (it draws no face; for benchmarking).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from loguru import logger
 
 from calibration.profile import CalibrationProfile
-from live.avatar.avatar_file import Avatar, AvatarError
+from live.avatar.avatar_file import WARP_FORMAT, Avatar, AvatarError, read_avatar_file
 from live.config import GeneratorConfig, LiveConfig
 from live.model_store import ModelStore
 from live.paths import profiles_dir
+from live.warp.warp_avatar import WarpAvatar, create_warp_avatar, load_warp_avatar
 from models.checkpoint import load_generator, random_generator, weights_hash
 from models.direction_matrix import Directions
 from models.face.landmarks import PARAM_NAMES
+from models.face.params import ParameterSpace
 from models.stylegan2 import STANDARD_ARCHS, Generator
 from models.weights_io import file_sha256
 
-NO_FACE_NOTICE = ("no generator weights given: using a randomly initialised {arch} generator. It runs the whole "
-                  "loop at full cost but draws no face. For real faces, give a checkpoint with --generator PATH "
-                  "(or generator.path in the config); `live models fetch vox256` downloads the paper's VoxCeleb generator (then -g vox256).")
+NO_FACE_NOTICE = ("a randomly initialised {arch} generator: it runs the whole loop at full cost but draws no face. "
+                  "For real faces, give a checkpoint with --generator PATH; `live models fetch vox256` downloads "
+                  "the paper's VoxCeleb generator (then -g vox256).")
+RANDOM = "random"      # --generator random: random weights of generator.arch
+DEMO_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "portrait_vermeer.jpg"
 
 
 def generator_from_config(cfg: GeneratorConfig, device: str = "cpu") -> Generator:
-    if cfg.path:
+    if cfg.path and cfg.path != RANDOM:
         return load_generator(ModelStore().resolve(str(cfg.path)), device)
     if cfg.arch not in STANDARD_ARCHS:
         raise ValueError(f"unknown generator arch {cfg.arch!r}; choose one of {', '.join(STANDARD_ARCHS)}")
@@ -41,13 +51,15 @@ def generator_from_config(cfg: GeneratorConfig, device: str = "cpu") -> Generato
 
 @dataclass
 class Scene:
-    """What is driven: a generator (tuned for the avatar), its code, its parameters, the directions,
-    and the neutral pose of the driver when a calibration profile is given."""
-    generator: Generator
-    w_s: torch.Tensor                      # [n_latent, S]
+    """What is driven, by which renderer, from which resting parameters, in which parameter space."""
+    kind: str                              # "stylegan2" or "warp"
     p_s: np.ndarray                        # [P] the avatar's own parameters
-    directions: Directions
+    space: ParameterSpace                  # the units the driver's change is handed on in
     description: str
+    generator: Generator | None = None     # stylegan2: the generator (tuned for the avatar)
+    w_s: torch.Tensor | None = None        # stylegan2: [n_latent, S]
+    directions: Directions | None = None   # stylegan2: delta_p -> delta_w
+    warp: WarpAvatar | None = None         # warp: the photo and its mesh
     neutral: np.ndarray | None = None      # [P] the driver's calibrated neutral pose
     photo: np.ndarray | None = None        # the avatar's photo as the renderer frames it (identity watch)
     identity_limits: np.ndarray | None = None   # [P, 2] the identity guard's limits, normalised units
@@ -69,10 +81,31 @@ def demo_directions(G: Generator, seed: int = 0) -> Directions:
 
 def build_scene(cfg: LiveConfig, device: str = "cpu") -> Scene:
     store = ModelStore()
-    scene = _avatar_scene(cfg, store, device) if cfg.run.avatar else _demo_scene(cfg, store, device)
+    if cfg.run.avatar:
+        kind = read_avatar_file(cfg.run.avatar)["format"]
+        scene = _warp_scene(cfg.run.avatar) if kind == WARP_FORMAT else _avatar_scene(cfg, store, device)
+    elif cfg.generator.path:
+        scene = _generator_scene(cfg, store, device)
+    else:
+        scene = _warp_scene(DEMO_PHOTO)
     if cfg.run.profile:
         scene.neutral = CalibrationProfile.load(cfg.run.profile, profiles_dir()).neutral
     return scene
+
+
+def _warp_scene(source: str | Path) -> Scene:
+    """A warp avatar file, or the bundled demo painting (made on the spot, a second)."""
+    from models.face.shape_model import FaceModel
+    space = ParameterSpace(PARAM_NAMES, FaceModel.load().param_range)
+    if Path(source) == DEMO_PHOTO:
+        warp = create_warp_avatar(DEMO_PHOTO)
+        notices = ["no --avatar and no --generator: animating the bundled demo painting (Vermeer, public domain) with "
+                   "the mesh-warp renderer. Your own: `live avatar create photo.jpg -o me.pt`, then --avatar me.pt; "
+                   "the paper's StyleGAN2 method: `live models fetch vox256`, then -g vox256"]
+        return Scene("warp", warp.p_s, space, "the demo painting (mesh warp)", warp=warp, photo=warp.photo,
+                     notices=notices)
+    warp = load_warp_avatar(source)
+    return Scene("warp", warp.p_s, space, f"avatar {source} (mesh warp)", warp=warp, photo=warp.photo)
 
 
 def _avatar_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
@@ -103,11 +136,13 @@ def _avatar_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
         logger.info("{} holds no identity limits (made before they existed, or without -d): measuring them now "
                     "(seconds; `live avatar create ... -d A.pt` stores them)", cfg.run.avatar)
         limits = identity_limits(avatar.generator, avatar.w_s, directions)
-    return Scene(avatar.generator, avatar.w_s, avatar.p_s.numpy().astype(np.float64), directions,
-                 f"avatar {cfg.run.avatar}", notices=notices, photo=avatar.crop, identity_limits=limits)
+    return Scene("stylegan2", avatar.p_s.numpy().astype(np.float64), directions.space, f"avatar {cfg.run.avatar}",
+                 generator=avatar.generator, w_s=avatar.w_s, directions=directions, notices=notices,
+                 photo=avatar.crop, identity_limits=limits)
 
 
-def _demo_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
+def _generator_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
+    """A random face of a generator (a checkpoint, or random weights with --generator random)."""
     G = generator_from_config(cfg.generator, device)
     g = torch.Generator().manual_seed(cfg.generator.seed)
     with torch.no_grad():
@@ -123,5 +158,5 @@ def _demo_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
                        "yours. Fit real ones with `live directions fit -g G.pt -o A.pt`.")
     notices.append("no --avatar: driving a random face of the generator. Make your own with "
                    "`live avatar create PHOTO -g G.pt -d A.pt -o me.pt`.")
-    return Scene(G, G.broadcast(w)[0].cpu(), np.zeros(directions.n_params), directions, "a random face",
-                 notices=notices)
+    return Scene("stylegan2", np.zeros(directions.n_params), directions.space, "a random face", generator=G,
+                 w_s=G.broadcast(w)[0].cpu(), directions=directions, notices=notices)

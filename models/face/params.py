@@ -32,6 +32,20 @@ class FaceParams:
         return dict(zip(PARAM_NAMES, map(float, self.params)))
 
 
+@dataclass(frozen=True)
+class ParameterSpace:
+    """The units a driver's change is handed on in: each parameter's raw range [lo, hi] mapped to
+    [-shift_scale, shift_scale] (the paper's [-6, 6]); a raw change d is d * to_norm normalised."""
+    names: tuple[str, ...]
+    param_range: np.ndarray         # [P, 2] raw: degrees for pose, standard deviations for expressions
+    shift_scale: float = 6.0
+
+    @property
+    def to_norm(self) -> np.ndarray:
+        span = np.asarray(self.param_range, np.float64)
+        return 2 * self.shift_scale / (span[:, 1] - span[:, 0])
+
+
 class ParamEstimator:
     """RGB frame -> raw FaceParams (tracker + 3D face model fit) for a video: the tracker follows
     one face from frame to frame."""

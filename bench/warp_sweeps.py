@@ -1,0 +1,105 @@
+"""Does the mesh warp draw what it is asked to? Sweeps, tracked afterwards (`python -m bench warp`).
+
+For each portrait: a warp avatar; each sweep asks for a range of one parameter (yaw +-20, pitch
++-15, roll +-20 degrees; jaw and each blink from the avatar's own value up to the 95th percentile
+of real footage), renders it, tracks the output and regresses the tracked change on the requested
+one: slope (1 = drawn exactly), Pearson, and for pose sweeps the cross-talk, the largest mean
+|change| of another pose angle as a fraction of the mean |requested| one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from bench.records import append_json, machine
+from live.cli.table import print_table
+from models.face.landmarks import PARAM_NAMES
+
+PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
+CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
+POSE_SWEEPS = {"yaw": 20.0, "pitch": 15.0, "roll": 20.0}
+EXPRESSION_SWEEPS = ("jaw", "blink_left", "blink_right")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--media", default="../shared/media")
+    p.add_argument("--portraits", nargs="+", default=list(PORTRAITS))
+    p.add_argument("--steps", type=int, default=9, help="values per sweep")
+    p.add_argument("--json", default="bench/results.json")
+
+
+def footage_p95(media: Path, every: int = 4) -> dict[str, float]:
+    """95th percentile of jaw and blinks over the test clips (what real faces reach)."""
+    from live.config import LiveConfig
+    from live.io.sources import iter_video_rgb
+    from live.tracking.estimator import make_estimator
+    values = []
+    for clip in CLIPS:
+        est = make_estimator(LiveConfig().tracking)
+        values += [est(f, k, t).params for k, t, f in iter_video_rgb(media / clip) if k % every == 0]
+        est.close()
+    v = np.array(values)
+    v = v[np.isfinite(v).all(1)]
+    return {n: float(np.percentile(v[:, PARAM_NAMES.index(n)], 95)) for n in EXPRESSION_SWEEPS}
+
+
+def sweep_requests(p_s: np.ndarray, p95: dict, steps: int) -> dict[str, np.ndarray]:
+    out = {n: np.linspace(-a, a, steps) for n, a in POSE_SWEEPS.items()}
+    for n in EXPRESSION_SWEEPS:
+        top = max(p95[n] - p_s[PARAM_NAMES.index(n)], 0.5)        # at least half a standard deviation
+        out[n] = np.linspace(0, top, steps)
+    return out
+
+
+def sweep(renderer, tracker, name: str, values: np.ndarray) -> dict:
+    """Requested raw changes of `name` -> tracked changes (from the unmoved render)."""
+    k = PARAM_NAMES.index(name)
+    frames = []
+    for v in np.concatenate([[0.0], values]):
+        delta = np.zeros(len(PARAM_NAMES))
+        delta[k] = v
+        frames.append(renderer(delta * renderer.space.to_norm))
+    params, _ = tracker(np.stack(frames))
+    base, got = params[0], params[1:]
+    ok = np.isfinite(got).all(1) & np.isfinite(base).all()
+    req, change = values[ok], (got[ok] - base)
+    achieved = change[:, k]
+    slope = float((req * achieved).sum() / (req**2).sum())
+    pearson = float(np.corrcoef(req, achieved)[0, 1]) if ok.sum() > 2 else float("nan")
+    row = {"param": name, "tracked": f"{int(ok.sum())}/{len(values)}", "slope": round(slope, 3),
+           "pearson": round(pearson, 3)}
+    if name in POSE_SWEEPS:
+        others = [j for j in range(3) if j != k]
+        row["cross_talk"] = round(float(np.abs(change[:, others]).mean(0).max() / np.abs(req).mean()), 3)
+    return row
+
+
+def run(args: argparse.Namespace) -> dict:
+    from live.warp.renderer import WarpRenderer
+    from live.warp.warp_avatar import create_warp_avatar
+    from models.face.params import ImageParams, ParameterSpace
+    from models.face.shape_model import FaceModel
+    media = Path(args.media)
+    model = FaceModel.load()
+    space = ParameterSpace(PARAM_NAMES, model.param_range)
+    p95 = footage_p95(media)
+    tracker = ImageParams(model)
+    rows = []
+    try:
+        for portrait in args.portraits:
+            avatar = create_warp_avatar(media / portrait)
+            renderer = WarpRenderer(avatar, space, model)
+            for name, values in sweep_requests(avatar.p_s, p95, args.steps).items():
+                rows.append({"portrait": portrait, **sweep(renderer, tracker, name, values)})
+    finally:
+        tracker.close()
+    record = {"bench": "warp_sweeps", "p95_of_footage": {k: round(v, 3) for k, v in p95.items()}, "rows": rows,
+              "machine": machine()}
+    append_json(args.json, record)
+    print_table("mesh warp: tracked change vs requested (slope 1, Pearson 1 = drawn exactly)", rows,
+                [("portrait", "portrait"), ("param", "param"), ("tracked", "tracked"), ("slope", "slope"),
+                 ("pearson", "Pearson"), ("cross_talk", "other pose / requested")])
+    return record

@@ -1,0 +1,103 @@
+"""The backward map of a triangle-mesh warp: for every output pixel, where to read the source image.
+
+    dst [V, 2], src [V, 2]   vertex positions in the output and in the source (pixels; pixel centres
+                             at integer coordinates, as cv2.remap reads them)
+    triangles [T, 3]         vertex indices, in drawing order: a later triangle covers an earlier one
+                             (the caller sorts back to front, so the near cheek covers the far one)
+    -> map_x, map_y [H, W]   float32 source coordinates per output pixel; -1 where no triangle covers it
+
+A pixel inside a triangle of the output reads the point with the same barycentric coordinates in
+the triangle's source. `ref` is NumPy (per triangle, vectorised over its bounding box: the
+definition), `numba` the CPU twin the live loop uses. Both treat a pixel on a shared edge as inside
+both triangles (tolerance 1e-6 of the area), so a mesh leaves no cracks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from kernels.dispatch import resolve_impl
+
+EDGE_TOLERANCE = 1e-6
+
+
+def _check(dst, src, triangles, height: int, width: int):
+    if dst.ndim != 2 or dst.shape[1] != 2 or src.shape != dst.shape:
+        raise ValueError(f"dst and src must both be [V, 2], got {list(dst.shape)} and {list(src.shape)}")
+    if triangles.ndim != 2 or triangles.shape[1] != 3:
+        raise ValueError(f"triangles must be [T, 3], got {list(triangles.shape)}")
+    if triangles.size and (triangles.min() < 0 or triangles.max() >= len(dst)):
+        raise ValueError(f"triangle indices must lie in [0, {len(dst)})")
+    if height < 1 or width < 1:
+        raise ValueError(f"output size must be positive, got {width}x{height}")
+
+
+def triangle_map_ref(dst, src, triangles, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    map_x = np.full((height, width), -1.0, np.float32)
+    map_y = np.full((height, width), -1.0, np.float32)
+    for a, b, c in triangles:
+        (ax, ay), (bx, by), (cx, cy) = dst[a], dst[b], dst[c]
+        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+        if abs(area) < 1e-9:
+            continue
+        x0, x1 = max(int(np.floor(min(ax, bx, cx))), 0), min(int(np.ceil(max(ax, bx, cx))), width - 1)
+        y0, y1 = max(int(np.floor(min(ay, by, cy))), 0), min(int(np.ceil(max(ay, by, cy))), height - 1)
+        if x0 > x1 or y0 > y1:
+            continue
+        ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
+        wa = ((bx - xs) * (cy - ys) - (by - ys) * (cx - xs)) / area
+        wb = ((cx - xs) * (ay - ys) - (cy - ys) * (ax - xs)) / area
+        wc = 1.0 - wa - wb
+        inside = (wa >= -EDGE_TOLERANCE) & (wb >= -EDGE_TOLERANCE) & (wc >= -EDGE_TOLERANCE)
+        sx = wa * src[a, 0] + wb * src[b, 0] + wc * src[c, 0]
+        sy = wa * src[a, 1] + wb * src[b, 1] + wc * src[c, 1]
+        map_x[y0:y1 + 1, x0:x1 + 1][inside] = sx[inside]
+        map_y[y0:y1 + 1, x0:x1 + 1][inside] = sy[inside]
+    return map_x, map_y
+
+
+@functools.cache
+def _numba_kernel():
+    import numba
+
+    @numba.njit(cache=True)
+    def fill(dst, src, triangles, map_x, map_y, tol):
+        height, width = map_x.shape
+        for t in range(triangles.shape[0]):
+            a, b, c = triangles[t, 0], triangles[t, 1], triangles[t, 2]
+            ax, ay, bx, by, cx, cy = dst[a, 0], dst[a, 1], dst[b, 0], dst[b, 1], dst[c, 0], dst[c, 1]
+            area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+            if abs(area) < 1e-9:
+                continue
+            x0 = max(int(np.floor(min(ax, bx, cx))), 0)
+            x1 = min(int(np.ceil(max(ax, bx, cx))), width - 1)
+            y0 = max(int(np.floor(min(ay, by, cy))), 0)
+            y1 = min(int(np.ceil(max(ay, by, cy))), height - 1)
+            for y in range(y0, y1 + 1):
+                for x in range(x0, x1 + 1):
+                    wa = ((bx - x) * (cy - y) - (by - y) * (cx - x)) / area
+                    wb = ((cx - x) * (ay - y) - (cy - y) * (ax - x)) / area
+                    wc = 1.0 - wa - wb
+                    if wa >= -tol and wb >= -tol and wc >= -tol:
+                        map_x[y, x] = wa * src[a, 0] + wb * src[b, 0] + wc * src[c, 0]
+                        map_y[y, x] = wa * src[a, 1] + wb * src[b, 1] + wc * src[c, 1]
+    return fill
+
+
+def triangle_map(dst, src, triangles, height: int, width: int, impl: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(map_x, map_y) [height, width] float32 for cv2.remap. See the module doc."""
+    dst = np.ascontiguousarray(dst, np.float64)
+    src = np.ascontiguousarray(src, np.float64)
+    triangles = np.ascontiguousarray(triangles, np.int64)
+    _check(dst, src, triangles, height, width)
+    impl = resolve_impl(impl, dst)
+    if impl == "ref":
+        return triangle_map_ref(dst, src, triangles, height, width)
+    if impl != "numba":
+        raise ValueError(f"triangle_map runs on the CPU (ref or numba), not {impl!r}")
+    map_x = np.full((height, width), -1.0, np.float32)
+    map_y = np.full((height, width), -1.0, np.float32)
+    _numba_kernel()(dst, src, triangles, map_x, map_y, EDGE_TOLERANCE)
+    return map_x, map_y
