@@ -34,6 +34,7 @@ from live.cli.table import print_table
 SELF_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
 PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
 DRIVERS = ("lp_d3.mp4", "vox_driving.mp4")
+PEARSON = ("yaw", "pitch", "jaw")
 METRICS = ("csim", "psnr", "ssim", "nme", "pose_err", "yaw_err", "pitch_err", "roll_err", "exp_err")
 
 
@@ -161,19 +162,22 @@ def summarise(rows: list) -> list[dict]:
             faces = [r for r in sel if r["face"]]
             if faces and "same_as_avatar" in faces[0]:
                 s["same_as_avatar"] = f"{sum(r['same_as_avatar'] for r in faces)}/{len(faces)}"
-            s["jaw_pearson"] = jaw_pearson(sel)
+            for name in PEARSON:
+                s[f"{name}_r"] = pearson(sel, name)
             out.append(s)
     return out
 
 
-def jaw_pearson(rows: list) -> float | None:
-    """Pearson of the output's tracked jaw with the target's, per (avatar, driver) pair, averaged over pairs."""
+def pearson(rows: list, name: str) -> float | None:
+    """Pearson of the output's tracked parameter with the target's (the real frame's, or the avatar's own
+    plus the driver's change), per (avatar, driver) pair, averaged over pairs; None where it cannot move."""
     values = []
-    for pair in {(r["avatar"], r["driver"]) for r in rows}:
-        sel = [r for r in rows if (r["avatar"], r["driver"]) == pair and np.isfinite(r["jaw"])
-               and np.isfinite(r["jaw_target"])]
-        if len(sel) >= 3 and np.std([r["jaw"] for r in sel]) > 0 and np.std([r["jaw_target"] for r in sel]) > 0:
-            values.append(np.corrcoef([r["jaw"] for r in sel], [r["jaw_target"] for r in sel])[0, 1])
+    for pair in sorted({(r["avatar"], r["driver"]) for r in rows}):
+        sel = [(r[name], r[f"{name}_target"]) for r in rows if (r["avatar"], r["driver"]) == pair
+               and np.isfinite(r[name]) and np.isfinite(r[f"{name}_target"])]
+        got, want = np.array(sel).T if sel else (np.zeros(0), np.zeros(0))
+        if len(sel) >= 3 and got.std() > 1e-6 and want.std() > 1e-6:
+            values.append(np.corrcoef(got, want)[0, 1])
     return round(float(np.mean(values)), 3) if values else None
 
 
@@ -224,13 +228,14 @@ def run(args: argparse.Namespace) -> dict:
     print_table(f"reenactment quality ({args.renderer}; {args.frames} frames per clip; {record['seconds']} s)",
                 summary, [("protocol", "protocol"), ("method", "method"), ("faces", "faces"), ("csim", "CSIM"),
                           ("psnr", "PSNR"), ("ssim", "SSIM"), ("nme", "NME %"), ("pose_err", "pose deg"),
-                          ("exp_err", "expr sd"), ("same_as_avatar", "same person"), ("jaw_pearson", "jaw r")])
+                          ("exp_err", "expr sd"), ("same_as_avatar", "same person"), ("yaw_r", "yaw r"),
+                          ("pitch_r", "pitch r"), ("jaw_r", "jaw r")])
     print("LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items()))
     return record
 
 
 def markdown(summary: list[dict], record: dict) -> str:
-    cols = ["protocol", "method", "faces", "same_as_avatar", "jaw_pearson"] + list(METRICS)
+    cols = ["protocol", "method", "faces", "same_as_avatar", "yaw_r", "pitch_r", "jaw_r"] + list(METRICS)
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in summary]
     lines += ["", "LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items())]

@@ -107,6 +107,7 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
                    pose_err=float((yaw + pitch + roll) / 3), exp_err=expression_error(out.params, target))
     else:
         row.update(yaw_err=nan, pitch_err=nan, roll_err=nan, pose_err=nan, exp_err=nan)
-    row["jaw"] = float(out.params[3]) if ok else nan              # for the jaw's Pearson over a clip
-    row["jaw_target"] = float(target[3]) if target is not None else nan
+    for k, name in ((0, "yaw"), (1, "pitch"), (3, "jaw")):       # for Pearson over a clip
+        row[name] = float(out.params[k]) if ok else nan
+        row[f"{name}_target"] = float(target[k]) if target is not None else nan
     return row
