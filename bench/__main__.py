@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     args = parser.parse_args(argv)
-    from live.log import setup_logging
+    from live.log import quiet_native_logs, setup_logging
     setup_logging("WARNING")
+    if argv is None:      # run as a command (not from tests): native libraries' chatter off stderr
+        quiet_native_logs()
     args.func(args)
     return 0
 

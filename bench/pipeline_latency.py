@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
     from live.pipeline.loop import run as run_loop
     w, _, h = args.size.partition("x")
     cfg = load_config(overrides={
-        "generator.path": args.generator, "generator.arch": args.arch, "engine.backend": args.backend,
+        "generator.path": args.generator or (None if args.avatar else "random"), "generator.arch": args.arch, "engine.backend": args.backend,
         "engine.precision": args.precision, "engine.device": args.device, "run.avatar": args.avatar,
         "run.directions": args.directions, "run.source": args.source, "run.frames": args.frames,
         "run.sinks": ["null"], "run.output_size": [w, h], "run.fast": args.fast, "run.loop": True,

@@ -1,5 +1,3 @@
-import sys
+from live.cli import entry
 
-from live.cli import main
-
-sys.exit(main())
+entry()

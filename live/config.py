@@ -21,14 +21,17 @@ __all__ = ["ConfigError", "EngineConfig", "GeneratorConfig", "LiveConfig", "LogC
 class LogConfig:
     level: str = option("INFO", "log level: TRACE, DEBUG, INFO, WARNING, ERROR", name="log-level")
     file: str | None = option(None, "also write the log to this file (rotated at 10 MB)", name="log-file")
+    verbose: bool = option(False, "debug messages, and the native libraries' own logs (mediapipe, OpenCV) that a "
+                           "normal run hides", flags=("-v",))
 
 
 @dataclass
 class GeneratorConfig:
     path: str | None = option(
-        None, "generator weights: a checkpoint of the reference StyleGAN2 trainer (.pt) or a "
-              "`live models convert` safetensors file. Empty: a randomly initialised generator of `arch`, "
-              "which runs the whole loop but draws no face", name="generator", flags=("-g",), metavar="PATH")
+        None, "generator weights (the StyleGAN2 renderer): a checkpoint of the reference trainer (.pt), a "
+              "safetensors file, an NVIDIA .pkl or a cached model name; `random`: random weights of `arch`, which "
+              "run the whole loop but draw no face (benchmarks). Empty, with no avatar: the bundled demo painting, "
+              "mesh-warped", name="generator", flags=("-g",), metavar="PATH")
     arch: str = option("vox256", "architecture for random weights: vox256 (the paper's 256 px, channel "
                                  "multiplier 1), 256-cm2, 1024-cm2 (FFHQ config-f) or fixture128",
                        choices=("vox256", "256-cm2", "1024-cm2", "fixture128"))
@@ -113,7 +116,8 @@ class RunConfig:
     lost_ease_s: float = option(0.5, "seconds to ease to neutral after a loss, and back when found again")
     frames: int = option(0, "stop after this many output frames; 0 runs until Ctrl-C (or the clip ends)",
                          metavar="N")
-    fps: float = option(25.0, "frame rate of file and virtual-camera output")
+    fps: float = option(0.0, "frame rate of file and virtual-camera output; 0: the source's (a clip's own, the "
+                        "camera's, 25 for the synthetic motion and photos)")
     output_size: list = option(["512", "512"], "virtual camera / window size (width, height); the avatar is "
                                                "resized and letterboxed into it", name="size", parse=parse_size,
                                metavar="WxH")

@@ -102,6 +102,11 @@ class Directions:
         if not path.is_file():
             raise DirectionsError(f"{path}: no such file; make one with `live directions fit`")
         d = safe_torch_load(path, DirectionsError, "a direction matrix (`live directions fit` makes one)")
+        return cls.from_file_dict(d, path, require_ours)
+
+    @classmethod
+    def from_file_dict(cls, d: dict, path: str | Path = "direction matrix", require_ours: bool = True) -> "Directions":
+        """The matrix from a file's dictionary (a direction file's, or the copy inside an avatar)."""
         if not isinstance(d, dict) or any(k not in d for k in PAPER_KEYS):
             keys = list(d)[:8] if isinstance(d, dict) else type(d).__name__
             raise DirectionsError(f"{path}: not a direction matrix (expected keys {', '.join(PAPER_KEYS)}; found {keys})")

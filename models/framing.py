@@ -33,6 +33,10 @@ class BoxFraming:
     lift: float       # crop centre above the box centre, as a fraction of the crop side
 
 
+# Generators whose framing is known by their weights (sha256 of models.checkpoint.weights_hash): files that
+# carry no registry entry. The test fixture face128.pt was trained on the fixture framing.
+KNOWN_FRAMINGS = {"d45addb769ed305300309fa01408e0cc9cfc2389daac2c031f7f4ecb3f597f47": "fixture"}
+
 BOX_FRAMINGS = {"fixture": BoxFraming(scale=1.9, lift=0.08), "voxceleb": BoxFraming(scale=1.8, lift=0.10)}
 
 

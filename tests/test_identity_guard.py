@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from live.avatar.identity_limits import MAX_NORM, identity_limits, soft_limit

@@ -133,7 +133,7 @@ def test_audio_delay_line_and_missing_devices():
 
 def test_demo_run_accounts_for_every_frame(tmp_path):
     stats = tmp_path / "s.json"
-    assert main(["run", "--arch", "fixture128", "--frames", "8", "--sink", "null", "--size", "64x64",
+    assert main(["run", "-g", "random", "--arch", "fixture128", "--frames", "8", "--sink", "null", "--size", "64x64",
                  "--stats", str(stats)]) == 0
     r = json.loads(stats.read_text())
     assert r["written"] == 8 and r["frames_in"] == r["written"] + r["dropped"]
@@ -149,7 +149,8 @@ def test_avatar_driven_by_a_clip(tmp_path, fixture_path, small_directions):
     # a short clip of the driver: the first 40 frames of lp_d3
     clip = write_clip(SHARED / "media" / "lp_d3.mp4", tmp_path / "clip.mp4", 40)
     out, stats = tmp_path / "out.mp4", tmp_path / "s.json"
-    assert main(["run", "-a", str(me), "-d", str(small_directions), "--source", str(clip), "--fast",
+    # as users are told to run it: the avatar carries its generator's name and its direction matrix
+    assert main(["run", "-a", str(me), "--source", str(clip), "--fast",
                  "--sink", f"file+driver:{out},null", "--size", "128x128", "--stats", str(stats),
                  "--watch-identity", "4"]) == 0
     r = json.loads(stats.read_text())
@@ -177,6 +178,6 @@ def test_missing_camera_is_a_clear_error_after_retries(capsys, tmp_path):
     # /dev/video9 does not exist here: three attempts, then a message saying what to check
     cfg = tmp_path / "c.yaml"
     cfg.write_text("run:\n  camera_retry_s: 0.1\n")
-    assert main(["--config", str(cfg), "run", "--arch", "fixture128", "--source", "/dev/video9", "--frames", "2",
+    assert main(["--config", str(cfg), "run", "-g", "random", "--arch", "fixture128", "--source", "/dev/video9", "--frames", "2",
                  "--sink", "null", "--size", "64x64"]) == 2
     assert "could not be opened" in capsys.readouterr().err

@@ -12,6 +12,8 @@ A plain torch container of tensors, strings and numbers (loads with weights_only
   psnr_inversion, psnr_tuned     reconstruction quality over the crop (dB)
   identity_limits [P, 2]         how far each direction may move the face before it stops being this one
                                  (live/avatar/identity_limits.py; empty in files written before it existed)
+  directions                     the direction matrix it was made with (that file's contents), so
+                                 `live run --avatar me.pt` needs nothing else; -d overrides it
   created, source_photo
   digest                         sha256 over all of the above: a changed byte is detected
 """
@@ -58,6 +60,7 @@ class Avatar:
     source_photo: str = ""
     param_names: tuple[str, ...] = PARAM_NAMES
     identity_limits: np.ndarray | None = None
+    directions: dict | None = None       # the direction matrix it was made with (its file's contents), embedded
     generator: torch.nn.Module | None = field(default=None, repr=False)  # set by load(): tuned weights applied
 
     # -- writing ---------------------------------------------------------------------------------
@@ -82,6 +85,8 @@ class Avatar:
         }
         if self.identity_limits is not None:
             d["identity_limits"] = torch.from_numpy(np.asarray(self.identity_limits, np.float64))
+        if self.directions is not None:
+            d["directions"] = self.directions
         d["digest"] = content_digest(d)
         return d
 
@@ -113,7 +118,8 @@ class Avatar:
                    photo_thumb=d["photo_thumb"].numpy(), reconstruction=d["reconstruction"].numpy(),
                    psnr_inversion=d["psnr_inversion"], psnr_tuned=d["psnr_tuned"], created=d["created"],
                    source_photo=d["source_photo"], param_names=tuple(d["param_names"]),
-                   identity_limits=d["identity_limits"].numpy() if "identity_limits" in d else None)
+                   identity_limits=d["identity_limits"].numpy() if "identity_limits" in d else None,
+                   directions=d.get("directions"))
 
     @classmethod
     def load(cls, path: str | Path, generator) -> "Avatar":

@@ -145,7 +145,8 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
                     directions_sha256=directions_sha256, tuned=tuned, photo_thumb=_thumb(photo),
                     reconstruction=recon_uint8, psnr_inversion=psnr_inv, psnr_tuned=psnr_tuned,
                     created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                    source_photo=str(photo_path), identity_limits=limits)
+                    source_photo=str(photo_path), identity_limits=limits,
+                    directions=directions.to_file_dict() if directions is not None else None)
     avatar.generator = G_use
     return avatar, CreationReport(psnr_inv, psnr_tuned, timings, n_faces, p_source)
 

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         avatar_cmd,
         config_cmd,
         directions_cmd,
+        doctor_cmd,
         face_cmd,
         gan_cmd,
         models_cmd,
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", "-c", metavar="FILE", help="YAML config file (see `live config show`)")
     add_arguments(parser, LogConfig, prefix="log__")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run_cmd, models_cmd, face_cmd, directions_cmd, avatar_cmd, gan_cmd, config_cmd):
+    for module in (run_cmd, doctor_cmd, models_cmd, face_cmd, directions_cmd, avatar_cmd, gan_cmd, config_cmd):
         module.register(sub)
     _describe_all(parser)
     return parser
@@ -92,15 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
-    setup_logging(args.log__level or "INFO")
+    setup_logging("DEBUG" if args.log__verbose else (args.log__level or "INFO"))
     try:
         cfg = load_cli_config(args)
-        setup_logging(cfg.log.level, cfg.log.file)
+        setup_logging("DEBUG" if cfg.log.verbose else cfg.log.level, cfg.log.file)
         return args.func(args, cfg)
     except user_errors() as e:
         logger.error("{}", e)
         return 2
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `live` command: native libraries' chatter filtered out of stderr (unless -v), then main."""
+    from live.log import quiet_native_logs
+    if not {"-v", "--verbose"} & set(sys.argv[1:]):
+        quiet_native_logs()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

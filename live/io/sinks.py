@@ -1,7 +1,8 @@
 """Where finished frames go: a virtual camera, a preview window, an mp4 file, or nowhere.
 
-Every sink takes HxWx3 uint8 RGB frames (`write(frame, driver=None)`; the driver frame is used
-by sinks that show it beside the avatar) and is closed once. A sink whose device is missing
+Every sink takes HxWx3 uint8 RGB frames (`write(frame, driver=None, t=None)`; the driver frame
+is used by sinks that show it beside the avatar, t is the frame's time in the source, in seconds)
+and is closed once. A sink whose device is missing
 says exactly how to set it up; `open_sinks` then falls back to the preview so the run goes on.
 """
 
@@ -24,9 +25,10 @@ class SinkError(RuntimeError):
 class Sink(ABC):
     frames_written = 0
     name = "sink"
+    delivers = True          # frames go somewhere (a device, a window, a file, or knowingly nowhere: null)
 
     @abstractmethod
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None: ...
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None: ...
 
     def close(self) -> None:
         pass
@@ -58,20 +60,24 @@ class NullSink(Sink):
     """Discards frames (for benchmarks and headless checks)."""
     name = "null"
 
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
         self.frames_written += 1
 
 
 class FileSink(Sink):
-    """An mp4 file; opened on the first frame, when the size is known. `with_driver` puts the
-    driving frame beside the avatar."""
+    """An mp4 file at the source's frame rate; opened on the first frame, when the size is known.
+    Frames with a time are placed at it: a frame the loop dropped is filled by holding the one before
+    (as a recording of a live call would show it), so the file plays at the source's speed.
+    `with_driver` puts the driving frame beside the avatar."""
     name = "file"
 
     def __init__(self, path: str | Path, fps: float, with_driver: bool = False):
         self.path, self.fps, self.with_driver = Path(path), fps, with_driver
         self.writer = None
+        self.file_frames = 0           # frames in the file (a held frame counts each time)
+        self._t0: float | None = None
 
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
         import cv2
         if self.with_driver:
             frame_rgb = side_by_side(driver, frame_rgb)
@@ -81,14 +87,23 @@ class FileSink(Sink):
             self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
                 raise SinkError(f"cannot write video file {self.path}: check the folder exists and is writable")
-        self.writer.write(np.ascontiguousarray(frame_rgb[:, :, ::-1]))
+        copies = 1
+        if t is not None:
+            self._t0 = t if self._t0 is None else self._t0
+            copies = round((t - self._t0) * self.fps) + 1 - self.file_frames   # up to this frame's place
+        bgr = np.ascontiguousarray(frame_rgb[:, :, ::-1])
+        for _ in range(max(copies, 0)):
+            self.writer.write(bgr)
+        self.file_frames += max(copies, 0)
         self.frames_written += 1
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()  # finalises the mp4 (its index is written here)
             self.writer = None
-            logger.info("wrote {} frames to {}", self.frames_written, self.path)
+            held = self.file_frames - self.frames_written
+            logger.info("wrote {} frames to {} at {:g} fps{}", self.file_frames, self.path, self.fps,
+                        f" ({held} held where the loop dropped one)" if held > 0 else "")
 
 
 def vcam_setup_hint() -> str:
@@ -121,7 +136,7 @@ class VirtualCameraSink(Sink):
             raise SinkError(f"{vcam_setup_hint()}\n(pyvirtualcam: {str(e).strip().splitlines()[0][:200]})") from None
         logger.info("virtual camera: {} ({}x{} @ {:g} fps)", self.cam.device, *self.size, fps)
 
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
         if frame_rgb.shape[1::-1] != self.size:
             import cv2
             frame_rgb = cv2.resize(frame_rgb, self.size, interpolation=cv2.INTER_LINEAR)
@@ -147,11 +162,11 @@ class WindowSink(Sink):
 
     def __init__(self, controls=None, hud_text=None):
         self.controls, self.hud_text = controls, hud_text
-        self.enabled = display_available()
+        self.enabled = self.delivers = display_available()
         if not self.enabled:
             logger.info("no display: the preview window is off (frames still go to the other sinks)")
 
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None) -> None:
+    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
         self.frames_written += 1
         if not self.enabled:
             return
@@ -206,9 +221,11 @@ def make_sink(spec: str, fps: float, size: tuple[int, int] = (512, 512), vcam_de
 
 def open_sinks(specs: list[str], fps: float, size: tuple[int, int], vcam_device: str | None = None,
                controls=None, hud_text=None) -> list[Sink]:
-    """Open every sink; a virtual camera that cannot open is reported with its set-up command and
-    replaced by the preview window, so the run goes on."""
+    """Open every sink. A virtual camera that cannot open is replaced by the preview window (its set-up
+    command is logged); if nothing is left that delivers frames anywhere (no camera, no display, no
+    file), the run stops with one line saying why and what to do, instead of running into nothing."""
     sinks: list[Sink] = []
+    vcam_problem = None
     for spec in specs:
         try:
             sinks.append(make_sink(spec, fps, size, vcam_device, controls, hud_text))
@@ -217,10 +234,24 @@ def open_sinks(specs: list[str], fps: float, size: tuple[int, int], vcam_device:
                 for s in sinks:
                     s.close()
                 raise
-            logger.error("virtual camera unavailable: {}", e)
+            vcam_problem = str(e)
             if not any(isinstance(s, WindowSink) for s in sinks) and "window" not in specs:
-                logger.info("showing the preview window instead")
                 sinks.append(WindowSink(controls, hud_text))
-    if not sinks:
-        raise SinkError("no sinks to write to")
+    if not any(s.delivers for s in sinks):
+        for s in sinks:
+            s.close()
+        if vcam_problem:
+            raise SinkError("no virtual camera and no display for the preview: no frame would go anywhere. "
+                            f"Set up the camera ({vcam_setup_command()}) or write a file: --sink file:out.mp4")
+        raise SinkError("no display for the preview window: no frame would go anywhere. Write a file "
+                        "(--sink file:out.mp4) or send to a virtual camera (--sink vcam)")
+    if vcam_problem:
+        logger.error("virtual camera unavailable, showing the preview window instead: {}", vcam_problem)
     return sinks
+
+
+def vcam_setup_command() -> str:
+    """The one command (or step) that makes a virtual camera appear on this system."""
+    if platform.system() == "Linux":
+        return 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="live", from the v4l2loopback-dkms package'
+    return "install OBS Studio 28+, start and stop its virtual camera once"

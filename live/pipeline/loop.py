@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from loguru import logger
@@ -66,7 +67,7 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
     synthetic = source == SYNTHETIC
     block = cfg.run.fast
     slots = (LatestSlot("capture", block), LatestSlot("motion", block), LatestSlot("render", block))
-    capture = CaptureStage(source, slots[0], cfg.run.fps, fast=cfg.run.fast, loop=cfg.run.loop,
+    capture = CaptureStage(source, slots[0], output_fps(cfg, source), fast=cfg.run.fast, loop=cfg.run.loop,
                            camera_size=tuple(int(v) for v in cfg.run.camera_size), camera_fps=cfg.run.camera_fps,
                            mjpg=cfg.run.camera_mjpg, retry_s=cfg.run.camera_retry_s)
     estimator = None if synthetic else make_estimator(cfg.tracking)
@@ -74,6 +75,18 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
                          driven=cfg.run.driven, identity_limits=scene.identity_limits)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
+
+
+def output_fps(cfg: LiveConfig, source: str) -> float:
+    """run.fps, or the source's own: a clip's frame rate, the camera's requested one, 25 for the rest."""
+    if cfg.run.fps:
+        return float(cfg.run.fps)
+    from live.io.sources import IMAGE_SUFFIXES, is_camera, video_fps
+    if source == SYNTHETIC or Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        return 25.0
+    if is_camera(source):
+        return float(cfg.run.camera_fps)
+    return float(video_fps(source))
 
 
 def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
@@ -96,7 +109,8 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
         return [f"{report.fps:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",
                 "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else ""]
 
-    sinks = open_sinks(cfg.run.sinks, cfg.run.fps, out_size, cfg.run.vcam_device, controls, hud)
+    sinks = open_sinks(cfg.run.sinks, output_fps(cfg, source), out_size, cfg.run.vcam_device, controls, hud)
+    controls.preview = any(s.name == "window" and s.delivers for s in sinks)
     audio = start_audio(cfg.run.audio_delay, cfg.run.audio_input, cfg.run.audio_output)
     watch = _identity_watch(cfg, scene)
     with torch.no_grad():  # warm the renderer before the clock starts (compiles, first-call costs)
@@ -156,7 +170,7 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks, audio, times: StageTimes,
             return
         r.stamps["sink_start"] = time.perf_counter()
         for sink in sinks:
-            sink.write(r.frame, r.driver)
+            sink.write(r.frame, r.driver, r.t_source)
         r.stamps["sink"] = time.perf_counter()
         added = times.add(r.stamps)
         report.written += 1

@@ -32,6 +32,7 @@ class Controls:
     recalibrate: bool = False
     hud: bool = True
     quit: bool = False
+    preview: bool = False        # a preview window is open (its keys work)
 
 
 def _smoothstep(x: float) -> float:
@@ -104,9 +105,10 @@ class MotionStage(Stage):
             self._auto_samples.append((t, params))
             if self._auto_samples[-1][0] - self._auto_samples[0][0] >= AUTO_NEUTRAL_S:
                 self.neutral = np.median(np.stack([p for _, p in self._auto_samples]), axis=0)
-                logger.info("neutral pose taken from the first {:.0f} s with a face ({} frames); press c in the "
-                            "preview (or use a profile from `live calibrate`) to set it again",
-                            AUTO_NEUTRAL_S, len(self._auto_samples))
+                again = "press c in the preview window, or use" if self.controls.preview else "use"
+                logger.info("neutral pose taken from the first {:.0f} s with a face ({} frames); to set it again, "
+                            "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
+                            again)
                 self._auto_samples = []
         return self.neutral
 

@@ -119,17 +119,21 @@ def _avatar_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
         raise AvatarError(f"{cfg.run.avatar} was made with generator {info.generator_hint!r}, which does not load "
                           f"here ({e}); give it with -g PATH") from None
     avatar = Avatar.load(cfg.run.avatar, G)
-    if not cfg.run.directions:
-        raise AvatarError("give the direction matrix the avatar is driven with: --directions A.pt "
-                          "(`live directions fit` makes one for this generator)")
-    d_path = store.resolve(cfg.run.directions)
-    directions = Directions.load(d_path, require_ours=False)
+    notices = []
+    if cfg.run.directions:
+        d_path = store.resolve(cfg.run.directions)
+        directions = Directions.load(d_path, require_ours=False)
+        if avatar.directions_sha256 and avatar.directions_sha256 != file_sha256(d_path):
+            notices.append(f"{d_path} is not the direction matrix {cfg.run.avatar} was made with; its identity "
+                           "limits were measured with the other one")
+    elif avatar.directions is not None:
+        d_path = f"{cfg.run.avatar} (its own direction matrix)"
+        directions = Directions.from_file_dict(avatar.directions, d_path, require_ours=False)
+    else:
+        raise AvatarError(f"{cfg.run.avatar} carries no direction matrix (made without -d): give it with "
+                          f"--directions A.pt (`live directions fit -g G -o A.pt` makes one)")
     directions.check_live_space(d_path)
     directions.check_generator(weights_hash(G))
-    notices = []
-    if avatar.directions_sha256 and avatar.directions_sha256 != file_sha256(d_path):
-        notices.append("these directions are not the ones the avatar was made with; its p_s still applies, "
-                       "but motion may differ from what `live avatar create` previewed")
     limits = avatar.identity_limits if cfg.run.identity_guard else None
     if cfg.run.identity_guard and limits is None:
         from live.avatar.identity_limits import identity_limits

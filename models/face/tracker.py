@@ -8,6 +8,7 @@ then the one nearest to the last position is followed.
 from __future__ import annotations
 
 import os
+import types
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -129,6 +130,21 @@ class MediaPipeTracker(Tracker):
                         "facelandmarkcpu__ThresholdingCalculator.threshold": min_tracking_confidence,
                     },
                     outputs=["multi_face_landmarks", "face_detections"])
+
+            def process(self, image: np.ndarray):
+                """SolutionBase.process without its cost: it defines a new namedtuple class on every call
+                (and sets the results on that class), which only the cyclic collector frees; over an
+                hour that was most of the loop's memory growth. A plain object per call instead."""
+                self._graph_outputs.clear()
+                self._simulated_timestamp += 33333    # 30 fps, as SolutionBase simulates
+                stream, kind = next(iter(self._input_stream_type_info.items()))
+                self._graph.add_packet_to_input_stream(
+                    stream=stream, packet=self._make_packet(kind, image).at(self._simulated_timestamp))
+                self._graph.wait_until_idle()
+                return types.SimpleNamespace(**{
+                    name: (self._get_packet_content(kind, self._graph_outputs[name])
+                           if name in self._graph_outputs else None)
+                    for name, kind in self._output_stream_type_info.items()})
 
         self._mesh = _FaceMesh()
         self._mirror_mesh = _FaceMesh() if flip_average else None
