@@ -10,6 +10,7 @@ from bench import (
     directions_quality,
     fp16_headroom,
     gpu_check,
+    int8_check,
     pipeline_latency,
     quality,
     synth_latency,
@@ -18,7 +19,8 @@ from bench import (
 )
 
 BENCHMARKS = (
-    ("synth", synth_latency, "StyleGAN2 synthesis latency for one backend and precision"),
+    ("synth", synth_latency, "StyleGAN2 synthesis latency: every installed backend in one alternating run"),
+    ("int8", int8_check, "OpenVINO INT8 against bf16: faster enough, exact enough? (needs nncf)"),
     ("track", track_latency, "tracking + face parameter latency per frame on the clips, and smoothing quality"),
     ("directions", directions_quality, "editing and reenactment quality of a direction matrix"),
     ("avatar", avatar_quality, "avatar creation: reconstruction PSNR, latent space kept, time"),

@@ -25,8 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--directions", "-d", help="direction matrix (default: demo directions)")
     p.add_argument("--source", default="../shared/media/lp_d6.mp4", help="driving clip (paced at its fps)")
     p.add_argument("--frames", type=int, default=300, help="output frames to time")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto",
+                   help="synthesis backend; several, comma-separated (compiled,openvino), are run in turn, "
+                        "--repeat times, alternating, and compared side by side")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="openvino/onnxruntime threads (0: the loop's default)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per backend when comparing (alternating)")
     p.add_argument("--device", default="auto")
     p.add_argument("--size", default="512x512", help="output size")
     p.add_argument("--fast", action="store_true", help="unpaced, nothing dropped (throughput rather than latency)")
@@ -80,13 +84,14 @@ def plot_latency(per_frame: list, path: str | Path, title: str, memory: list | N
     return path
 
 
-def run(args: argparse.Namespace) -> dict:
+def run_one(args: argparse.Namespace, backend: str) -> dict:
     from live.config_files import load_config
     from live.pipeline.loop import run as run_loop
     w, _, h = args.size.partition("x")
     cfg = load_config(overrides={
-        "generator.path": args.generator or (None if args.avatar else "random"), "generator.arch": args.arch, "engine.backend": args.backend,
-        "engine.precision": args.precision, "engine.device": args.device, "run.avatar": args.avatar,
+        "generator.path": args.generator or (None if args.avatar else "random"), "generator.arch": args.arch,
+        "engine.backend": backend, "engine.precision": args.precision, "engine.device": args.device,
+        "engine.threads": args.threads, "run.avatar": args.avatar,
         "run.directions": args.directions, "run.source": args.source, "run.frames": args.frames,
         "run.sinks": ["null"], "run.output_size": [w, h], "run.fast": args.fast, "run.loop": True,
         "run.stats_every_s": 0})
@@ -96,11 +101,26 @@ def run(args: argparse.Namespace) -> dict:
     title = f"{Path(args.source).name} -> {args.avatar or 'demo ' + args.arch}, {report.fps:.1f} fps"
     plot = plot_latency(report.per_frame, args.plot, title, report.memory)
     record = {"bench": "pipeline", "source": args.source, "avatar": args.avatar, "generator": args.generator,
-              "arch": args.arch, "backend": args.backend, "precision": args.precision, "fast": args.fast,
+              "arch": args.arch, "backend": backend, "precision": args.precision, "fast": args.fast,
               **report.as_dict(), "plot": str(plot), "machine": machine()}
     append_json(args.json, record)
-    print_table(f"live loop: {report.written} frames, {report.fps:.1f} fps, {report.dropped} of {report.frames_in} "
-                f"source frames dropped", rows,
+    print_table(f"live loop ({report.engine}): {report.written} frames, {report.fps:.1f} fps, {report.dropped} of "
+                f"{report.frames_in} source frames dropped", rows,
                 [("stage", "stage"), ("median_ms", "median ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms")])
     print(f"plot: {plot}")
     return record
+
+
+def run(args: argparse.Namespace) -> dict | list[dict]:
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if len(backends) == 1 and args.repeat == 1:
+        return run_one(args, backends[0])
+    records = [run_one(args, b) for _ in range(args.repeat) for b in backends]   # alternating: a, b, a, b, ...
+    rows = [{"run": i + 1, "engine": r["engine"], "fps": round(r["fps"], 1),
+             "added": r["stages"]["added"]["median_ms"], "added_p99": r["stages"]["added"]["p99_ms"],
+             "track": r["stages"]["track"]["median_ms"], "render": r["stages"]["render"]["median_ms"],
+             "dropped": f"{r['dropped']}/{r['frames_in']}"} for i, r in enumerate(records)]
+    print_table("live loop, side by side (alternating runs)", rows, [
+        ("run", "run"), ("engine", "engine"), ("fps", "fps"), ("added", "added median ms"),
+        ("added_p99", "added p99 ms"), ("track", "track ms"), ("render", "render ms"), ("dropped", "dropped")])
+    return records

@@ -41,8 +41,9 @@ class GeneratorConfig:
 
 @dataclass
 class EngineConfig:
-    backend: str = option("auto", "synthesis backend: auto (compiled on CUDA, eager on CPU), eager, compiled, tensorrt",
-                          choices=("auto", "eager", "compiled", "tensorrt"))
+    backend: str = option("auto", "synthesis backend: eager, compiled (torch.compile), tensorrt, openvino, "
+                                  "onnxruntime; auto: the fastest installed for the device (README: engines)",
+                          choices=("auto", "eager", "compiled", "tensorrt", "openvino", "onnxruntime"))
     precision: str = option("auto", "fp32, fp16 or bf16 (mixed: bfloat16 convolutions, fp32 weights); auto = fp16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX, else fp32",
                             choices=("auto", "fp32", "fp16", "bf16"))
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
@@ -53,7 +54,15 @@ class EngineConfig:
     cuda_graph: bool = option(True, "compiled backend on CUDA: one CUDA graph per frame (latent blend, synthesis "
                                     "and post-process in `live run`; synthesis alone in benchmarks)")
     warmup_iters: int = option(3, "runs before capture/timing so kernels are chosen and caches filled")
-    cache_dir: str | None = option(None, "where built TensorRT engines are kept; empty: <user cache>/engines")
+    cache_dir: str | None = option(None, "where built engines (TensorRT, OpenVINO, ONNX) are kept; empty: "
+                                         "<user cache>/engines")
+    openvino_device: str = option("auto", "openvino backend: CPU, GPU (Intel graphics), GPU.1, NPU, or AUTO "
+                                          "(OpenVINO's own choice); auto: GPU where OpenVINO sees one, else CPU")
+    providers: list = option(["auto"], "onnxruntime backend: execution providers, preferred first: tensorrt, "
+                                       "cuda, dml (DirectML), coreml, openvino, cpu (or full names); auto: every "
+                                       "installed one in that order", metavar="NAMES")
+    threads: int = option(0, "CPU threads of the openvino and onnxruntime backends; 0: every core for a "
+                             "benchmark, in live run one less (tracking keeps one)")
 
 
 def _per_param(pose: float, expression: float, **special: float) -> dict:

@@ -23,8 +23,43 @@ def test_bench_synth_records_json_and_table(tmp_path, fixture_path, capsys):
     assert r["cuda_graph"] is False     # eager never replays a CUDA graph (it once said True here)
     assert 0 < r["min_ms"] <= r["median_ms"] <= r["p99_ms"] <= r["max_ms"]
     assert r["images_per_s"] > 0 and r["machine"]["cores"] >= 1
+    assert r["psnr_vs_eager_fp32_db"] is None and r["x_slower_than_fastest"] == 1
     assert records[1]["generator"] == "fixture128 (random weights)"
     assert "median ms" in capsys.readouterr().out
+
+
+@needs_shared
+def test_bench_synth_compares_backends_in_one_run(tmp_path, fixture_path, capsys):
+    from live.engines.factory import installed
+    if not (installed("openvino") and installed("onnxruntime")):
+        pytest.skip("needs the openvino and onnx extras")
+    out = tmp_path / "results.json"
+    assert main(["synth", "--generator", str(fixture_path), "--backend", "eager:fp32,openvino:fp32,onnxruntime",
+                 "--iters", "10", "--warmup", "1", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["backend"], r["precision"]) for r in records] == [("eager", "fp32"), ("openvino", "fp32"),
+                                                                 ("onnxruntime", "fp32")]
+    assert all(r["alternating_with"] == 3 and r["iters"] == 10 for r in records)
+    assert min(r["x_slower_than_fastest"] for r in records) == 1
+    assert records[1]["psnr_vs_eager_fp32_db"] > 100 and records[2]["psnr_vs_eager_fp32_db"] > 100
+    assert records[1]["from_cache"] is False and records[1]["runtime_device"] == "CPU"
+    assert "speed-up vs eager fp32" in capsys.readouterr().out
+
+
+@needs_shared
+def test_bench_pipeline_compares_backends_side_by_side(tmp_path, capsys):
+    from live.engines.factory import installed
+    if not installed("openvino"):
+        pytest.skip("needs the openvino extra")
+    out = tmp_path / "r.json"
+    records = main(["pipeline", "--arch", "fixture128", "--source", str(SHARED / "media" / "lp_d0.mp4"),
+                    "--frames", "4", "--size", "64x64", "--backend", "eager,openvino", "--threads", "1",
+                    "--plot", str(tmp_path / "p.png"), "--json", str(out)])
+    assert records == 0
+    runs = json.loads(out.read_text())
+    assert [r["backend"] for r in runs] == ["eager", "openvino"] and all(r["written"] == 4 for r in runs)
+    assert "openvino engine on CPU" in runs[1]["engine"] and "1 thread," in runs[1]["engine"]
+    assert "side by side" in capsys.readouterr().out
 
 
 @needs_shared

@@ -1,4 +1,4 @@
-"""`live models list|fetch|import|verify|path|convert|info`: weights, the registry and the cache."""
+"""`live models list|fetch|import|verify|path|convert|export|info`: weights, the registry and the cache."""
 
 from __future__ import annotations
 
@@ -48,6 +48,19 @@ class ConvertCommand:
 
 
 @dataclass
+class ExportCommand:
+    generator: str = option(help="generator file or cached model name", positional=True, metavar="G")
+    output: str = option(help="folder to write synthesis.onnx or synthesis.xml/.bin and synthesis.json into",
+                         flags=("-o",), metavar="DIR")
+    format: str = option("onnx", "onnx (ONNX Runtime, DirectML, CoreML, TensorRT's parser, ...) or openvino (IR: "
+                                 ".xml + .bin)", choices=("onnx", "openvino"))
+    precision: str = option("fp32", "onnx: fp32, or fp16 for GPU providers; openvino: the weights' storage "
+                                    "(fp16 halves the file; the device's precision is chosen when compiled)",
+                            choices=("fp32", "fp16"))
+    batch: int = option(1, "images per run the graph is built for (static shapes)")
+
+
+@dataclass
 class InfoCommand:
     path: str = option(help="a generator file or cached model name", positional=True, metavar="PATH")
 
@@ -69,6 +82,10 @@ def register(sub) -> None:
     add_command(msub, "path", path, "print the file of a cached model", NameCommand)
     add_command(msub, "convert", convert, "convert a checkpoint to safetensors (no pickle needed to load it)",
                 ConvertCommand, description="Load IN with the safe loader, check it, and write OUT as safetensors.")
+    add_command(msub, "export", export, "write the synthesis network as ONNX or OpenVINO IR", ExportCommand,
+                description="One static graph, W+ [batch, n_latent, 512] in (name w_plus), image [batch, 3, R, R] "
+                "in [-1, 1] out (name image), for runtimes outside live. synthesis.json beside it records the "
+                "shapes, the generator's weights hash and its mean W (for truncation).")
     add_command(msub, "info", info, "describe a generator file: architecture, size, weights hash", InfoCommand)
 
 
@@ -134,4 +151,32 @@ def info(opts: InfoCommand, cfg) -> int:
     print(f"style dim:   {G.style_dim}, mapping layers: {G.arch.n_mlp}, W+ codes: {G.n_latent}")
     print(f"parameters:  {n_params / 1e6:.2f} M")
     print(f"weights:     sha256 {weights_hash(G)}")
+    return 0
+
+
+def export(opts: ExportCommand, cfg) -> int:
+    import json
+
+    import torch
+
+    from live.model_store import ModelStore
+    from models.checkpoint import load_generator, weights_hash
+    G = load_generator(ModelStore().resolve(opts.generator))
+    folder = Path(opts.output)
+    dtype = torch.float16 if opts.precision == "fp16" else torch.float32
+    if opts.format == "onnx":
+        from live.engines.onnx_export import export_onnx
+        written = [export_onnx(G, folder / "synthesis.onnx", opts.batch, dtype)]
+    else:
+        from live.engines.openvino_backend import convert_synthesis, save_ir
+        xml = save_ir(convert_synthesis(G, opts.batch), folder / "synthesis.xml", fp16_weights=opts.precision == "fp16")
+        written = [xml, xml.with_suffix(".bin")]
+    info = {"format": opts.format, "precision": opts.precision, "input": {"name": "w_plus", "shape": [
+                opts.batch, G.n_latent, G.style_dim]}, "output": {"name": "image", "shape": [
+                opts.batch, 3, G.resolution, G.resolution], "range": [-1, 1]},
+            "weights_sha256": weights_hash(G), "w_avg": [round(float(v), 6) for v in G.w_avg.flatten()]}
+    (folder / "synthesis.json").write_text(json.dumps(info, indent=1))
+    for path in written:
+        print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"{folder / 'synthesis.json'}  (shapes, weights hash, mean W)")
     return 0

@@ -1,39 +1,76 @@
 """Choosing and building a synthesis engine: `make_engine(G, cfg)`.
 
-The backends register here by name; base.py knows none of them.
+The backends register here by name; base.py knows none of them. `auto` takes, for the device,
+the first installed backend of AUTO_ORDER: the order of the measured figures (bench/RESULTS.md,
+"Engines"), fastest first.
+  CUDA: compiled (torch.compile + one CUDA graph a frame). TensorRT is faster per frame but its
+        first build takes minutes, so it is asked for by name.
+  CPU:  openvino (bf16 where the CPU has it: 1.2x the compiled backend, ready in under a second
+        instead of 7-15 s), then onnxruntime (fp32), then eager (mixed bf16 or fp32).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 from live.config import EngineConfig
 from live.engines.base import Engine
 from live.engines.compiled import CompiledEngine
 from live.engines.devices import cpu_has_bf16, resolve_device
 from live.engines.eager import EagerEngine
+from live.engines.onnxruntime_backend import OnnxRuntimeEngine
+from live.engines.openvino_backend import OpenVINOEngine
 from live.engines.tensorrt import TensorRTEngine
 from models.stylegan2 import Generator
 
-BACKENDS: dict[str, type[Engine]] = {"eager": EagerEngine, "compiled": CompiledEngine, "tensorrt": TensorRTEngine}
+BACKENDS: dict[str, type[Engine]] = {"eager": EagerEngine, "compiled": CompiledEngine, "tensorrt": TensorRTEngine,
+                                     "openvino": OpenVINOEngine, "onnxruntime": OnnxRuntimeEngine}
+# What each backend needs installed (the module a user installs with its extra).
+REQUIRES = {"tensorrt": "torch_tensorrt", "openvino": "openvino", "onnxruntime": "onnxruntime"}
+AUTO_ORDER = {"cuda": ("compiled",), "cpu": ("openvino", "onnxruntime", "eager")}
+
+
+def installed(backend: str) -> bool:
+    module = REQUIRES.get(backend)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def auto_backend(device_type: str) -> str:
+    return next(b for b in AUTO_ORDER.get(device_type, ("eager",)) if installed(b))
 
 
 def resolve_engine_config(cfg: EngineConfig) -> EngineConfig:
-    """Replace the `auto` choices by what this machine supports: compiled fp16 on CUDA; on the CPU
-    eager, in mixed bf16 where the CPU has bf16 instructions, else fp32."""
+    """Replace the `auto` choices by what this machine supports. The device is where the engine's
+    input and output buffers live (the host for openvino and for host providers of onnxruntime)."""
+    if cfg.backend not in BACKENDS and cfg.backend != "auto":
+        raise ValueError(f"backend must be auto or one of {sorted(BACKENDS)}, got {cfg.backend!r}")
     device = resolve_device(cfg.device)
-    on_cuda = device.type == "cuda"
-    backend = cfg.backend if cfg.backend != "auto" else ("compiled" if on_cuda else "eager")
+    backend = cfg.backend if cfg.backend != "auto" else auto_backend(device.type)
+    runtime_default = None
+    if backend == "openvino":
+        device = resolve_device("cpu") if cfg.device == "auto" else device
+        runtime_default = "fp16" if cfg.openvino_device.upper().startswith("GPU") else None
+    elif backend == "onnxruntime" and installed("onnxruntime"):
+        from live.engines.onnxruntime_backend import (
+            choose_providers,
+            default_precision,
+            import_onnxruntime,
+            torch_device_for,
+        )
+        providers = choose_providers(list(cfg.providers), import_onnxruntime().get_available_providers())
+        device = resolve_device(torch_device_for(providers)) if cfg.device == "auto" else device
+        runtime_default = default_precision(providers)
     if cfg.precision != "auto":
         precision = cfg.precision
+    elif runtime_default:
+        precision = runtime_default
     else:
-        precision = "fp16" if on_cuda else ("bf16" if cpu_has_bf16() else "fp32")
+        precision = "fp16" if device.type == "cuda" else ("bf16" if cpu_has_bf16() else "fp32")
     return dataclasses.replace(cfg, backend=backend, precision=precision, device=str(device))
 
 
 def make_engine(G: Generator, cfg: EngineConfig) -> Engine:
-    """Build the backend named by cfg.backend (eager, compiled, tensorrt or auto)."""
+    """Build the backend named by cfg.backend (or the auto choice)."""
     cfg = resolve_engine_config(cfg)
-    if cfg.backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {cfg.backend!r}")
     return BACKENDS[cfg.backend](G, cfg)

@@ -103,7 +103,7 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
     controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
     stages = build_stages(cfg, scene, source, renderer, controls)
     times = StageTimes()
-    report = RunReport(frame_log=FrameLog() if record_frames else None)
+    report = RunReport(engine=what, frame_log=FrameLog() if record_frames else None)
 
     def hud() -> list[str]:
         return [f"{report.fps:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",

@@ -12,6 +12,7 @@ from live.pipeline.latency import LatencyHistogram
 
 @dataclass
 class RunReport:
+    engine: str = ""                                 # what rendered (backend, precision, device, threads)
     frames_in: int = 0
     written: int = 0
     dropped: int = 0
