@@ -102,15 +102,15 @@ def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, 
     for k, name in enumerate(PARAM_NAMES):
         n = seeds if name in ("pitch", "jaw") else other_seeds
         fractions = (-0.4, -0.2, 0.2, 0.4) if name in ("pitch", "jaw") else (-0.3, 0.3)
-        req, got, cross = [], [], []
+        req, got, cross, param_sims, param_dists = [], [], [], [], []
         for f in fractions:
             delta = torch.zeros(n, d.n_params)
             delta[:, k] = f * span[k] * to_norm[k]
             images = images_to_uint8(synthesize_batched(G, d.apply(G.broadcast(w[:n]), d.shift(delta))))
             p, _ = tracker(images)
             emb = identity.embed(list(images))
-            sims.append(csim(emb, base_emb[:n]))
-            dists.append(distance(emb, base_emb[:n]))
+            param_sims.append(csim(emb, base_emb[:n]))
+            param_dists.append(distance(emb, base_emb[:n]))
             ok = np.isfinite(p).all(1) & np.isfinite(base[:n]).all(1)
             change = p[ok] - base[:n][ok]
             req.append(np.full(ok.sum(), f * span[k]))
@@ -121,8 +121,14 @@ def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, 
         slope = float((req * got).sum() / (req**2).sum())
         r2 = float(1 - ((got - slope * req) ** 2).sum() / ((got - got.mean()) ** 2).sum())
         cross_frac = float(np.concatenate(cross).mean(0).max() / (np.abs(req).mean() * to_norm[k]))
+        ps, pd = np.concatenate(param_sims), np.concatenate(param_dists)
+        sims.append(ps)
+        dists.append(pd)
+        seen = np.isfinite(ps)    # the trade-off per parameter: how far it moves against who it stays
         rows.append({"param": name, "seeds": n, "slope": round(slope, 3), "r2": round(r2, 3),
-                     "max_other_pose": round(cross_frac, 3)})
+                     "max_other_pose": round(cross_frac, 3),
+                     "csim": round(float(np.median(ps[seen])), 3) if seen.any() else None,
+                     "same_person": round(float((pd[seen] < SAME_PERSON_DISTANCE).mean()), 3) if seen.any() else None})
     sims, dists = np.concatenate(sims), np.concatenate(dists)
     found = np.isfinite(sims)
     identity_csim = round(float(np.median(sims[found])), 3) if found.any() else None
@@ -160,7 +166,8 @@ def run(args: argparse.Namespace) -> dict:
     append_json(args.json, record)
     print_table("editing on held-out seeds (slope 1 = the requested change)", result["editing"],
                 [("param", "parameter"), ("seeds", "seeds"), ("slope", "slope"), ("r2", "R^2"),
-                 ("max_other_pose", "other pose / requested")])
+                 ("max_other_pose", "other pose / requested"), ("csim", "CSIM with unedited"),
+                 ("same_person", "same person")])
     print(f"identity: median CSIM of an edit with its unedited render {result['identity_csim_median']}, the same "
           f"person (dlib distance < 0.6) in {result['identity_same_person_share']} of the edits "
           f"(faces in {result['identity_faces']})")

@@ -89,13 +89,18 @@ def junit_cases(path: Path) -> list[dict]:
 def synthesis(ctx) -> dict:
     """Every installed backend in one alternating run per architecture (eager, compiled, TensorRT, ONNX Runtime)."""
     from bench import synth_latency
+    from live.engines.devices import BackendUnavailable
     archs = ("fixture128",) if ctx.dry else ("vox256", "1024-cm2")
     rows = {}
     for arch in archs:
-        records = _bench(synth_latency, ["--generator", arch,
-                                         "--backend", "eager:fp32,compiled:fp32" if ctx.dry else "installed",
-                                         "--iters", "3" if ctx.dry else "100", "--warmup", "1" if ctx.dry else "10",
-                                         "--json", str(Path(ctx.out) / "synth.json")])
+        try:
+            records = _bench(synth_latency, ["--generator", arch,
+                                             "--backend", "eager:fp32,compiled:fp32" if ctx.dry else "installed",
+                                             "--iters", "3" if ctx.dry else "100", "--warmup", "1" if ctx.dry else "10",
+                                             "--json", str(Path(ctx.out) / "synth.json")])
+        except BackendUnavailable as e:
+            rows[arch] = f"skipped: {str(e).splitlines()[0]}"
+            continue
         for r in records:
             rows[f"{arch} {r['backend']} {r['precision']}"] = {
                 k: r[k] for k in ("median_ms", "p99_ms", "x_slower_than_fastest", "psnr_vs_eager_fp32_db", "build_s",

@@ -2,7 +2,9 @@
 
 Machines are noisy: a backend timed a minute after another meets other load. So all variants
 (backend and precision) are built first, then timed in rounds, each round every variant a few
-calls, in rotating order; the ratios come from the same minutes. Every variant's output is
+calls, in an order shuffled every round; the ratios come from the same minutes. On CUDA the
+torch backends are timed by CUDA events and onnxruntime, which blocks until its stream is done,
+by what the same events see around the blocking call (its wall time). Every variant's output is
 compared with eager fp32 on the same W+ (PSNR), so a fast variant that draws something else shows.
 Start-up is the time from nothing to an engine ready to draw (its warm-up included).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import time
 from pathlib import Path
 
@@ -117,9 +120,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     for b in built:
         time_calls(lambda b=b: b["engine"].run(b["w"]), 0, args.warmup, b["engine"].device)
     rounds = max(1, math.ceil(args.iters / ROUND_CALLS))
-    for r in range(rounds):   # rotating order: no variant always runs right after the same one
-        for i in range(len(built)):
-            b = built[(i + r) % len(built)]
+    order = random.Random(0)
+    for _ in range(rounds):   # a new order every round: no variant always runs right after the same one
+        for b in order.sample(built, len(built)):
             b["samples"] += time_calls(lambda b=b: b["engine"].run(b["w"]), ROUND_CALLS, 0, b["engine"].device)
     fastest = min(LatencyStats.from_ms(b["samples"]).median_ms for b in built)
     baseline = next((b for b in built if b["cfg"].backend == "eager"), built[0])

@@ -72,6 +72,8 @@ def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_
     # lp_d0 talks: jaw pairs 20-40 % of the range apart exist; one person, so CSIM stays near the top
     assert 0.9 < r["identity_floor_csim"]["jaw"] <= 1
     assert 0.5 < r["identity_csim_median"] <= 1 and 0 <= r["identity_same_person_share"] <= 1
+    jaw = next(row for row in r["editing"] if row["param"] == "jaw")     # the trade-off, per parameter
+    assert 0.5 < jaw["csim"] <= 1 and 0 <= jaw["same_person"] <= 1
     assert [row["param"] for row in r["editing"]][:4] == ["yaw", "pitch", "roll", "jaw"]
     assert len(r["editing"]) == 15 and r["reenactment_pairs"] >= 2
     assert set(r["reenactment_improvement"]) == {"pitch", "jaw", "yaw", "roll"}

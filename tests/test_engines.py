@@ -17,14 +17,16 @@ CPU = EngineConfig(device="cpu")
 
 @pytest.mark.parametrize("has_bf16, precision", [(False, "fp32"), (True, "bf16")])
 def test_auto_resolves_to_eager_on_cpu(monkeypatch, has_bf16, precision):
-    """fp32 everywhere; mixed bf16 only where the CPU has bf16 instructions (there it is 2x faster compiled)."""
+    """Without openvino and onnxruntime: eager, fp32 everywhere; mixed bf16 only where the CPU has bf16
+    instructions (there it is 2x faster compiled). The runtimes' own choices: tests/test_runtimes.py."""
     monkeypatch.setattr("live.engines.factory.cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr("live.engines.factory.installed", lambda b: b in ("eager", "compiled"))
     cfg = resolve_engine_config(CPU)
     assert (cfg.backend, cfg.precision, cfg.device) == ("eager", precision, "cpu")
 
 
 def test_unknown_backend_and_precision_are_rejected(face128):
-    with pytest.raises(ValueError, match="backend must be one of"):
+    with pytest.raises(ValueError, match="backend must be auto or one of"):
         make_engine(face128, dataclasses.replace(CPU, backend="magic"))
     with pytest.raises(ValueError, match="precision must be one of"):
         make_engine(face128, dataclasses.replace(CPU, backend="eager", precision="int4"))

@@ -49,12 +49,14 @@ def cpu_has_ov_bf16() -> bool:
 @needs_openvino
 def test_openvino_matches_eager(fixture_and_reference, tmp_path):
     G, w, ref = fixture_and_reference
-    fp32 = make_engine(G, EngineConfig(backend="openvino", precision="fp32", cache_dir=str(tmp_path)))
+    fp32 = make_engine(G, EngineConfig(backend="openvino", precision="fp32", openvino_device="CPU",
+                                       cache_dir=str(tmp_path)))
     out = fp32.run(w)
     assert out.shape == ref.shape and out.dtype == torch.float32
     assert psnr(out, ref) > 100          # measured 130 dB: the same graph in fp32
     if cpu_has_ov_bf16():
-        bf16 = make_engine(G, EngineConfig(backend="openvino", precision="bf16", cache_dir=str(tmp_path)))
+        bf16 = make_engine(G, EngineConfig(backend="openvino", precision="bf16", openvino_device="CPU",
+                                           cache_dir=str(tmp_path)))
         assert bf16.cache_hit                 # the IR is per weights, not per precision
         assert 45 < psnr(bf16.run(w), ref) < 100   # measured 53.5 dB; not fp32 in disguise
 
@@ -63,7 +65,7 @@ def test_openvino_matches_eager(fixture_and_reference, tmp_path):
 @needs_onnxruntime
 def test_onnxruntime_matches_eager(fixture_and_reference, tmp_path):
     G, w, ref = fixture_and_reference
-    engine = make_engine(G, EngineConfig(backend="onnxruntime", cache_dir=str(tmp_path)))
+    engine = make_engine(G, EngineConfig(backend="onnxruntime", providers=["cpu"], cache_dir=str(tmp_path)))
     assert engine.cfg.precision == "fp32" and engine.providers == ["CPUExecutionProvider"]
     out = engine.run(w).clone()          # the engine's output buffer: the next run overwrites it
     assert psnr(out, ref) > 100          # measured 136 dB
@@ -81,10 +83,12 @@ def test_paper_architecture_exact_on_both(tmp_path):
                    0.7)
     ref = make_engine(G, EngineConfig(backend="eager", precision="fp32", device="cpu")).run(w).clone()
     for backend in ("openvino", "onnxruntime"):
-        engine = make_engine(G, EngineConfig(backend=backend, precision="fp32", cache_dir=str(tmp_path)))
+        engine = make_engine(G, EngineConfig(backend=backend, precision="fp32", openvino_device="CPU",
+                                             providers=["cpu"], cache_dir=str(tmp_path)))
         assert psnr(engine.run(w), ref) > 60, backend
     if cpu_has_ov_bf16():
-        engine = make_engine(G, EngineConfig(backend="openvino", precision="bf16", cache_dir=str(tmp_path)))
+        engine = make_engine(G, EngineConfig(backend="openvino", precision="bf16", openvino_device="CPU",
+                                             cache_dir=str(tmp_path)))
         assert psnr(engine.run(w), ref) > 40
 
 
@@ -93,7 +97,7 @@ def test_paper_architecture_exact_on_both(tmp_path):
 @needs_openvino
 def test_openvino_cache_reused_and_rebuilt_when_unusable(fixture_and_reference, tmp_path):
     G, w, ref = fixture_and_reference
-    cfg = EngineConfig(backend="openvino", precision="fp32", cache_dir=str(tmp_path))
+    cfg = EngineConfig(backend="openvino", precision="fp32", openvino_device="CPU", cache_dir=str(tmp_path))
     first = make_engine(G, cfg)
     xml = next(tmp_path.glob("openvino-*.xml"))
     assert not first.cache_hit and xml.with_suffix(".bin").is_file()
@@ -108,7 +112,7 @@ def test_openvino_cache_reused_and_rebuilt_when_unusable(fixture_and_reference, 
 def test_openvino_cache_of_another_version_is_not_read(fixture_and_reference, tmp_path, monkeypatch):
     import openvino
     G, w, ref = fixture_and_reference
-    cfg = EngineConfig(backend="openvino", precision="fp32", cache_dir=str(tmp_path))
+    cfg = EngineConfig(backend="openvino", precision="fp32", openvino_device="CPU", cache_dir=str(tmp_path))
     monkeypatch.setattr(openvino, "__version__", "2023.0.0-old")
     make_engine(G, cfg)
     monkeypatch.undo()
@@ -121,7 +125,7 @@ def test_openvino_cache_of_another_version_is_not_read(fixture_and_reference, tm
 @needs_onnxruntime
 def test_onnxruntime_cache_reused_and_rebuilt_when_truncated(fixture_and_reference, tmp_path):
     G, w, ref = fixture_and_reference
-    cfg = EngineConfig(backend="onnxruntime", cache_dir=str(tmp_path))
+    cfg = EngineConfig(backend="onnxruntime", providers=["cpu"], cache_dir=str(tmp_path))
     assert not make_engine(G, cfg).cache_hit
     path = next(tmp_path.glob("onnx-*.onnx"))
     assert make_engine(G, cfg).cache_hit
@@ -152,7 +156,9 @@ MAC = ["CoreMLExecutionProvider", "AzureExecutionProvider", "CPUExecutionProvide
 
 def test_providers_auto_fastest_first_cpu_last():
     assert choose_providers(["auto"], WINDOWS_DML) == WINDOWS_DML
-    assert choose_providers(["auto"], list(reversed(NVIDIA))) == NVIDIA
+    # TensorRT builds for minutes per set of weights: used when named, not by auto
+    assert choose_providers(["auto"], list(reversed(NVIDIA))) == NVIDIA[1:]
+    assert choose_providers(["tensorrt"], NVIDIA) == ["TensorrtExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers(["auto"], MAC) == ["CoreMLExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers([], ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
@@ -203,7 +209,7 @@ def test_onnxruntime_cpu_refuses_low_precision():
     G = random_generator(STANDARD_ARCHS["fixture128"])
     for precision in ("bf16", "fp16"):
         with pytest.raises(BackendUnavailable, match="--backend openvino for bf16"):
-            make_engine(G, EngineConfig(backend="onnxruntime", precision=precision))
+            make_engine(G, EngineConfig(backend="onnxruntime", precision=precision, providers=["cpu"]))
 
 
 # -- not installed, and auto ---------------------------------------------------------------------------
@@ -227,6 +233,39 @@ def test_auto_takes_the_first_installed(monkeypatch):
     assert auto_backend("cpu") == "eager"
     cfg = resolve_engine_config(EngineConfig(device="cpu"))
     assert cfg.backend == "eager"
+
+
+def test_auto_passes_over_a_backend_that_cannot_run(monkeypatch):
+    """An installed but broken runtime (libraries that do not load) must not stop `live run`."""
+    from live.engines import factory
+    from models import STANDARD_ARCHS, random_generator
+
+    class Broken:
+        def __init__(self, G, cfg):
+            raise BackendUnavailable("its libraries did not load")
+
+    monkeypatch.setattr(factory, "installed", lambda b: b in ("openvino", "eager"))
+    monkeypatch.setitem(factory.BACKENDS, "openvino", Broken)
+    monkeypatch.setattr(factory, "resolve_engine_config", lambda cfg: cfg if cfg.backend != "eager" else
+                        EngineConfig(backend="eager", precision="fp32", device="cpu"))
+    engine = make_engine(random_generator(STANDARD_ARCHS["fixture128"]), EngineConfig(device="cpu"))
+    assert engine.name == "eager"
+    monkeypatch.setitem(factory.BACKENDS, "eager", Broken)
+    with pytest.raises(BackendUnavailable, match="no synthesis backend could run: openvino: its libraries"):
+        make_engine(random_generator(STANDARD_ARCHS["fixture128"]), EngineConfig(device="cpu"))
+
+
+@needs_onnxruntime
+def test_onnxruntime_provider_that_does_not_start_is_an_error(monkeypatch, tmp_path):
+    """onnxruntime drops a provider it cannot load and runs on the CPU without a word; we say so."""
+    import onnxruntime
+
+    from models import STANDARD_ARCHS, random_generator
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(BackendUnavailable, match="could not start CUDAExecutionProvider.*--providers cpu"):
+        make_engine(random_generator(STANDARD_ARCHS["fixture128"]),
+                    EngineConfig(backend="onnxruntime", precision="fp32", device="cpu", cache_dir=str(tmp_path)))
 
 
 def test_unknown_backend_is_refused():
@@ -266,5 +305,5 @@ def test_live_run_on_openvino(tmp_path):
     from live.cli import main
     out = tmp_path / "o.mp4"
     assert main(["run", "-g", "random", "--arch", "fixture128", "--frames", "3", "--sink", f"file:{out}",
-                 "--backend", "openvino", "--size", "64x64"]) == 0
+                 "--backend", "openvino", "--openvino-device", "CPU", "--size", "64x64"]) == 0
     assert out.stat().st_size > 0

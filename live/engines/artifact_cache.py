@@ -9,9 +9,11 @@ tuning gives every avatar its own weights, so the folder keeps only the most rec
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 from loguru import logger
@@ -25,9 +27,31 @@ def engines_dir(configured: str | None) -> Path:
     return Path(configured) if configured else cache_dir() / "engines"
 
 
+@functools.cache
+def graph_digest() -> str:
+    """A hash of the source that defines the synthesis graph: a fix to the network makes old engine
+    files stale by itself, with no version to remember to bump."""
+    import live.engines.static_synthesis
+    import models.layers
+    import models.ops
+    import models.stylegan2
+    h = hashlib.sha256()
+    for module in (models.stylegan2, models.layers, models.ops, live.engines.static_synthesis):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def artifact_key(parts: dict) -> str:
-    """A short hash of everything the artefact depends on (JSON-serialisable values)."""
+    """A short hash of everything the artefact depends on (JSON-serialisable values), the graph's
+    source included."""
+    parts = {**parts, "graph": graph_digest()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def partial_name(path: Path) -> Path:
+    """A temporary name beside `path`, unique to this writer: two processes building the same
+    engine never write into one file; the last rename wins, and both results are whole."""
+    return path.with_name(f"{path.stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}{path.suffix}")
 
 
 def touch(path: Path) -> None:
@@ -38,15 +62,26 @@ def touch(path: Path) -> None:
         pass
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:      # removed meanwhile by another process
+        return 0.0
+
+
 def prune(folder: Path, prefix: str, suffix: str, keep: int = KEEP_PER_KIND) -> list[Path]:
     """Delete all but the `keep` most recently used `prefix*suffix` files (and their sidecars:
-    same stem, any suffix). Returns what was deleted."""
-    files = sorted(folder.glob(f"{prefix}*{suffix}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    same stem, any suffix). Never fails a build: a file another process removed or holds open
+    (Windows) is left alone. Returns what was deleted."""
+    files = sorted(folder.glob(f"{prefix}*{suffix}"), key=_mtime, reverse=True)
     removed = []
     for old in files[keep:]:
         for sidecar in folder.glob(old.stem + ".*"):
-            sidecar.unlink(missing_ok=True)
-            removed.append(sidecar)
+            try:
+                sidecar.unlink(missing_ok=True)
+                removed.append(sidecar)
+            except OSError:
+                pass
     if removed:
         logger.info("engine cache: removed {} old files from {}", len(removed), folder)
     return removed

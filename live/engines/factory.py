@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 
+from loguru import logger
+
 from live.config import EngineConfig
 from live.engines.base import Engine
 from live.engines.compiled import CompiledEngine
-from live.engines.devices import cpu_has_bf16, resolve_device
+from live.engines.devices import BackendUnavailable, cpu_has_bf16, resolve_device
 from live.engines.eager import EagerEngine
 from live.engines.onnxruntime_backend import OnnxRuntimeEngine
 from live.engines.openvino_backend import OpenVINOEngine
@@ -26,14 +28,14 @@ from models.stylegan2 import Generator
 
 BACKENDS: dict[str, type[Engine]] = {"eager": EagerEngine, "compiled": CompiledEngine, "tensorrt": TensorRTEngine,
                                      "openvino": OpenVINOEngine, "onnxruntime": OnnxRuntimeEngine}
-# What each backend needs installed (the module a user installs with its extra).
-REQUIRES = {"tensorrt": "torch_tensorrt", "openvino": "openvino", "onnxruntime": "onnxruntime"}
+# What each backend needs installed (the modules a user gets with its extra).
+REQUIRES = {"tensorrt": ("torch_tensorrt",), "openvino": ("openvino",),
+            "onnxruntime": ("onnxruntime", "onnx", "onnxscript")}
 AUTO_ORDER = {"cuda": ("compiled",), "cpu": ("openvino", "onnxruntime", "eager")}
 
 
 def installed(backend: str) -> bool:
-    module = REQUIRES.get(backend)
-    return module is None or importlib.util.find_spec(module) is not None
+    return all(importlib.util.find_spec(m) is not None for m in REQUIRES.get(backend, ()))
 
 
 def auto_backend(device_type: str) -> str:
@@ -47,10 +49,12 @@ def resolve_engine_config(cfg: EngineConfig) -> EngineConfig:
         raise ValueError(f"backend must be auto or one of {sorted(BACKENDS)}, got {cfg.backend!r}")
     device = resolve_device(cfg.device)
     backend = cfg.backend if cfg.backend != "auto" else auto_backend(device.type)
-    runtime_default = None
-    if backend == "openvino":
+    runtime_default, extra = None, {}
+    if backend == "openvino" and installed("openvino"):
+        from live.engines.openvino_backend import resolve_device_and_precision
         device = resolve_device("cpu") if cfg.device == "auto" else device
-        runtime_default = "fp16" if cfg.openvino_device.upper().startswith("GPU") else None
+        ov_device, runtime_default = resolve_device_and_precision(cfg.openvino_device)
+        extra["openvino_device"] = ov_device
     elif backend == "onnxruntime" and installed("onnxruntime"):
         from live.engines.onnxruntime_backend import (
             choose_providers,
@@ -61,16 +65,30 @@ def resolve_engine_config(cfg: EngineConfig) -> EngineConfig:
         providers = choose_providers(list(cfg.providers), import_onnxruntime().get_available_providers())
         device = resolve_device(torch_device_for(providers)) if cfg.device == "auto" else device
         runtime_default = default_precision(providers)
+        extra["providers"] = providers
     if cfg.precision != "auto":
         precision = cfg.precision
     elif runtime_default:
         precision = runtime_default
     else:
         precision = "fp16" if device.type == "cuda" else ("bf16" if cpu_has_bf16() else "fp32")
-    return dataclasses.replace(cfg, backend=backend, precision=precision, device=str(device))
+    return dataclasses.replace(cfg, backend=backend, precision=precision, device=str(device), **extra)
 
 
 def make_engine(G: Generator, cfg: EngineConfig) -> Engine:
-    """Build the backend named by cfg.backend (or the auto choice)."""
-    cfg = resolve_engine_config(cfg)
-    return BACKENDS[cfg.backend](G, cfg)
+    """Build the backend named by cfg.backend. With `auto`, the first of AUTO_ORDER that builds: one
+    installed but broken (a runtime whose libraries do not load) is passed over with a warning."""
+    if cfg.backend != "auto":
+        resolved = resolve_engine_config(cfg)
+        return BACKENDS[resolved.backend](G, resolved)
+    problems = []
+    for backend in AUTO_ORDER.get(resolve_device(cfg.device).type, ("eager",)):
+        if not installed(backend):
+            continue
+        try:
+            resolved = resolve_engine_config(dataclasses.replace(cfg, backend=backend))
+            return BACKENDS[backend](G, resolved)
+        except BackendUnavailable as e:
+            problems.append(f"{backend}: {str(e).splitlines()[0]}")
+            logger.warning("the {} backend cannot run here ({}); trying the next", backend, str(e).splitlines()[0])
+    raise BackendUnavailable("no synthesis backend could run: " + "; ".join(problems))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from live.engines.artifact_cache import partial_name
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
 from models.stylegan2 import Generator
@@ -22,25 +23,36 @@ ONNX_HINT = "ONNX export and the onnxruntime backend need the onnx extra: pip in
 
 
 def exporter_versions() -> dict:
-    """The versions an exported file depends on (part of the cache key)."""
+    """The versions an exported file depends on (part of the cache key); read from the installed
+    packages' metadata, so a cached file is found without importing the exporter."""
+    from importlib.metadata import PackageNotFoundError, version
+    if tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 5):
+        raise BackendUnavailable(f"ONNX export needs torch 2.5 or newer (this is {torch.__version__})")
     try:
-        import onnx
-        import onnxscript
+        return {"torch": torch.__version__, "onnx": version("onnx"), "onnxscript": version("onnxscript"),
+                "opset": OPSET}
+    except PackageNotFoundError as e:
+        raise BackendUnavailable(f"{ONNX_HINT} ({e.name} is not installed)") from None
+
+
+def import_exporter() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
     except Exception as e:  # missing, or broken by a protobuf it does not accept
         raise BackendUnavailable(f"{ONNX_HINT} (import failed: {e})") from None
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
-            "opset": OPSET}
 
 
 def export_onnx(G: Generator, path: str | Path, batch: int = 1, dtype: torch.dtype = torch.float32) -> Path:
     """Write W+ [batch, n_latent, S] -> image [batch, 3, R, R] (in [-1, 1]) as one ONNX file.
     Written under a temporary name and renamed: an interrupted export leaves no file that looks whole."""
     exporter_versions()
+    import_exporter()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = StaticSynthesis(copy.deepcopy(G.synthesis).cpu().to(dtype)).eval().requires_grad_(False)
     example = torch.zeros(batch, G.n_latent, G.style_dim, dtype=dtype)
-    tmp = path.with_name(path.name + ".partial")
+    tmp = partial_name(path)
     # The exporter reports its steps on stdout and deprecations as warnings: neither is for our users.
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")

@@ -28,7 +28,8 @@ from models.checkpoint import weights_hash
 from models.stylegan2 import Generator
 
 CPU = "CPUExecutionProvider"
-# Fastest first, as `auto` tries them. Short names are what users type.
+# Fastest first. Short names are what users type. `auto` takes them in this order except TensorRT,
+# whose first build per set of weights takes minutes: it is used when named.
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
              "dml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider",
              "openvino": "OpenVINOExecutionProvider", "cpu": CPU}
@@ -51,7 +52,7 @@ def choose_providers(requested: list[str], available: list[str]) -> list[str]:
     """The providers to open a session with, preferred first, the CPU always last as the fallback for
     any operator a provider lacks. requested: ["auto"] or names (short or full)."""
     if not requested or [r.lower() for r in requested] == ["auto"]:
-        chosen = [p for p in PROVIDERS.values() if p in available]
+        chosen = [p for p in PROVIDERS.values() if p in available and p != "TensorrtExecutionProvider"]
     else:
         chosen = []
         for name in requested:
@@ -86,12 +87,18 @@ class OnnxRuntimeEngine(Engine):
             raise BackendUnavailable(f"onnxruntime's {self.providers[0]} runs {cfg.precision} poorly or not at "
                                      "all: use --precision fp32 (or auto), or --backend openvino for bf16 on the CPU")
         super().__init__(G, cfg)
+        if self.device.type == "cuda" and self.providers[0] not in ON_CUDA:
+            raise BackendUnavailable(f"--device {cfg.device} needs onnxruntime's CUDA provider; this install has "
+                                     f"{', '.join(self.providers)} (pip install onnxruntime-gpu in place of "
+                                     "onnxruntime), or give --device cpu")
         start = time.perf_counter()
         folder = engines_dir(cfg.cache_dir)
         key = artifact_key({"weights": weights_hash(G), **exporter_versions(), "batch": self.batch,
                             "dtype": str(self.dtype)})
         path = folder / f"onnx-{key}.onnx"
         self.session = self._open(ort, G, path, cfg)
+        if (folder / "ort-trt").is_dir():
+            prune(folder / "ort-trt", "", ".engine")        # the TensorRT provider's own engines
         self.static_out = torch.empty(self.output_shape, device=self.device, dtype=self.dtype)
         self.binding = self.session.io_binding()
         kind, index = ("cuda", self.device.index or 0) if self.device.type == "cuda" else ("cpu", 0)
@@ -111,6 +118,8 @@ class OnnxRuntimeEngine(Engine):
         if cfg.threads > 0:
             options.intra_op_num_threads = int(cfg.threads)
         options.inter_op_num_threads = 1           # one graph, run sequentially: one pool is enough
+        # Idle pool threads would spin after each run, taking the core tracking needs in `live run`.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 
     def _provider_options(self, folder) -> list:
@@ -128,6 +137,7 @@ class OnnxRuntimeEngine(Engine):
 
     def _open(self, ort, G: Generator, path, cfg: EngineConfig):
         options, providers = self._session_options(ort, cfg), self._provider_options(path.parent)
+        session = None
         if path.is_file():
             try:
                 session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -136,14 +146,28 @@ class OnnxRuntimeEngine(Engine):
                     raise ValueError(f"input {shape}, not {list(self.input_shape)}")
                 touch(path)
                 self.cache_hit = True
-                return session
             except Exception as e:  # a truncated or foreign file: export again, do not stop the run
-                logger.warning("cached ONNX model {} is unusable ({}); exporting again", path.name, e)
-        logger.info("exporting the synthesis graph to ONNX (once per set of weights)")
-        self.cache_hit = False
-        export_onnx(G, path, self.batch, self.dtype)
-        prune(path.parent, "onnx-", ".onnx")
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+                logger.warning("cached ONNX model {} is unusable ({}); exporting again", path.name,
+                               str(e).splitlines()[0][:200])
+                session = None
+        if session is None:
+            logger.info("exporting the synthesis graph to ONNX (once per set of weights)")
+            self.cache_hit = False
+            export_onnx(G, path, self.batch, self.dtype)
+            prune(path.parent, "onnx-", ".onnx")
+            try:
+                session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            except Exception as e:
+                raise BackendUnavailable(f"onnxruntime could not open the synthesis graph with "
+                                         f"{', '.join(self.providers)}: {str(e).splitlines()[0][:300]}") from None
+        # A provider whose libraries do not load (CUDA, cuDNN, TensorRT) is dropped silently by
+        # onnxruntime, which then runs on the CPU: say so instead of running somewhere else.
+        actual = session.get_providers()
+        if actual[0] != self.providers[0]:
+            raise BackendUnavailable(f"onnxruntime could not start {self.providers[0]} (its libraries did not "
+                                     f"load; it would run on {actual[0]}). Check its requirements (CUDA and "
+                                     "cuDNN versions for onnxruntime-gpu), or give --providers cpu")
+        return session
 
     def forward_static(self) -> torch.Tensor:
         if self.device.type == "cuda":

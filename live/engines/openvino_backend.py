@@ -23,7 +23,7 @@ import torch
 from loguru import logger
 
 from live.config import EngineConfig
-from live.engines.artifact_cache import artifact_key, engines_dir, prune, touch
+from live.engines.artifact_cache import artifact_key, engines_dir, partial_name, prune, touch
 from live.engines.base import Engine
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
@@ -58,6 +58,26 @@ def choose_device(requested: str, available: list[str]) -> str:
     return name
 
 
+def device_capabilities(core, device: str) -> list[str]:
+    try:
+        return list(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # virtual devices (AUTO, MULTI) have none of their own
+        return []
+
+
+def resolve_device_and_precision(requested_device: str) -> tuple[str, str]:
+    """The OpenVINO device, and the precision `auto` means on it: fp16 on GPUs and NPUs, bf16 on
+    CPUs with bf16 instructions, fp32 on other CPUs and on virtual devices (valid everywhere)."""
+    ov = import_openvino()
+    core = ov.Core()
+    device = choose_device(requested_device, list(core.available_devices))
+    if device.startswith(("GPU", "NPU")):
+        return device, "fp16"
+    if device == "CPU" and "BF16" in device_capabilities(core, "CPU"):
+        return device, "bf16"
+    return device, "fp32"
+
+
 def precision_for(device: str, precision: str, capabilities: list[str]) -> str:
     """The INFERENCE_PRECISION_HINT for the live precision; refuses what the device cannot run
     (the plugin would otherwise fall back silently and the figures would lie)."""
@@ -88,7 +108,7 @@ def save_ir(model, xml: Path, fp16_weights: bool = False) -> Path:
     their exactness), atomically: the .bin first, the .xml (what is looked for) last."""
     ov = import_openvino()
     xml.parent.mkdir(parents=True, exist_ok=True)
-    tmp = xml.with_name(xml.stem + ".partial.xml")
+    tmp = partial_name(xml)
     ov.save_model(model, str(tmp), compress_to_fp16=fp16_weights)
     tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
     tmp.replace(xml)
@@ -114,12 +134,13 @@ class OpenVINOEngine(Engine):
         key = artifact_key({"weights": weights_hash(G), "openvino": ov.__version__, "torch": torch.__version__,
                             "batch": self.batch, "layout": IR_LAYOUT})
         model = self._read_or_convert(core, G, folder / f"openvino-{key}.xml")
-        capabilities = self._capabilities(core)
+        capabilities = device_capabilities(core, self.ov_device)
         config = {"INFERENCE_PRECISION_HINT": precision_for(self.ov_device, cfg.precision, capabilities),
                   "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(folder / "openvino-compiled")}
         if cfg.threads > 0 and self.ov_device == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(cfg.threads)
         self.compiled = core.compile_model(model, self.ov_device, config)
+        prune(folder / "openvino-compiled", "", ".blob")   # OpenVINO's own cache: one blob per model and device
         self.request = self.compiled.create_infer_request()
         # Our buffers are the request's: OpenVINO reads static_in and writes static_out in place.
         self.request.set_input_tensor(ov.Tensor(self.static_in.numpy(), shared_memory=True))
@@ -128,12 +149,6 @@ class OpenVINOEngine(Engine):
             self.forward_static()
         self.ready_s = time.perf_counter() - start
         logger.info("openvino engine ready in {:.2f} s ({}, {})", self.ready_s, self.ov_device, cfg.precision)
-
-    def _capabilities(self, core) -> list[str]:
-        try:
-            return list(core.get_property(self.ov_device, "OPTIMIZATION_CAPABILITIES"))
-        except Exception:  # virtual devices (AUTO, MULTI) have none of their own
-            return []
 
     def _read_or_convert(self, core, G: Generator, xml: Path):
         if xml.is_file() and xml.with_suffix(".bin").is_file():

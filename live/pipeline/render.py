@@ -76,7 +76,11 @@ def loop_threads(engine_cfg):
     beside synthesis, so `0` means every core but one for it (bench/RESULTS.md, "Engines": measured)."""
     if engine_cfg.threads:
         return engine_cfg
-    return dataclasses.replace(engine_cfg, threads=max(1, (os.cpu_count() or 2) - 1))
+    try:
+        cores = len(os.sched_getaffinity(0))    # the cores this process may use (containers, taskset)
+    except AttributeError:                      # not on Linux
+        cores = os.cpu_count() or 2
+    return dataclasses.replace(engine_cfg, threads=max(1, cores - 1))
 
 
 def make_renderer(scene, engine_cfg, out_size: tuple[int, int], truncation: float = 1.0, strength: float = 1.0,
