@@ -1,11 +1,11 @@
 """Is INT8 worth shipping for OpenVINO? bf16 against two INT8 forms, in one alternating run.
 
-  bf16         the openvino backend as it ships on CPUs with bf16 instructions (f32 on others)
-  int8-weights weights stored as INT8 (nncf.compress_weights), computed in bf16
+  bf16 (f32)   the openvino backend as it ships: bf16 on CPUs with bf16 instructions, f32 on others
+  int8-weights weights stored as INT8 (nncf.compress_weights), computed in that baseline precision
   int8         post-training quantisation of weights and activations (nncf.quantize, calibrated
-               on W+ codes of the generator's own distribution), the rest in bf16
+               on W+ codes of the generator's own distribution), the rest in the baseline precision
 
-Kept only if INT8 is at least 1.3x faster than bf16 with PSNR >= 35 dB against eager fp32 on
+Kept only if INT8 is at least 1.3x faster than that baseline with PSNR >= 35 dB against eager fp32 on
 held-out codes (#20). Needs `pip install nncf` (not a dependency of live: this is a measurement).
 """
 

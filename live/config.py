@@ -60,9 +60,10 @@ class EngineConfig:
                                           "(OpenVINO's own choice); auto: GPU where OpenVINO sees one, else CPU")
     providers: list = option(["auto"], "onnxruntime backend: execution providers, preferred first: tensorrt, "
                                        "cuda, dml (DirectML), coreml, openvino, cpu (or full names); auto: every "
-                                       "installed one in that order", metavar="NAMES")
-    threads: int = option(0, "CPU threads of the openvino and onnxruntime backends; 0: every core for a "
-                             "benchmark, in live run one less (tracking keeps one)")
+                                       "installed one in that order but tensorrt (minutes to build: name it)", metavar="NAMES")
+    threads: int = option(0, "CPU threads of the openvino and onnxruntime backends; 0: the runtime's "
+                             "default, every physical core (in the loop, faster than leaving one to "
+                             "tracking: bench/RESULTS.md)")
 
 
 def _per_param(pose: float, expression: float, **special: float) -> dict:

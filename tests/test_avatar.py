@@ -143,6 +143,15 @@ def test_avatar_create_show_and_edit(tmp_path, fixture_path, small_directions, c
     a = Avatar.read(out)
     assert a.psnr_tuned > a.psnr_inversion > 15 and a.tuned and np.isfinite(a.p_s.numpy()).all()
     assert all(v.dtype == torch.float16 for v in a.tuned.values())
+    from live.config import EngineConfig
+    from live.engines import make_engine
+    from live.engines.factory import resolve_engine_config
+    cpu_engine = resolve_engine_config(EngineConfig(device="cpu"))
+    if cpu_engine.backend in ("openvino", "onnxruntime"):
+        # creation prepared the engine `live run` picks, for the tuned weights as the run rebuilds them
+        assert "engine prepared for live run" in text
+        from models.checkpoint import load_generator
+        assert make_engine(Avatar.load(out, load_generator(fixture_path, "cpu")).generator, cpu_engine).cache_hit
     assert main(["avatar", "show", str(out), "--out", str(tmp_path / "show.png")]) == 0
     assert (tmp_path / "show.png").is_file()
     assert main(["edit", "-g", str(fixture_path), "-d", str(small_directions), "--avatar", str(out),

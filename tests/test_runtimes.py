@@ -77,19 +77,27 @@ def test_onnxruntime_matches_eager(fixture_and_reference, tmp_path):
 @needs_openvino
 @needs_onnxruntime
 def test_paper_architecture_exact_on_both(tmp_path):
+    """The paper's 256 px architecture (random weights: the trained ones cannot be fetched here)."""
     from models import STANDARD_ARCHS, random_generator
     G = random_generator(STANDARD_ARCHS["vox256"])
-    w = G.truncate(G.broadcast(G.mapping(torch.randn(1, G.style_dim, generator=torch.Generator().manual_seed(0)))),
-                   0.7)
-    ref = make_engine(G, EngineConfig(backend="eager", precision="fp32", device="cpu")).run(w).clone()
+    codes = [G.truncate(G.broadcast(G.mapping(torch.randn(1, G.style_dim, generator=torch.Generator().manual_seed(s)))),
+                        0.7) for s in range(4)]
+    eager = make_engine(G, EngineConfig(backend="eager", precision="fp32", device="cpu"))
+    refs = [eager.run(w).clone() for w in codes]
     for backend in ("openvino", "onnxruntime"):
         engine = make_engine(G, EngineConfig(backend=backend, precision="fp32", openvino_device="CPU",
                                              providers=["cpu"], cache_dir=str(tmp_path)))
-        assert psnr(engine.run(w), ref) > 60, backend
+        assert psnr(engine.run(codes[0]), refs[0]) > 60, backend      # measured 111 and 117 dB
     if cpu_has_ov_bf16():
-        engine = make_engine(G, EngineConfig(backend="openvino", precision="bf16", openvino_device="CPU",
-                                             cache_dir=str(tmp_path)))
-        assert psnr(engine.run(w), ref) > 40
+        # bf16 on an untrained network spreads widely with the code (OpenVINO 34.6-40.8 dB over these four, torch's
+        # own autocast 36.8-40.1; the trained fixture: 53.5 dB, test above). So: no worse than PyTorch's own bf16
+        # on the same network and codes (measured 38.4 vs 38.2 dB on average), and not fp32 in disguise.
+        ov_bf16 = make_engine(G, EngineConfig(backend="openvino", precision="bf16", openvino_device="CPU",
+                                              cache_dir=str(tmp_path)))
+        torch_bf16 = make_engine(G, EngineConfig(backend="eager", precision="bf16", device="cpu"))
+        ov_db = sum(psnr(ov_bf16.run(w), r) for w, r in zip(codes, refs)) / len(codes)
+        torch_db = sum(psnr(torch_bf16.run(w), r) for w, r in zip(codes, refs)) / len(codes)
+        assert torch_db - 1 < ov_db < 60, (ov_db, torch_db)
 
 
 # -- the cache ---------------------------------------------------------------------------------------
@@ -219,8 +227,21 @@ def test_missing_runtime_names_its_extra(monkeypatch, backend, module, extra):
     from models import STANDARD_ARCHS, random_generator
     monkeypatch.setitem(sys.modules, module, None)     # import fails as if it were not installed
     monkeypatch.setattr("live.engines.factory.installed", lambda b: True)
+    monkeypatch.setattr("live.engines.factory.missing_modules", lambda b: [])   # the engine's own import check
     with pytest.raises(BackendUnavailable, match=extra):
         make_engine(random_generator(STANDARD_ARCHS["fixture128"]), EngineConfig(backend=backend, precision="fp32"))
+
+
+@pytest.mark.parametrize("backend,missing,extra", [("onnxruntime", "onnxscript", "live\\[onnx\\]"),
+                                                   ("openvino", "openvino", "live\\[openvino\\]")])
+def test_backend_named_without_its_modules_says_what_to_install(monkeypatch, backend, missing, extra):
+    """Before any precision or device question: onnxruntime present without its exporter once answered a bf16
+    CPU's `--precision auto` with "use --precision fp32"."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    with pytest.raises(BackendUnavailable, match=f"needs {missing}: pip install '{extra}'"):
+        resolve_engine_config(EngineConfig(backend=backend, device="cpu"))
 
 
 def test_auto_takes_the_first_installed(monkeypatch):
@@ -263,6 +284,8 @@ def test_onnxruntime_provider_that_does_not_start_is_an_error(monkeypatch, tmp_p
     from models import STANDARD_ARCHS, random_generator
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    # What a session reports when CUDA's libraries did not load, on any machine (also one where they would).
+    monkeypatch.setattr(onnxruntime.InferenceSession, "get_providers", lambda self: ["CPUExecutionProvider"])
     with pytest.raises(BackendUnavailable, match="could not start CUDAExecutionProvider.*--providers cpu"):
         make_engine(random_generator(STANDARD_ARCHS["fixture128"]),
                     EngineConfig(backend="onnxruntime", precision="fp32", device="cpu", cache_dir=str(tmp_path)))

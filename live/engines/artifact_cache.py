@@ -73,7 +73,9 @@ def prune(folder: Path, prefix: str, suffix: str, keep: int = KEEP_PER_KIND) -> 
     """Delete all but the `keep` most recently used `prefix*suffix` files (and their sidecars:
     same stem, any suffix). Never fails a build: a file another process removed or holds open
     (Windows) is left alone. Returns what was deleted."""
-    files = sorted(folder.glob(f"{prefix}*{suffix}"), key=_mtime, reverse=True)
+    # Temporary files of writers (`partial_name`) are not engines: never ranked, never counted.
+    files = sorted((f for f in folder.glob(f"{prefix}*{suffix}") if ".partial-" not in f.name), key=_mtime,
+                   reverse=True)
     removed = []
     for old in files[keep:]:
         for sidecar in folder.glob(old.stem + ".*"):

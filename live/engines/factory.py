@@ -1,12 +1,14 @@
 """Choosing and building a synthesis engine: `make_engine(G, cfg)`.
 
 The backends register here by name; base.py knows none of them. `auto` takes, for the device,
-the first installed backend of AUTO_ORDER: the order of the measured figures (bench/RESULTS.md,
-"Engines"), fastest first.
-  CUDA: compiled (torch.compile + one CUDA graph a frame). TensorRT is faster per frame but its
-        first build takes minutes, so it is asked for by name.
-  CPU:  openvino (bf16 where the CPU has it: 1.2x the compiled backend, ready in under a second
-        instead of 7-15 s), then onnxruntime (fp32), then eager (mixed bf16 or fp32).
+the first installed backend of AUTO_ORDER, fastest first:
+  CUDA: compiled (torch.compile + one CUDA graph a frame). TensorRT should be faster per frame but
+        its first build takes minutes, so it is asked for by name. (No GPU figure exists yet:
+        `python -m bench gpu` measures both.)
+  CPU:  openvino (bf16 where the CPU has it), then onnxruntime (fp32), then eager (mixed bf16 or
+        fp32). Measured on 2 cores (bench/RESULTS.md, "Engines"): openvino bf16 1.1x faster than
+        torch.compile per frame, ready in 0.2 s from its cache instead of 7-14 s, and in the live
+        loop 30 fps at 31 ms added latency against 20-23 fps at 75-82 ms.
 """
 
 from __future__ import annotations
@@ -34,8 +36,20 @@ REQUIRES = {"tensorrt": ("torch_tensorrt",), "openvino": ("openvino",),
 AUTO_ORDER = {"cuda": ("compiled",), "cpu": ("openvino", "onnxruntime", "eager")}
 
 
+EXTRAS = {"tensorrt": "tensorrt", "openvino": "openvino", "onnxruntime": "onnx"}
+
+
+def missing_modules(backend: str) -> list[str]:
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):   # a broken install, or a module blocked in sys.modules
+            return True
+    return [m for m in REQUIRES.get(backend, ()) if absent(m)]
+
+
 def installed(backend: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in REQUIRES.get(backend, ()))
+    return not missing_modules(backend)
 
 
 def auto_backend(device_type: str) -> str:
@@ -49,6 +63,11 @@ def resolve_engine_config(cfg: EngineConfig) -> EngineConfig:
         raise ValueError(f"backend must be auto or one of {sorted(BACKENDS)}, got {cfg.backend!r}")
     device = resolve_device(cfg.device)
     backend = cfg.backend if cfg.backend != "auto" else auto_backend(device.type)
+    # Named by the user: say what to install before any precision or device question (tensorrt's own
+    # message, from its engine, says more: CUDA only, versions matching torch).
+    if backend != "tensorrt" and (missing := missing_modules(backend)):
+        raise BackendUnavailable(f"the {backend} backend needs {', '.join(missing)}: "
+                                 f"pip install 'live[{EXTRAS[backend]}]'")
     runtime_default, extra = None, {}
     if backend == "openvino" and installed("openvino"):
         from live.engines.openvino_backend import resolve_device_and_precision

@@ -54,9 +54,15 @@ def export_onnx(G: Generator, path: str | Path, batch: int = 1, dtype: torch.dty
     example = torch.zeros(batch, G.n_latent, G.style_dim, dtype=dtype)
     tmp = partial_name(path)
     # The exporter reports its steps on stdout and deprecations as warnings: neither is for our users.
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(tmp), dynamo=True, opset_version=OPSET, external_data=False,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
-    tmp.replace(path)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(tmp), dynamo=True, opset_version=OPSET, external_data=False,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+        tmp.replace(path)
+    except Exception as e:   # an exporter that does not take our graph (onnxscript versions): not ours to crash on
+        raise BackendUnavailable(f"exporting the synthesis to ONNX failed: {str(e).splitlines()[0][:300]} "
+                                 f"(torch {torch.__version__}; pip install -U 'live[onnx]' may help)") from e
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -146,7 +146,11 @@ class OnnxRuntimeEngine(Engine):
                     raise ValueError(f"input {shape}, not {list(self.input_shape)}")
                 touch(path)
                 self.cache_hit = True
-            except Exception as e:  # a truncated or foreign file: export again, do not stop the run
+            except Exception as e:
+                if self._file_is_sound(ort, path):   # the file is fine: the providers failed, exporting won't help
+                    raise BackendUnavailable(f"onnxruntime could not open the synthesis graph with "
+                                             f"{', '.join(self.providers)}: {str(e).splitlines()[0][:300]}") from None
+                # a truncated or foreign file: export again, do not stop the run
                 logger.warning("cached ONNX model {} is unusable ({}); exporting again", path.name,
                                str(e).splitlines()[0][:200])
                 session = None
@@ -168,6 +172,14 @@ class OnnxRuntimeEngine(Engine):
                                      f"load; it would run on {actual[0]}). Check its requirements (CUDA and "
                                      "cuDNN versions for onnxruntime-gpu), or give --providers cpu")
         return session
+
+    def _file_is_sound(self, ort, path) -> bool:
+        """Does the CPU provider, always present, open the file with our input shape?"""
+        try:
+            shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+            return list(shape) == list(self.input_shape)
+        except Exception:
+            return False
 
     def forward_static(self) -> torch.Tensor:
         if self.device.type == "cuda":

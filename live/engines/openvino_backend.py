@@ -23,7 +23,7 @@ import torch
 from loguru import logger
 
 from live.config import EngineConfig
-from live.engines.artifact_cache import artifact_key, engines_dir, partial_name, prune, touch
+from live.engines.artifact_cache import KEEP_PER_KIND, artifact_key, engines_dir, partial_name, prune, touch
 from live.engines.base import Engine
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
@@ -72,7 +72,7 @@ def resolve_device_and_precision(requested_device: str) -> tuple[str, str]:
     core = ov.Core()
     device = choose_device(requested_device, list(core.available_devices))
     if device.startswith(("GPU", "NPU")):
-        return device, "fp16"
+        return device, "fp16" if "FP16" in device_capabilities(core, device) else "fp32"
     if device == "CPU" and "BF16" in device_capabilities(core, "CPU"):
         return device, "bf16"
     return device, "fp32"
@@ -109,9 +109,13 @@ def save_ir(model, xml: Path, fp16_weights: bool = False) -> Path:
     ov = import_openvino()
     xml.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_name(xml)
-    ov.save_model(model, str(tmp), compress_to_fp16=fp16_weights)
-    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-    tmp.replace(xml)
+    try:
+        ov.save_model(model, str(tmp), compress_to_fp16=fp16_weights)
+        tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        tmp.replace(xml)
+    finally:   # interrupted or failed: leave no half-written pair behind
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
     return xml
 
 
@@ -139,8 +143,13 @@ class OpenVINOEngine(Engine):
                   "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(folder / "openvino-compiled")}
         if cfg.threads > 0 and self.ov_device == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(cfg.threads)
-        self.compiled = core.compile_model(model, self.ov_device, config)
-        prune(folder / "openvino-compiled", "", ".blob")   # OpenVINO's own cache: one blob per model and device
+        try:
+            self.compiled = core.compile_model(model, self.ov_device, config)
+        except Exception as e:   # a device plugin that fails (GPU drivers): let `auto` try the next backend
+            raise BackendUnavailable(f"OpenVINO could not compile for {self.ov_device}: "
+                                     f"{str(e).splitlines()[0][:300]}; try --openvino-device CPU") from e
+        self.threads = self._threads_used()
+        prune(folder / "openvino-compiled", "", ".blob", keep=4 * KEEP_PER_KIND)   # OpenVINO's own cache: one blob per model and device
         self.request = self.compiled.create_infer_request()
         # Our buffers are the request's: OpenVINO reads static_in and writes static_out in place.
         self.request.set_input_tensor(ov.Tensor(self.static_in.numpy(), shared_memory=True))
@@ -164,15 +173,26 @@ class OpenVINOEngine(Engine):
                 logger.warning("cached OpenVINO model {} is unusable ({}); converting again", xml.name, e)
         logger.info("converting the synthesis graph for OpenVINO (once per set of weights)")
         self.cache_hit = False
-        model = convert_synthesis(G, self.batch)
+        try:
+            model = convert_synthesis(G, self.batch)
+        except Exception as e:   # a front end that does not take our graph: let `auto` try the next backend
+            raise BackendUnavailable(f"OpenVINO could not convert the synthesis graph: {str(e).splitlines()[0][:300]} "
+                                     "(pip install -U 'live[openvino]' may help)") from e
         save_ir(model, xml)
         prune(xml.parent, "openvino-", ".xml")
         return model
+
+    def _threads_used(self) -> int:
+        """What the plugin runs with (0 given: its own default, every physical core); 0 where not a CPU."""
+        try:
+            return int(self.compiled.get_property("INFERENCE_NUM_THREADS")) if self.ov_device == "CPU" else 0
+        except Exception:
+            return 0
 
     def forward_static(self) -> torch.Tensor:
         self.request.infer()
         return self.static_out
 
     def describe(self) -> str:
-        threads = f", {self.cfg.threads} thread{'s' * (self.cfg.threads != 1)}" if self.cfg.threads else ""
+        threads = f", {self.threads} thread{'s' * (self.threads != 1)}" if self.threads else ""
         return f"openvino engine on {self.ov_device}, {self.cfg.precision}{threads}, batch {self.batch}, {self.resolution}px"

@@ -7,8 +7,6 @@ separate launches on the renderer's stream, with a warning. On the CPU the body 
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 
 import numpy as np
@@ -71,18 +69,6 @@ class WarpFrames:
         self(np.zeros(len(self.warp.space.names)))
 
 
-def loop_threads(engine_cfg):
-    """Threads for runtimes that take a count (openvino, onnxruntime): in the live loop tracking runs
-    beside synthesis, so `0` means every core but one for it (bench/RESULTS.md, "Engines": measured)."""
-    if engine_cfg.threads:
-        return engine_cfg
-    try:
-        cores = len(os.sched_getaffinity(0))    # the cores this process may use (containers, taskset)
-    except AttributeError:                      # not on Linux
-        cores = os.cpu_count() or 2
-    return dataclasses.replace(engine_cfg, threads=max(1, cores - 1))
-
-
 def make_renderer(scene, engine_cfg, out_size: tuple[int, int], truncation: float = 1.0, strength: float = 1.0,
                   latent_smoothing: float = 0.0) -> tuple[object, str]:
     """The scene's renderer and a line saying what it runs on."""
@@ -90,7 +76,7 @@ def make_renderer(scene, engine_cfg, out_size: tuple[int, int], truncation: floa
         from live.warp.renderer import WarpRenderer
         return WarpFrames(WarpRenderer(scene.warp, scene.space), out_size), "mesh warp on the CPU"
     from live.engines import make_engine
-    engine = make_engine(scene.generator, loop_threads(engine_cfg))
+    engine = make_engine(scene.generator, engine_cfg)
     renderer = Renderer(engine, scene.w_s, scene.generator.w_avg, scene.directions, out_size, truncation, strength,
                         latent_smoothing)
     return renderer, engine.describe()
