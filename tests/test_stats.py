@@ -54,7 +54,7 @@ def test_memory_trace_is_thinned_not_grown(monkeypatch):
     for k in range(1, 100_001):
         report.written = k
         report.sample_memory(k / 60)
-    times = np.array([t for t, _ in report.memory])
+    times = np.array([t for t, *_ in report.memory])
     assert 32 <= len(report.memory) < 64 and report.memory_every == 100 * 2 ** 4  # 100 000 frames / 1600 = 63
     assert np.allclose(np.diff(times), 1600 / 60, atol=0.02)  # evenly spaced over the whole run
     assert times[0] == pytest.approx(1 / 60, abs=0.01) and times[-1] > 1400
@@ -66,3 +66,19 @@ def test_frame_log_round_trip():
     log.append(7, 0.9, 98.0, False)
     assert len(log) == 2 and log.rows() == [(3, 0.5, 120.25, True), (7, 0.9, 98.0, False)]
     assert RunReport(frame_log=log).per_frame == log.rows() and RunReport().per_frame == []
+
+
+def test_memory_trace_tells_the_frame_log_from_the_loop(monkeypatch):
+    """A benchmark's per-frame log grows by design (32 bytes a frame); the trace records its size beside the
+    resident size, so an hour's run shows the loop's own growth."""
+    monkeypatch.setattr("live.pipeline.run_report.resident_mb", lambda: 800.0)
+    logged, bare = RunReport(frame_log=FrameLog()), RunReport()
+    for k in range(1, 50_002):
+        for report in (logged, bare):
+            report.written = k
+            if report.frame_log is not None:
+                report.frame_log.append(k, k / 30, 20.0, True)
+            report.sample_memory(k / 30)
+    assert all(log_mb == 0 for *_, log_mb in bare.memory)
+    t, rss, log_mb = logged.memory[-1]
+    assert rss == 800.0 and 32 * 50_000 / 2**20 <= log_mb < 1.15 * 32 * 50_001 / 2**20

@@ -23,7 +23,7 @@ class RunReport:
     found_frames: int = 0
     identity: dict = field(default_factory=dict)     # the identity watch's figures (--watch-identity)
     identity_guard: dict = field(default_factory=dict)   # how often the guard held the driver back
-    memory: list = field(default_factory=list)      # (seconds since start, resident MB), see sample_memory
+    memory: list = field(default_factory=list)      # (s since start, resident MB, of it the frame log's MB)
     memory_every: int = 100                          # frames between memory samples (doubles as they thin)
     frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)
 
@@ -39,7 +39,10 @@ class RunReport:
         interval doubles, so an hours-long run keeps an even, bounded trace."""
         if self.written % self.memory_every != 1:
             return
-        self.memory.append((round(t, 2), round(resident_mb(), 1)))
+        # The frame log (benchmarks, --stats) grows by design, 32 bytes a frame: recorded beside the resident
+        # size so a trace can tell the loop's own growth from the record kept of it.
+        log_mb = self.frame_log.nbytes() / 2**20 if self.frame_log is not None else 0.0
+        self.memory.append((round(t, 2), round(resident_mb(), 1), round(log_mb, 2)))
         if len(self.memory) >= self.MEMORY_SAMPLES:
             self.memory = self.memory[::2]
             self.memory_every *= 2
@@ -60,6 +63,9 @@ class FrameLog:
 
     def __len__(self) -> int:
         return len(self.values) // 4
+
+    def nbytes(self) -> int:
+        return self.values.buffer_info()[1] * self.values.itemsize
 
     def rows(self) -> list:
         v = self.values
