@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.records import machine
+from models.errors import first_line
 
 CUDA_ITEMS = ("gpu tests", "synthesis", "live loop", "avatar creation", "gan training")
 
@@ -99,7 +100,7 @@ def synthesis(ctx) -> dict:
                                              "--iters", "3" if ctx.dry else "100", "--warmup", "1" if ctx.dry else "10",
                                              "--json", str(Path(ctx.out) / "synth.json")])
         except BackendUnavailable as e:
-            rows[arch] = f"skipped: {str(e).splitlines()[0]}"
+            rows[arch] = f"skipped: {first_line(e, None)}"
             continue
         for r in records:
             rows[f"{arch} {r['backend']} {r['precision']}"] = {

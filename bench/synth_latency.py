@@ -28,6 +28,7 @@ from live.engines.devices import cpu_has_bf16, resolve_device
 from live.engines.factory import BACKENDS, installed, resolve_engine_config
 from live.pipeline.latency import LatencyStats
 from models import STANDARD_ARCHS, load_generator, random_generator
+from models.errors import first_line
 
 ROUND_CALLS = 5
 
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         try:
             engine, cfg, ready_s = build(G, args, backend, precision)
         except BackendUnavailable as e:
-            skipped.append(f"{backend}:{precision}: {str(e).splitlines()[0]}")
+            skipped.append(f"{backend}:{precision}: {first_line(e, None)}")
             continue
         w = w_plus.to(engine.device, engine.dtype).contiguous()
         built.append({"engine": engine, "cfg": cfg, "ready_s": ready_s, "w": w, "samples": [],

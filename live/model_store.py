@@ -22,6 +22,7 @@ from loguru import logger
 
 from live.paths import cache_dir, config_dir
 from models.download import download
+from models.errors import first_line
 from models.registry import ModelEntry, load_registry
 from models.weights_io import file_sha256 as sha256_file
 
@@ -84,7 +85,7 @@ def check_torchscript(path: Path) -> str:
     try:
         net = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
-        raise ValueError(f"not a TorchScript network ({str(e).splitlines()[0][:200]})") from None
+        raise ValueError(f"not a TorchScript network ({first_line(e, 200)})") from None
     n = sum(p.numel() for p in net.parameters())
     return f"TorchScript network, {n / 1e6:.1f} M parameters"
 

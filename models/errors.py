@@ -13,3 +13,11 @@ class CheckpointError(WeightsError):
 
 class DirectionsError(WeightsError):
     """A file that is not a usable direction matrix."""
+
+
+def first_line(error: BaseException, limit: int | None = 300) -> str:
+    """The first line of an error's message, cut to `limit` characters (third-party messages can run to
+    pages), or the error's type name when it has no message (`str(e).splitlines()[0]` fails on those)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if limit is None else text[:limit]

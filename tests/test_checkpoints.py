@@ -170,3 +170,11 @@ def test_cli_bad_checkpoint_is_an_error_not_a_traceback(tmp_path, capsys):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     assert main(["models", "info", str(bad)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_first_line_of_an_error():
+    from models.errors import first_line
+    assert first_line(RuntimeError("no kernel\nfor this op\n...")) == "no kernel"
+    assert first_line(RuntimeError("\n  bad build  \ndetails")) == "bad build"
+    assert first_line(RuntimeError()) == "RuntimeError"          # `str(e).splitlines()[0]` raised IndexError here
+    assert first_line(ValueError("x" * 500)) == "x" * 300 and len(first_line(ValueError("x" * 500), None)) == 500

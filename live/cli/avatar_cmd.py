@@ -166,6 +166,7 @@ def prepare_engine(avatar_path, G) -> None:
     from live.config import EngineConfig
     from live.engines import BackendUnavailable, make_engine
     from live.engines.factory import resolve_engine_config
+    from models.errors import first_line
     try:
         cfg = resolve_engine_config(EngineConfig(device="cpu"))
         if cfg.backend not in ("openvino", "onnxruntime"):
@@ -175,7 +176,7 @@ def prepare_engine(avatar_path, G) -> None:
         engine = make_engine(tuned, cfg)
         print(f"  engine prepared for live run: {engine.describe()} ({time.perf_counter() - start:.1f} s, once)")
     except BackendUnavailable as e:
-        logger.info("no engine prepared for this avatar: {}", str(e).splitlines()[0])
+        logger.info("no engine prepared for this avatar: {}", first_line(e, None))
 
 
 def show(opts: ShowCommand, cfg) -> int:

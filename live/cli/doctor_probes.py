@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from live.io.sinks import LOAD_LOOPBACK
+
 
 @dataclass
 class Check:
@@ -187,7 +189,7 @@ def probe_cameras(s: System) -> list[Check]:
 def _loopback_checks(s: System, loopbacks: list[str]) -> list[Check]:
     if not loopbacks:
         secure = s.run("mokutil", "--sb-state") or ""
-        fix = 'sudo apt install v4l2loopback-dkms && sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="live"'
+        fix = f"sudo apt install v4l2loopback-dkms && {LOAD_LOOPBACK}"
         if "enabled" in secure.lower():
             fix += " (Secure Boot is on: the module must be signed, or enrolled with mokutil, to load)"
         return [Check("virtual camera", None, "no v4l2loopback device: `--sink vcam` cannot send to video calls", fix)]
@@ -195,8 +197,7 @@ def _loopback_checks(s: System, loopbacks: list[str]) -> list[Check]:
     out = [Check("virtual camera", True, "v4l2loopback: " + ", ".join(loopbacks))]
     if caps and caps[0] not in ("Y", "1"):
         out.append(Check("virtual camera", None, "v4l2loopback loaded without exclusive_caps: Chrome and Meet do "
-                                                  "not list it", "sudo modprobe -r v4l2loopback && sudo modprobe "
-                                                                 "v4l2loopback devices=1 exclusive_caps=1 card_label=\"live\""))
+                                                  "not list it", f"sudo modprobe -r v4l2loopback && {LOAD_LOOPBACK}"))
     if any(int(''.join(ch for ch in Path(n.split()[0]).name if ch.isdigit()) or 0) > 9 for n in loopbacks):
         out.append(Check("virtual camera", None, "some apps miss video devices numbered above 9",
                          "load it with video_nr=9 (or lower)"))

@@ -26,6 +26,7 @@ from live.engines.eager import EagerEngine
 from live.engines.onnxruntime_backend import OnnxRuntimeEngine
 from live.engines.openvino_backend import OpenVINOEngine
 from live.engines.tensorrt import TensorRTEngine
+from models.errors import first_line
 from models.stylegan2 import Generator
 
 BACKENDS: dict[str, type[Engine]] = {"eager": EagerEngine, "compiled": CompiledEngine, "tensorrt": TensorRTEngine,
@@ -69,12 +70,12 @@ def resolve_engine_config(cfg: EngineConfig) -> EngineConfig:
         raise BackendUnavailable(f"the {backend} backend needs {', '.join(missing)}: "
                                  f"pip install 'live[{EXTRAS[backend]}]'")
     runtime_default, extra = None, {}
-    if backend == "openvino" and installed("openvino"):
+    if backend == "openvino":
         from live.engines.openvino_backend import resolve_device_and_precision
         device = resolve_device("cpu") if cfg.device == "auto" else device
         ov_device, runtime_default = resolve_device_and_precision(cfg.openvino_device)
         extra["openvino_device"] = ov_device
-    elif backend == "onnxruntime" and installed("onnxruntime"):
+    elif backend == "onnxruntime":
         from live.engines.onnxruntime_backend import (
             choose_providers,
             default_precision,
@@ -108,6 +109,7 @@ def make_engine(G: Generator, cfg: EngineConfig) -> Engine:
             resolved = resolve_engine_config(dataclasses.replace(cfg, backend=backend))
             return BACKENDS[backend](G, resolved)
         except BackendUnavailable as e:
-            problems.append(f"{backend}: {str(e).splitlines()[0]}")
-            logger.warning("the {} backend cannot run here ({}); trying the next", backend, str(e).splitlines()[0])
+            reason = first_line(e, None)
+            problems.append(f"{backend}: {reason}")
+            logger.warning("the {} backend cannot run here ({}); trying the next", backend, reason)
     raise BackendUnavailable("no synthesis backend could run: " + "; ".join(problems))

@@ -15,6 +15,7 @@ import torch
 from live.engines.artifact_cache import partial_name
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
+from models.errors import first_line
 from models.stylegan2 import Generator
 
 OPSET = 18
@@ -61,7 +62,7 @@ def export_onnx(G: Generator, path: str | Path, batch: int = 1, dtype: torch.dty
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
         tmp.replace(path)
     except Exception as e:   # an exporter that does not take our graph (onnxscript versions): not ours to crash on
-        raise BackendUnavailable(f"exporting the synthesis to ONNX failed: {str(e).splitlines()[0][:300]} "
+        raise BackendUnavailable(f"exporting the synthesis to ONNX failed: {first_line(e)} "
                                  f"(torch {torch.__version__}; pip install -U 'live[onnx]' may help)") from e
     finally:
         tmp.unlink(missing_ok=True)

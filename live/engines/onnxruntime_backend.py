@@ -23,8 +23,15 @@ from live.config import EngineConfig
 from live.engines.artifact_cache import artifact_key, engines_dir, prune, touch
 from live.engines.base import Engine
 from live.engines.devices import BackendUnavailable
-from live.engines.onnx_export import INPUT_NAME, ONNX_HINT, OUTPUT_NAME, export_onnx, exporter_versions
+from live.engines.onnx_export import (
+    INPUT_NAME,
+    ONNX_HINT,
+    OUTPUT_NAME,
+    export_onnx,
+    exporter_versions,
+)
 from models.checkpoint import weights_hash
+from models.errors import first_line
 from models.stylegan2 import Generator
 
 CPU = "CPUExecutionProvider"
@@ -149,10 +156,10 @@ class OnnxRuntimeEngine(Engine):
             except Exception as e:
                 if self._file_is_sound(ort, path):   # the file is fine: the providers failed, exporting won't help
                     raise BackendUnavailable(f"onnxruntime could not open the synthesis graph with "
-                                             f"{', '.join(self.providers)}: {str(e).splitlines()[0][:300]}") from None
+                                             f"{', '.join(self.providers)}: {first_line(e)}") from None
                 # a truncated or foreign file: export again, do not stop the run
                 logger.warning("cached ONNX model {} is unusable ({}); exporting again", path.name,
-                               str(e).splitlines()[0][:200])
+                               first_line(e, 200))
                 session = None
         if session is None:
             logger.info("exporting the synthesis graph to ONNX (once per set of weights)")
@@ -163,7 +170,7 @@ class OnnxRuntimeEngine(Engine):
                 session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
             except Exception as e:
                 raise BackendUnavailable(f"onnxruntime could not open the synthesis graph with "
-                                         f"{', '.join(self.providers)}: {str(e).splitlines()[0][:300]}") from None
+                                         f"{', '.join(self.providers)}: {first_line(e)}") from None
         # A provider whose libraries do not load (CUDA, cuDNN, TensorRT) is dropped silently by
         # onnxruntime, which then runs on the CPU: say so instead of running somewhere else.
         actual = session.get_providers()

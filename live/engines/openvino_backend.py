@@ -23,11 +23,19 @@ import torch
 from loguru import logger
 
 from live.config import EngineConfig
-from live.engines.artifact_cache import KEEP_PER_KIND, artifact_key, engines_dir, partial_name, prune, touch
+from live.engines.artifact_cache import (
+    KEEP_PER_KIND,
+    artifact_key,
+    engines_dir,
+    partial_name,
+    prune,
+    touch,
+)
 from live.engines.base import Engine
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
 from models.checkpoint import weights_hash
+from models.errors import first_line
 from models.stylegan2 import Generator
 
 INSTALL_HINT = "the openvino backend needs OpenVINO: pip install 'live[openvino]'"
@@ -147,7 +155,7 @@ class OpenVINOEngine(Engine):
             self.compiled = core.compile_model(model, self.ov_device, config)
         except Exception as e:   # a device plugin that fails (GPU drivers): let `auto` try the next backend
             raise BackendUnavailable(f"OpenVINO could not compile for {self.ov_device}: "
-                                     f"{str(e).splitlines()[0][:300]}; try --openvino-device CPU") from e
+                                     f"{first_line(e)}; try --openvino-device CPU") from e
         self.threads = self._threads_used()
         prune(folder / "openvino-compiled", "", ".blob", keep=4 * KEEP_PER_KIND)   # OpenVINO's own cache: one blob per model and device
         self.request = self.compiled.create_infer_request()
@@ -176,7 +184,7 @@ class OpenVINOEngine(Engine):
         try:
             model = convert_synthesis(G, self.batch)
         except Exception as e:   # a front end that does not take our graph: let `auto` try the next backend
-            raise BackendUnavailable(f"OpenVINO could not convert the synthesis graph: {str(e).splitlines()[0][:300]} "
+            raise BackendUnavailable(f"OpenVINO could not convert the synthesis graph: {first_line(e)} "
                                      "(pip install -U 'live[openvino]' may help)") from e
         save_ir(model, xml)
         prune(xml.parent, "openvino-", ".xml")

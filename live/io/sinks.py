@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from models.errors import first_line
+
 
 class SinkError(RuntimeError):
     """A sink that cannot be opened or written; the message says what to do."""
@@ -106,12 +108,16 @@ class FileSink(Sink):
                         f" ({held} held where the loop dropped one)" if held > 0 else "")
 
 
+# What loads the virtual camera on Linux so call apps list it (Chrome and Meet need exclusive_caps).
+LOAD_LOOPBACK = 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="live"'
+
+
 def vcam_setup_hint() -> str:
     system = platform.system()
     if system == "Linux":
         return ("no virtual camera device. Install and load v4l2loopback, then run again:\n"
                 "  sudo apt install v4l2loopback-dkms   # or your distribution's package\n"
-                "  sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=\"live\"\n"
+                f"  {LOAD_LOOPBACK}\n"
                 "The camera 'live' then appears in Zoom, Meet, Teams and OBS.")
     if system in ("Windows", "Darwin"):
         return ("no virtual camera: install OBS Studio (28 or newer) and start its virtual camera once "
@@ -133,7 +139,7 @@ class VirtualCameraSink(Sink):
             self.cam = pyvirtualcam.Camera(width=self.size[0], height=self.size[1], fps=fps,
                                            fmt=pyvirtualcam.PixelFormat.RGB, device=device, print_fps=False)
         except Exception as e:  # pyvirtualcam raises RuntimeError/ValueError with backend messages
-            raise SinkError(f"{vcam_setup_hint()}\n(pyvirtualcam: {str(e).strip().splitlines()[0][:200]})") from None
+            raise SinkError(f"{vcam_setup_hint()}\n(pyvirtualcam: {first_line(e, 200)})") from None
         logger.info("virtual camera: {} ({}x{} @ {:g} fps)", self.cam.device, *self.size, fps)
 
     def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
@@ -179,7 +185,7 @@ class WindowSink(Sink):
             cv2.imshow(self.TITLE, view)
             key = cv2.waitKey(1) & 0xFF
         except cv2.error as e:
-            logger.warning("preview window unavailable ({}); continuing without it", str(e).splitlines()[0][:120])
+            logger.warning("preview window unavailable ({}); continuing without it", first_line(e, 120))
             self.enabled = False
             return
         if self.controls is None or key == 255:
@@ -253,5 +259,5 @@ def open_sinks(specs: list[str], fps: float, size: tuple[int, int], vcam_device:
 def vcam_setup_command() -> str:
     """The one command (or step) that makes a virtual camera appear on this system."""
     if platform.system() == "Linux":
-        return 'sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="live", from the v4l2loopback-dkms package'
+        return f"{LOAD_LOOPBACK}, from the v4l2loopback-dkms package"
     return "install OBS Studio 28+, start and stop its virtual camera once"

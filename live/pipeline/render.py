@@ -16,6 +16,7 @@ from loguru import logger
 from live.pipeline.frame_body import FrameBody
 from live.pipeline.messages import Motion, Rendered
 from live.pipeline.slots import LatestSlot, Stage
+from models.errors import first_line
 
 
 class Renderer:
@@ -35,7 +36,7 @@ class Renderer:
             graph = FrameGraph(self.body)
         except Exception as e:  # a driver or CuPy that cannot capture: separate launches per frame instead
             logger.warning("could not capture the frame into one CUDA graph ({}); running blend, synthesis and "
-                           "post-process as separate launches", str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+                           "post-process as separate launches", first_line(e, 200))
             return None
         logger.info("frame graph captured: blend, synthesis and post-process replay as one CUDA graph")
         return graph
