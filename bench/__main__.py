@@ -9,6 +9,7 @@ from bench import (
     avatar_quality,
     directions_quality,
     fp16_headroom,
+    gpu_carry,
     gpu_check,
     int8_check,
     pipeline_latency,
@@ -26,6 +27,8 @@ BENCHMARKS = (
     ("avatar", avatar_quality, "avatar creation: reconstruction PSNR, latent space kept, time"),
     ("fp16", fp16_headroom, "how close synthesis comes to fp16's range, op by op (CPU, any generator)"),
     ("gpu", gpu_check, "everything that needs a GPU, in one run: CUDA-only tests and GPU figures -> report"),
+    ("gpu-carry", gpu_carry, "the inputs `gpu` needs on a GPU machine without the tracker: wheels, fixtures, "
+                             "recordings (< 40 MiB)"),
     ("quality", quality, "reenactment quality as the paper measures it: CSIM, PSNR, SSIM, NME, pose, expression"),
     ("warp", warp_sweeps, "does the mesh warp draw what it is asked? parameter sweeps, tracked afterwards"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),

@@ -56,17 +56,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from live.face_params import ParamEstimator, ParamSmoother
-
     from live.config import LiveConfig
     from live.io.sources import iter_video_rgb, video_fps
+    from live.tracking.estimator import make_estimator, make_smoother
     cfg = LiveConfig()
     cfg.tracking.flip_average = not args.no_flip_average
     rows, all_ms = [], []
     for clip in args.clips:
         path = Path(args.media) / clip
-        est = ParamEstimator(cfg.tracking)
-        smoother = ParamSmoother(cfg.smoothing)
+        est = make_estimator(cfg.tracking)
+        smoother = make_smoother(cfg.smoothing)
         ms, raw, smooth, found = [], [], [], 0
         for k, t, frame in iter_video_rgb(path, size=(640, 480), max_frames=args.frames):
             t0 = time.perf_counter()

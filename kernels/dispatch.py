@@ -59,3 +59,21 @@ def resolve_impl(impl: str, sample) -> str:
     if impl == "numba" and not numba_available():
         return "ref"
     return impl
+
+
+def check_out(out, shape: tuple[int, ...], dtype) -> None:
+    """A caller's `out=` buffer must be exactly what the kernel writes: the compiled kernels index it
+    without bounds checks, so a wrong size would write past its end."""
+    if out is not None and (tuple(out.shape) != tuple(shape) or out.dtype != dtype):
+        raise ValueError(f"out must be {list(shape)} {dtype}, got {list(out.shape)} {out.dtype}")
+
+
+def write_into(result, out):
+    """`result` written into the caller's buffer when one is given, and that buffer returned: every
+    implementation honours `out=` (the reference too, which stands in when Numba is missing; the
+    frame body renders from its own buffers and never looks at the return value)."""
+    if out is None:
+        return result
+    check_out(out, result.shape, result.dtype)
+    out[...] = result
+    return out

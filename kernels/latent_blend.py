@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from kernels.dispatch import resolve_impl
+from kernels.dispatch import check_out, resolve_impl, write_into
 
 CUDA_SOURCE = r"""
 extern "C" __global__ void live_latent_blend(
@@ -109,15 +109,17 @@ def latent_blend(w_s, w_avg, A, bias, dp, strength, psi: float = 1.0, impl: str 
         import cupy
         arrays = [cupy.ascontiguousarray(cupy.asarray(x, dtype=cupy.float32)) for x in (w_s, w_avg, A, bias, dp, strength)]
         L, S, Ls, P = _check(*arrays)
+        check_out(out, (L, S), cupy.float32)
         out = cupy.empty((L, S), dtype=cupy.float32) if out is None else out
         threads = 256
         _cupy_kernel()(((L * S + threads - 1) // threads,), (threads,),
                        (*arrays, np.float32(psi), np.int32(L), np.int32(S), np.int32(Ls), np.int32(P), out))
         return out
     arrays = [np.ascontiguousarray(np.asarray(x, dtype=np.float32)) for x in (w_s, w_avg, A, bias, dp, strength)]
-    if impl == "ref":
-        return latent_blend_ref(*arrays, psi)
+    if impl == "ref":   # also where Numba is missing: the caller's buffer must still hold the result
+        return write_into(latent_blend_ref(*arrays, psi), out)
     L, S, Ls, P = _check(*arrays)
+    check_out(out, (L, S), np.float32)
     out = np.empty((L, S), dtype=np.float32) if out is None else out
     _numba_kernel()(*arrays, np.float32(psi), Ls, out)
     return out

@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from kernels.dispatch import resolve_impl
+from kernels.dispatch import check_out, resolve_impl, write_into
 
 CUDA_SOURCE = r"""
 // NaN reads as black; +-inf as the largest finite float, so it clamps to white/black like any large value
@@ -187,6 +187,7 @@ def postprocess(img, out_h: int, out_w: int, fill=(0, 0, 0), impl: str = "auto",
     if impl == "cupy":
         import cupy
         src = cupy.ascontiguousarray(cupy.asarray(img, dtype=cupy.float32))
+        check_out(out, (out_h, out_w, 3), cupy.uint8)
         out = cupy.empty((out_h, out_w, 3), cupy.uint8) if out is None else out
         threads = 256
         _cupy_kernel()(((out_h * out_w + threads - 1) // threads,), (threads,),
@@ -194,8 +195,9 @@ def postprocess(img, out_h: int, out_w: int, fill=(0, 0, 0), impl: str = "auto",
                         np.int32(cw), np.int32(ch), np.uint8(fill[0]), np.uint8(fill[1]), np.uint8(fill[2]), out))
         return out
     src = np.ascontiguousarray(np.asarray(img, dtype=np.float32))
-    if impl == "ref":
-        return postprocess_ref(src, out_h, out_w, fill)
+    if impl == "ref":   # also where Numba is missing: the caller's buffer must still hold the frame
+        return write_into(postprocess_ref(src, out_h, out_w, fill), out)
+    check_out(out, (out_h, out_w, 3), np.uint8)
     out = np.empty((out_h, out_w, 3), np.uint8) if out is None else out
     _numba_kernel()(src, out_h, out_w, x0, y0, cw, ch, np.asarray(fill, np.uint8), out)
     return out

@@ -103,7 +103,8 @@ class RunConfig:
                                           "to the avatar's generator if known, else demo directions",
                                     flags=("-d",), metavar="A.pt")
     source: str = option("auto", "what drives the avatar: a camera index (0) or /dev/videoN, a video file, an "
-                                 "image; auto: camera 0 if there is one, else a built-in synthetic motion",
+                                 "image, a face-parameter track from `live track SRC --out CSV` (replayed, no tracking); "
+                                 "auto: camera 0 if there is one, else a built-in synthetic motion",
                          flags=("-s",), metavar="SRC")
     camera_size: list = option(["640", "480"], "requested camera frame size, WxH", parse=parse_size,
                                metavar="WxH")

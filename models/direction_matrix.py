@@ -14,6 +14,7 @@ face_model_sha256 and fit_info. Loading is weights_only (tensors and plain value
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,17 @@ class Directions:
             raise DirectionsError(f"param_range must be [{p}, 2], got {list(self.param_range.shape)}")
         if not (torch.isfinite(self.weight).all() and torch.isfinite(self.bias).all()):
             raise DirectionsError("the direction matrix holds NaN or Inf values; fit it again")
+
+    def to(self, device) -> "Directions":
+        """A copy whose matrix (weight, bias) lives on `device`, where the generator is: what every user of
+        the matrix there needs. The parameter range stays on the host with the driver's parameters."""
+        moved = copy.copy(self)
+        moved.weight, moved.bias = self.weight.to(device), self.bias.to(device)
+        return moved
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
 
     @property
     def n_params(self) -> int:

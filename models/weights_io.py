@@ -9,12 +9,16 @@ replaces a good file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import pickle
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models.errors import CheckpointError, WeightsError
@@ -58,6 +62,32 @@ def save_atomic(obj: object, path: str | Path) -> Path:
     torch.save(obj, tmp)
     tmp.replace(path)
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """A temporary path beside PATH (unique to this writer) to write to; on success it is flushed to disk
+    and renamed over PATH, so PATH is never half-written; on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz_atomic(path: str | Path, **arrays) -> Path:
+    """np.savez_compressed of the arrays to PATH, atomically (atomic_path)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return Path(path)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -34,6 +34,16 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
 
 
+@pytest.fixture
+def log_messages():
+    """What loguru logs at WARNING and above during the test, one string per message."""
+    from loguru import logger
+    messages: list[str] = []
+    handle = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING")
+    yield messages
+    logger.remove(handle)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     """Every test gets its own LIVE_HOME so nothing touches the real user dirs."""
@@ -99,6 +109,25 @@ def small_directions(tmp_path_factory, fixture_path):
         else:
             os.environ["LIVE_HOME"] = old
     return folder / "A.pt"
+
+
+@pytest.fixture(scope="session")
+def quick_avatar(tmp_path_factory, fixture_path):
+    """An avatar of vox_source.png for the fixture generator, made in seconds (2 inversion steps, no tuning,
+    no directions, so no identity limits): for plumbing, not looks."""
+    from live.cli import main
+    folder = tmp_path_factory.mktemp("avatar")
+    old = os.environ.get("LIVE_HOME")
+    os.environ["LIVE_HOME"] = str(folder / "home")
+    try:
+        assert main(["avatar", "create", str(SHARED / "media" / "vox_source.png"), "-g", str(fixture_path),
+                     "-o", str(folder / "me.pt"), "--framing", "fixture", "--steps", "2", "--no-pti"]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("LIVE_HOME", None)
+        else:
+            os.environ["LIVE_HOME"] = old
+    return folder / "me.pt"
 
 
 def write_clip(src: Path, dst: Path, frames: int, repeat: int = 1, fps: float = 25.0) -> Path:

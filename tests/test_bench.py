@@ -95,6 +95,18 @@ def test_bench_pipeline_table_json_and_plot(tmp_path, capsys):
 
 
 @needs_shared
+def test_bench_track_times_the_tracker_and_records(tmp_path, capsys):
+    """It imported a module that no longer existed (live.face_params) and failed at once."""
+    out = tmp_path / "r.json"
+    assert main(["track", "--media", str(SHARED / "media"), "--clips", "lp_d6.mp4", "--frames", "12",
+                 "--warmup", "2", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())[-1]
+    assert record["bench"] == "track" and record["clips"][0]["frames"] == 12
+    assert record["clips"][0]["found"] == 12 and record["median_ms"] > 0
+    assert "tracking + parameters per frame" in capsys.readouterr().out
+
+
+@needs_shared
 def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
     out = tmp_path / "r.json"
     assert main(["avatar", "-g", str(fixture_path), "--media", str(SHARED / "media"), "--photos", "lp_d0.mp4",
@@ -109,16 +121,23 @@ def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
 
 
 @needs_shared
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU, python -m bench gpu runs the real items (minutes)")
 def test_bench_gpu_without_a_gpu_skips_every_gpu_item_and_dry_runs_them(tmp_path):
-    """Acceptance: exits 0; each GPU item skipped with its reason; the CPU dry run of every item passed."""
+    """Acceptance: exits 0; each GPU item skipped with its reason; the CPU dry run of every item passed, on a
+    small carry set it made itself (the tracker runs here). CI also runs it in a GPU-like venv (.ci)."""
+    from tests.conftest import FIXTURES
     out = tmp_path / "r"
-    assert main(["gpu", "--out", str(out), "--media", str(SHARED / "media")]) == 0
+    assert main(["gpu", "--out", str(out), "--carry", str(tmp_path / "no-carry"), "--media", str(SHARED / "media"),
+                 "--fixtures", str(FIXTURES)]) == 0
     report = json.loads((out / "report.json").read_text())
     items = {r["item"]: r for r in report["items"]}
-    for name in ("gpu tests", "synthesis", "live loop", "avatar creation", "gan training"):
+    for name in ("gpu tests", "synthesis", "avatar creation", "live loop", "gan training"):
         assert items[name]["status"] == "skipped" and "no CUDA device" in items[name]["reason"]
         assert items[f"cpu dry run: {name}"]["status"] == "passed", items[f"cpu dry run: {name}"]
     assert items["cpu dry run"]["status"] == "passed" and report["gpu"] is None
     assert items["cpu dry run: gpu tests"]["figures"]["tests"] >= 8      # every CUDA-only test was collected
+    assert items["cpu dry run: live loop"]["figures"]["fixture avatar"]["written"] == 6
+    assert items["cpu dry run: avatar creation"]["figures"]["fixture avatar"]["identity_limits"] is not None
+    assert (out / "carry" / "MANIFEST.json").is_file() and (out / "avatar.pt").is_file()
     assert "no GPU figure produced" in (out / "report.md").read_text()

@@ -13,8 +13,8 @@ from live.cli import doctor_probes as d
 
 class FakeSystem(d.System):
     def __init__(self, modules=None, commands=None, files=None, globs=None, system="Linux", display=False,
-                 free=50e9, installed=()):
-        self.modules, self.commands = modules or {}, commands or {}
+                 free=50e9, installed=(), cupy_problem=None):
+        self.modules, self.commands, self.cupy_problem = modules or {}, commands or {}, cupy_problem
         self.files, self.globs = files or {}, globs or {}
         self._system, self._display, self._free, self.installed = system, display, free, set(installed)
 
@@ -32,6 +32,9 @@ class FakeSystem(d.System):
 
     def glob(self, pattern):
         return self.globs.get(pattern, [])
+
+    def cupy_kernels_problem(self):
+        return self.cupy_problem
 
     def system(self):
         return self._system
@@ -74,6 +77,11 @@ def test_kernels_and_optional_runtimes():
     assert mismatch["cupy"].ok is None and "gpu-cuda13" in mismatch["cupy"].detail
     match = _by_area(d.probe_kernels(FakeSystem({"torch": _torch("12.4"), "cupy": cupy})))
     assert match["cupy"].ok is True
+    on_gpu = {"torch": _torch("12.4", True), "cupy": cupy}
+    assert _by_area(d.probe_kernels(FakeSystem(on_gpu)))["cupy"].ok is True
+    no_nvrtc = _by_area(d.probe_kernels(FakeSystem(on_gpu, cupy_problem="RuntimeError: CuPy failed to load libnvrtc")))
+    assert no_nvrtc["cupy"].ok is None and "cannot build or run the kernels" in no_nvrtc["cupy"].detail
+    assert "libnvrtc" in no_nvrtc["cupy"].detail and "torch ops" in no_nvrtc["cupy"].detail
     ort = SimpleNamespace(__version__="1.20", get_available_providers=lambda: ["CPUExecutionProvider"])
     present = _by_area(d.probe_kernels(FakeSystem({"torch": _torch(), "onnxruntime": ort})))
     assert present["onnxruntime"].ok is True and "CPUExecutionProvider" in present["onnxruntime"].detail

@@ -217,3 +217,17 @@ def test_two_processes_average_their_gradients(tmp_path):
                         str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert r.stdout.count("in step") == 2
+
+
+def test_without_the_face_tracker_training_goes_on_without_a_face_count(monkeypatch, log_messages):
+    """A GPU machine without MediaPipe (numpy 2): the sample grid's face count is skipped, saying so, and the
+    snapshot does not fail (before: ImportError from inside the first snapshot)."""
+    from live.gan import train
+    from models.face import tracker
+
+    class NoMediaPipe:
+        def __init__(self, *args, **kwargs):
+            raise ModuleNotFoundError("No module named 'mediapipe'")
+    monkeypatch.setattr(tracker, "MediaPipeTracker", NoMediaPipe)
+    assert train.count_faces(torch.zeros(2, 3, 16, 16)) is None
+    assert any("face tracker cannot load" in m and "mediapipe" in m for m in log_messages)

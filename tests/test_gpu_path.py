@@ -237,7 +237,7 @@ def test_frame_graph_matches_the_cpu_reference_and_compiles_once(face128, smooth
 @needs_shared
 def test_torch_kernels_on_cuda_match_the_cpu_reference(face128, monkeypatch):
     """Without CuPy (or with a mismatched one) the kernels run as torch ops on the GPU: same picture."""
-    monkeypatch.setattr("live.pipeline.frame_body.kernels_on_cuda", lambda: "torch")
+    monkeypatch.setattr("live.pipeline.frame_body.kernels_on_cuda", lambda *device: "torch")
     G = face128
     d = demo_directions(G)
     w = G.broadcast(G.w_avg[None])[0]

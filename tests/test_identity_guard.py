@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from live.avatar.identity_limits import MAX_NORM, identity_limits, soft_limit
@@ -66,6 +67,7 @@ def test_limits_follow_how_far_a_direction_can_go(face128, fixture_path):
 
 
 @needs_shared
+@pytest.mark.slow   # ~55 s on 2 cores: CI's slow step runs it
 def test_avatar_carries_its_limits_and_the_loop_eases_into_them(tmp_path, fixture_path, small_directions, capsys):
     from live.avatar import Avatar
     from live.cli import main

@@ -51,6 +51,67 @@ def imports_of(path: Path, modules: dict[str, Path], own: str) -> set[str]:
     return found
 
 
+def defined_names(path: Path) -> set[str]:
+    """The names a module defines at its top level (functions, classes, assignments, imports), including
+    those inside top-level if/try/with blocks: what `from module import name` can take from it."""
+    names: set[str] = set()
+
+    def targets(node) -> None:
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for elt in node.elts:
+                targets(elt)
+
+    def visit(body) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                for t in node.targets:
+                    targets(t)
+                    # lazy exports: a module __getattr__ serving the keys of _EXPORTS (models/__init__.py)
+                    if isinstance(t, ast.Name) and t.id == "_EXPORTS" and isinstance(node.value, ast.Dict):
+                        names.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                targets(node.target)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                visit(getattr(node, "finalbody", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+    visit(ast.parse(path.read_text(), str(path)).body)
+    return names
+
+
+def unresolved_imports(path: Path, modules: dict[str, Path], own: str) -> list[str]:
+    """Imports of the project's packages that load nothing: a module that does not exist, or a name
+    its module does not define (`python -m bench track` once imported a module that was gone)."""
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            bad += [f"import {a.name}" for a in node.names
+                    if a.name.split(".")[0] in LAYERS and a.name not in modules]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] not in LAYERS:
+                continue
+            if base not in modules:
+                bad.append(f"from {base} import ...: no module {base}")
+                continue
+            defined = defined_names(modules[base])
+            bad += [f"from {base} import {a.name}" for a in node.names
+                    if a.name != "*" and f"{base}.{a.name}" not in modules and a.name not in defined]
+    return bad
+
+
 def import_graph() -> dict[str, set[str]]:
     modules = project_files()
     return {name: imports_of(path, modules, name) for name, path in modules.items()}
@@ -116,6 +177,23 @@ def test_no_import_circles_between_packages():
         targets.discard(key)
     found = cycles(packages)
     assert not found, "circles between packages:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_every_project_import_resolves():
+    modules = project_files()
+    bad = [f"{name}: {b}" for name, path in sorted(modules.items()) for b in unresolved_imports(path, modules, name)]
+    assert not bad, "imports that load nothing:\n" + "\n".join(bad)
+
+
+def test_the_checker_sees_an_import_of_nothing(tmp_path):
+    modules = project_files()
+    probe = tmp_path / "probe.py"
+    probe.write_text("from live.face_params import ParamEstimator\nimport live.no_such_module\n"
+                     "from live.tracking.estimator import make_estimator, make_estimater\n"
+                     "from live.pipeline import scene\nfrom bench import records\n")
+    assert unresolved_imports(probe, modules, "bench.probe") == [
+        "from live.face_params import ...: no module live.face_params", "import live.no_such_module",
+        "from live.tracking.estimator import make_estimater"]
 
 
 def test_the_checker_sees_a_circle():

@@ -58,6 +58,35 @@ def test_blend_cupy_equals_reference_without_copies():
     assert np.abs(cupy.asnumpy(out) - latent_blend(*args, psi=0.7, impl="ref")).max() < 1e-5
 
 
+@pytest.mark.parametrize("impl", ["ref", "numba"])
+def test_every_blend_impl_writes_the_callers_buffer(impl):
+    """The frame body renders from its own buffers: a kernel that returns a new array and leaves `out`
+    alone (the NumPy reference did, and it stands in whenever Numba is missing) renders garbage."""
+    args = _blend_inputs(seed=7)
+    out = np.full((12, 64), np.nan, np.float32)
+    returned = latent_blend(*args, psi=0.8, impl=impl, out=out)
+    assert returned is out
+    assert np.abs(out - latent_blend(*args, psi=0.8, impl="ref")).max() < 1e-5
+    with pytest.raises(ValueError, match="out must be"):
+        latent_blend(*args, psi=0.8, impl=impl, out=np.zeros((12, 63), np.float32))
+
+
+@pytest.mark.parametrize("impl", ["ref", "numba"])
+def test_every_postprocess_impl_writes_the_callers_buffer(impl):
+    img = _image(4)
+    out = np.zeros((50, 70, 3), np.uint8)
+    returned = postprocess(img, 50, 70, fill=(1, 2, 3), impl=impl, out=out)
+    assert returned is out
+    assert np.abs(out.astype(int) - postprocess(img, 50, 70, fill=(1, 2, 3), impl="ref").astype(int)).max() <= 1
+    assert out.std() > 10
+
+
+def test_without_numba_the_kernels_fall_back_to_the_reference(monkeypatch):
+    from kernels import dispatch
+    monkeypatch.setattr(dispatch, "numba_available", lambda: False)
+    assert dispatch.resolve_impl("numba", np.zeros(2)) == "ref" == dispatch.resolve_impl("auto", np.zeros(2))
+
+
 def _image(seed=0, H=64, W=64):
     rng = np.random.default_rng(seed)
     img = rng.normal(scale=0.7, size=(3, H, W)).astype(np.float32)

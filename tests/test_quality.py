@@ -127,6 +127,7 @@ class FakeFeatures(torch.nn.Module):
         return torch.cat([x.mean(dims), x.std(dims), x.amax(dims)], 1)
 
 
+@pytest.mark.slow   # ~55 s on 2 cores: CI's slow step runs it
 def test_bench_quality_both_protocols(tmp_path, fixture_path, small_directions, capsys):
     from bench.__main__ import main
     from live.cli import main as live_main

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from live.cli import main
-from live.tracking.track_source import CSV_COLUMNS
+from live.tracking.track_file import CSV_COLUMNS
 from tests.conftest import SHARED, needs_shared
 
 pytestmark = needs_shared

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from loguru import logger
 
 from live.avatar.avatar_file import Avatar, AvatarError, tuning_delta
+from live.avatar.face_reader import FaceReader, TrackerFaceReader
 from live.avatar.invert import InversionConfig, WPrior, invert, psnr
 from live.avatar.pti import TuningConfig, pivotal_tuning
 from live.io.sources import read_image_rgb
@@ -44,21 +45,19 @@ class CreationReport:
     p_s_source: str                     # "reconstruction" or "photo" (when the reconstruction was not tracked)
 
 
-def find_face(photo: np.ndarray, face_index: int, source: str) -> tuple[np.ndarray, int]:
+def find_face(photo: np.ndarray, face_index: int, source: str, faces: FaceReader) -> tuple[np.ndarray, int]:
     """Landmarks [478, 3] of the chosen face and how many faces the photo has."""
-    from models.face.tracker import MediaPipeTracker
-    with MediaPipeTracker(max_faces=max(face_index + 1, 4), video=False, flip_average=False) as tracker:
-        faces = tracker.detect_faces(photo)
-    if not faces:
+    found = faces.find_faces(photo)
+    if not found:
         raise AvatarError(f"{source}: no face found. Use a photo where the face is clearly visible, frontal or "
                           f"slightly turned, at least about 100 px across.")
-    if face_index >= len(faces):
-        raise AvatarError(f"{source}: --face {face_index} asked for, but the photo has {len(faces)} face(s) "
+    if face_index >= len(found):
+        raise AvatarError(f"{source}: --face {face_index} asked for, but the photo has {len(found)} face(s) "
                           f"(0 = the largest)")
-    if len(faces) > 1:
+    if len(found) > 1:
         logger.info("{} faces in the photo; using face {} (0 = the largest; --face N picks another)",
-                    len(faces), face_index)
-    return faces[face_index].landmarks, len(faces)
+                    len(found), face_index)
+    return found[face_index], len(found)
 
 
 def _to_tensor(image_uint8: np.ndarray, device) -> torch.Tensor:
@@ -85,16 +84,31 @@ def encoder_start(encoder_path: Path, G, crop: torch.Tensor) -> torch.Tensor:
 
 
 def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint: str = "",
-                  directions_sha256: str = "", directions=None) -> tuple[Avatar, CreationReport]:
+                  directions_sha256: str = "", directions=None, faces: FaceReader | None = None,
+                  identity=None) -> tuple[Avatar, CreationReport]:
     """The avatar of the face in the photo; with `directions`, also how far each of them may move it
-    before it stops being this face (the identity guard's limits)."""
+    before it stops being this face (the identity guard's limits). `faces` answers for the tracker
+    (default: MediaPipe; a replayed recording where MediaPipe is missing), `identity` embeds faces for
+    the limits (default: dlib's descriptor)."""
     from models.checkpoint import weights_hash
     if opts.framing not in FRAMINGS:
         raise AvatarError(f"unknown framing {opts.framing!r}; choose one of {', '.join(FRAMINGS)}")
+    own_reader = faces is None
+    faces = faces or TrackerFaceReader(max_faces=max(opts.face_index + 1, 4))
+    try:
+        return _create(photo_path, G, opts, generator_hint, directions_sha256, directions, faces, identity,
+                       weights_hash)
+    finally:
+        if own_reader:
+            faces.close()
+
+
+def _create(photo_path, G, opts: AvatarOptions, generator_hint, directions_sha256, directions, faces: FaceReader,
+            identity, weights_hash) -> tuple[Avatar, CreationReport]:
     timings = {}
     t0 = time.perf_counter()
     photo = read_image_rgb(photo_path)
-    landmarks, n_faces = find_face(photo, opts.face_index, str(photo_path))
+    landmarks, n_faces = find_face(photo, opts.face_index, str(photo_path), faces)
     transform = crop_transform(landmarks, opts.framing, G.resolution)
     crop = transform.apply(photo)
     device = G.w_avg.device
@@ -130,13 +144,16 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
 
     t0 = time.perf_counter()
     recon_uint8 = to_uint8_rgb(recon)[0]
-    p_s, p_source = _track_params(recon_uint8, crop)
+    p_s, p_source = _track_params(recon_uint8, crop, faces)
     timings["tracking"] = time.perf_counter() - t0
     limits = None
     if directions is not None:
         from live.avatar.identity_limits import identity_limits
         t0 = time.perf_counter()
-        limits = identity_limits(G_use, w_s, directions, opts.identity_threshold)
+        from models.identity.face_chip import five_points_from_mesh
+        crop_points = five_points_from_mesh(landmarks[:, :2] @ transform.matrix[:, :2].T + transform.matrix[:, 2])
+        limits = identity_limits(G_use, w_s, directions.to(device), opts.identity_threshold, identity=identity,
+                                 face_points=crop_points)
         timings["identity limits"] = time.perf_counter() - t0
 
     avatar = Avatar(w_s=w_s.cpu(), p_s=torch.from_numpy(p_s).float(), crop=crop, crop_matrix=transform.matrix,
@@ -151,20 +168,13 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
     return avatar, CreationReport(psnr_inv, psnr_tuned, timings, n_faces, p_source)
 
 
-def _track_params(recon: np.ndarray, crop: np.ndarray) -> tuple[np.ndarray, str]:
+def _track_params(recon: np.ndarray, crop: np.ndarray, faces: FaceReader) -> tuple[np.ndarray, str]:
     """p_s from the reconstruction (what the generator draws is what directions move); the photo's
     crop when the tracker does not find the face in the reconstruction."""
-    from models.face.params import ImageParams
-    from models.images import images_to_uint8
-    tracker = ImageParams()
-    try:
-        for image, source in ((recon, "reconstruction"), (crop, "photo")):
-            x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
-            params, _ = tracker(images_to_uint8(x))
-            if np.isfinite(params[0]).all():
-                if source != "reconstruction":
-                    logger.warning("no face tracked in the reconstruction; p_s comes from the photo's crop")
-                return params[0], source
-    finally:
-        tracker.close()
+    for image, source in ((recon, "reconstruction"), (crop, "photo")):
+        params = faces.params(image[None])
+        if np.isfinite(params[0]).all():
+            if source != "reconstruction":
+                logger.warning("no face tracked in the reconstruction; p_s comes from the photo's crop")
+            return params[0], source
     raise AvatarError("the tracker finds no face in the reconstruction nor in the crop; try another photo")

@@ -20,25 +20,40 @@ STEP, MAX_NORM = 1.0, 4.0   # in normalised units ([-6, 6] over the 1st..99th pe
 
 
 def identity_limits(G, w_s: torch.Tensor, directions, threshold: float = 0.5, identity=None,
-                    step: float = STEP, reach: float = MAX_NORM, batch: int = 16) -> np.ndarray | None:
+                    step: float = STEP, reach: float = MAX_NORM, batch: int = 16,
+                    face_points: np.ndarray | None = None) -> np.ndarray | None:
     """[P, 2] (lowest <= 0 <= highest) normalised change each parameter may take; None without a face.
 
     All 2P directions are stepped out together, one step per round (each round one batch of renders),
     and a direction stops at its first step that is not the avatar; the face is located once, on the
-    avatar's own render, and that box used for every step (the sweep moves it little)."""
+    avatar's own render, and that box used for every step (the sweep moves it little). With
+    `face_points` (dlib's 5 points in the render's pixels, e.g. from the crop's face mesh) and an identity
+    network that takes points (models/identity/torch_identity.py), no face detector is needed at all."""
     from live.directions.sampling import synthesize_batched
     from models.identity.embedding import default_identity, distance
     from models.images import images_to_uint8
     identity = identity or default_identity()
     P = directions.n_params
+    device = G.w_avg.device
+    if w_s.device != device or directions.device != device:
+        raise ValueError(f"identity_limits: the generator is on {device}, w_s on {w_s.device} and the directions on "
+                         f"{directions.device}; put them on one device first (the scene does: live/pipeline/scene.py)")
 
     def render(deltas: torch.Tensor) -> np.ndarray:
+        deltas = deltas.to(device)
         w_plus = directions.apply(w_s[None].expand(len(deltas), -1, -1), directions.shift(deltas))
         return images_to_uint8(synthesize_batched(G, w_plus, batch))
 
     reference = render(torch.zeros(1, P))[0]
-    box = _locate(identity, reference)
-    ref = identity.embed([reference], [box])[0]
+    if face_points is not None and hasattr(identity, "embed_points"):
+        def embed(images: list[np.ndarray]) -> np.ndarray:
+            return identity.embed_points(images, [face_points] * len(images))
+    else:
+        box = _locate(identity, reference)
+
+        def embed(images: list[np.ndarray]) -> np.ndarray:
+            return identity.embed(images, [box] * len(images))
+    ref = embed([reference])[0]
     if not np.isfinite(ref).all():
         logger.warning("no face found in the avatar's own render: identity limits not computed")
         return None
@@ -49,7 +64,7 @@ def identity_limits(G, w_s: torch.Tensor, directions, threshold: float = 0.5, id
         deltas = torch.zeros(len(requests), P)
         for row, (k, value) in enumerate(requests):
             deltas[row, k] = value
-        far = distance(identity.embed(list(render(deltas)), [box] * len(deltas)), ref)
+        far = distance(embed(list(render(deltas))), ref)
         return np.isfinite(far) & (far < threshold)          # no face counts as not the avatar
 
     open_sides, crossed = list(range(len(sides))), []

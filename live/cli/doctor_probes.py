@@ -63,6 +63,11 @@ class System:
     def glob(self, pattern: str) -> list[str]:
         return sorted(glob.glob(pattern))
 
+    def cupy_kernels_problem(self) -> str | None:
+        """Why CuPy cannot build or launch the project's kernels on GPU 0 (None: they work)."""
+        from kernels.cupy_probe import cupy_kernels_problem
+        return cupy_kernels_problem(0)
+
     def system(self) -> str:
         return platform.system()
 
@@ -134,6 +139,11 @@ def probe_kernels(s: System) -> list[Check]:
         except Exception:
             runtime = None
         problem = cupy_mismatch(getattr(getattr(torch, "version", None), "cuda", None), runtime)
+        if problem is None and torch is not None and torch.cuda.is_available():
+            problem = s.cupy_kernels_problem()
+            problem = problem and (f"CuPy {cupy.__version__} cannot build or run the kernels here ({problem}); "
+                                   "the kernels run as torch ops instead (the same results). Reinstall the CuPy "
+                                   "of torch's CUDA: pip install 'live[gpu-cuda12]' (or gpu-cuda13)")
         out.append(Check("cupy", None if problem else True, problem or f"CuPy {cupy.__version__}",
                          "see the message" if problem else ""))
     for name, module, extra in (("tensorrt", "torch_tensorrt", "tensorrt"), ("openvino", "openvino", "openvino"),

@@ -13,7 +13,7 @@ from live.options import option
 @dataclass
 class TrackCommand:
     source: str = option(help="0 (camera), clip.mp4 or photo.jpg", positional=True, metavar="SOURCE")
-    out: str | None = option(None, "per-frame parameters as CSV", metavar="CSV")
+    out: str | None = option(None, "per-frame parameters as CSV (`live run --source CSV` replays them)", metavar="CSV")
     overlay: str | None = option(None, "video with the tracking drawn on it", metavar="MP4")
     frames: int | None = option(None, "stop after N frames; none: the whole source", metavar="N")
 

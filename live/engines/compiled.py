@@ -20,8 +20,25 @@ from loguru import logger
 
 from live.config import EngineConfig
 from live.engines.base import Engine
+from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
+from models.errors import first_line
 from models.stylegan2 import Generator
+
+
+def check_compile_mode(mode: str) -> None:
+    """Inductor's own CUDA graphs must stay off: the pipeline captures the whole frame (blend, synthesis,
+    post-process) into one graph itself, and a mode whose options turn on `triton.cudagraphs`
+    (reduce-overhead, max-autotune) would capture inside that capture. Asked of Inductor itself, so a
+    new mode of a later torch is judged by its options, not by its name."""
+    from torch._inductor import list_mode_options
+    try:
+        options = list_mode_options(mode)
+    except RuntimeError as e:   # an unknown mode: Inductor's message lists the known ones
+        raise ValueError(f"engine.compile_mode: {first_line(e, None)}") from None
+    if options.get("triton.cudagraphs"):
+        raise ValueError(f"engine.compile_mode {mode!r} turns on Inductor's CUDA graphs, which would nest inside "
+                         "the frame's own CUDA graph; use max-autotune-no-cudagraphs (or default)")
 
 
 class CompiledEngine(Engine):
@@ -33,16 +50,20 @@ class CompiledEngine(Engine):
         synthesis = copy.deepcopy(G.synthesis).to(self.device, self.dtype)
         self.module = StaticSynthesis(synthesis, self.autocast).eval().requires_grad_(False)
         self.fn = self.module
-        if cfg.torch_compile:
-            # Inductor's own CUDA graphs stay off (modes without "reduce-overhead"): the pipeline
-            # captures the whole frame itself, so more than synthesis goes into one graph.
-            if "reduce-overhead" in cfg.compile_mode:
-                raise ValueError("engine.compile_mode: reduce-overhead would nest CUDA graphs; the compiled "
-                                 "backend captures its own (engine.cuda_graph)")
-            self.fn = torch.compile(self.module, mode=cfg.compile_mode, fullgraph=True, dynamic=False)
         self.static_out: torch.Tensor | None = None
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
-        self._warm_up(cfg.warmup_iters)
+        if cfg.torch_compile:
+            check_compile_mode(cfg.compile_mode)
+        try:
+            if cfg.torch_compile:
+                self.fn = torch.compile(self.module, mode=cfg.compile_mode, fullgraph=True, dynamic=False)
+            self._warm_up(cfg.warmup_iters)    # torch.compile builds here, on the first call
+        except Exception as e:
+            # No working Triton (Windows, GPUs it does not support), a compiler or driver that fails: the
+            # backend cannot run on this machine. `auto` passes on to eager; a user who named it reads why.
+            raise BackendUnavailable(f"the compiled backend could not build the synthesis here "
+                                     f"({type(e).__name__}: {first_line(e, 300)}); use --backend eager, or "
+                                     f"--no-torch-compile for the CUDA graph alone") from e
 
     @contextlib.contextmanager
     def _context(self):

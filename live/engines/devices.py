@@ -56,9 +56,10 @@ def cupy_mismatch(torch_cuda: str | None, cupy_runtime: int | None) -> str | Non
             f"pip install 'live[gpu-cuda{torch_major}]'")
 
 
-def kernels_on_cuda() -> str:
-    """The kernel implementation for CUDA tensors: CuPy when it is installed and matches torch's CUDA,
-    else the torch twins (same results, a few more launches), saying why once."""
+def kernels_on_cuda(device_index: int = 0) -> str:
+    """The kernel implementation for CUDA tensors on device `device_index`: CuPy when it is installed,
+    matches torch's CUDA and builds and launches both kernels there (kernels/cupy_probe.py), else the
+    torch twins (same results, a few more launches), saying why once."""
     from kernels.dispatch import cupy_available
     if not cupy_available():
         return "torch"
@@ -66,6 +67,12 @@ def kernels_on_cuda() -> str:
     problem = cupy_mismatch(torch.version.cuda, cupy.cuda.runtime.runtimeGetVersion())
     if problem:
         _warn_once(problem + " Meanwhile the kernels run as torch ops.")
+        return "torch"
+    from kernels.cupy_probe import cupy_kernels_problem
+    problem = cupy_kernels_problem(device_index)
+    if problem:
+        _warn_once(f"CuPy is installed but cannot build or run its kernels on cuda:{device_index} ({problem}); "
+                   "the kernels run as torch ops instead (same frames). `live doctor` checks CuPy.")
         return "torch"
     return "cupy"
 

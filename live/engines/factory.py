@@ -2,9 +2,10 @@
 
 The backends register here by name; base.py knows none of them. `auto` takes, for the device,
 the first installed backend of AUTO_ORDER, fastest first:
-  CUDA: compiled (torch.compile + one CUDA graph a frame). TensorRT should be faster per frame but
-        its first build takes minutes, so it is asked for by name. (No GPU figure exists yet:
-        `python -m bench gpu` measures both.)
+  CUDA: compiled (torch.compile + one CUDA graph a frame), then eager where torch.compile cannot
+        build (no working Triton: Windows, GPUs Triton does not support). TensorRT should be faster per
+        frame but its first build takes minutes, so it is asked for by name. (No GPU figure exists
+        yet: `python -m bench gpu` measures both.)
   CPU:  openvino (bf16 where the CPU has it), then onnxruntime (fp32), then eager (mixed bf16 or
         fp32). Measured on 2 cores (bench/RESULTS.md, "Engines"): openvino bf16 1.1x faster than
         torch.compile per frame, ready in 0.2 s from its cache instead of 7-14 s, and in the live
@@ -34,7 +35,7 @@ BACKENDS: dict[str, type[Engine]] = {"eager": EagerEngine, "compiled": CompiledE
 # What each backend needs installed (the modules a user gets with its extra).
 REQUIRES = {"tensorrt": ("torch_tensorrt",), "openvino": ("openvino",),
             "onnxruntime": ("onnxruntime", "onnx", "onnxscript")}
-AUTO_ORDER = {"cuda": ("compiled",), "cpu": ("openvino", "onnxruntime", "eager")}
+AUTO_ORDER = {"cuda": ("compiled", "eager"), "cpu": ("openvino", "onnxruntime", "eager")}
 
 
 EXTRAS = {"tensorrt": "tensorrt", "openvino": "openvino", "onnxruntime": "onnx"}
@@ -91,7 +92,8 @@ def resolve_engine_config(cfg: EngineConfig) -> EngineConfig:
     elif runtime_default:
         precision = runtime_default
     else:
-        precision = "fp16" if device.type == "cuda" else ("bf16" if cpu_has_bf16() else "fp32")
+        # fp16 on CUDA; mixed bf16 only on CPUs with bf16 instructions; fp32 on anything else (always correct)
+        precision = {"cuda": "fp16", "cpu": "bf16" if cpu_has_bf16() else "fp32"}.get(device.type, "fp32")
     return dataclasses.replace(cfg, backend=backend, precision=precision, device=str(device), **extra)
 
 

@@ -271,11 +271,10 @@ class Trainer:
         grid_path = self.out / f"samples-{kimg:010.3f}kimg.png"
         cv2.imwrite(str(grid_path), image_grid(to_uint8_rgb(images), cols=self.cfg.grid)[:, :, ::-1])
         faces = count_faces(images)
-        record = {"kimg": round(self.state["kimg"], 3), "step": self.state["step"], "checkpoint": str(g_path),
-                  "grid": str(grid_path), "faces_in_grid": list(faces)}
-        logger.info("snapshot at {:.3f} kimg: {}, grid {}, a face in {} of {} samples", self.state["kimg"],
-                    g_path.name, grid_path.name, *faces)
-        return record
+        logger.info("snapshot at {:.3f} kimg: {}, grid {}, {}", kimg, g_path.name, grid_path.name,
+                    "a face in {} of {} samples".format(*faces) if faces else "faces not counted")
+        return {"kimg": round(kimg, 3), "step": self.state["step"], "checkpoint": str(g_path), "grid": str(grid_path),
+                "faces_in_grid": list(faces) if faces else None}
 
     def run(self, progress: bool = True) -> TrainReport:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -329,7 +328,7 @@ class Trainer:
                             f.write(json.dumps(record) + "\n")
         seconds = time.perf_counter() - start
         shown = (self.state["kimg"] - start_kimg) * 1000
-        faces = tuple(record["faces_in_grid"]) if record else None
+        faces = tuple(record["faces_in_grid"]) if record and record["faces_in_grid"] else None
         return TrainReport(kimg=self.state["kimg"], steps=self.state["step"], seconds=round(seconds, 1),
                            images_per_second=round(shown / seconds, 2) if seconds > 0 else 0.0,
                            last_checkpoint=str(self.out / LAST), faces_in_grid=faces)
@@ -339,10 +338,13 @@ def _first_image_size(folder: str) -> int:
     return int(read_crop(list_images(folder)[0]).shape[0])
 
 
-def count_faces(images: torch.Tensor) -> tuple[int, int]:
-    """(samples in which the tracker finds a face, samples) for images [N, 3, R, R] in [-1, 1],
-    each upscaled to the tracking size as `live directions fit` does."""
+def count_faces(images: torch.Tensor) -> tuple[int, int] | None:
+    """(samples in which the tracker finds a face, samples) for images [N, 3, R, R] in [-1, 1]; None where
+    the tracker is not installed (a machine without MediaPipe trains all the same)."""
     from models.face.tracker import MediaPipeTracker
-    with MediaPipeTracker(max_faces=1, video=False) as tracker:
-        found = sum(bool(tracker.track(img).found) for img in images_to_uint8(images))
-    return found, len(images)
+    try:
+        with MediaPipeTracker(max_faces=1, video=False) as tracker:
+            return sum(bool(tracker.track(img).found) for img in images_to_uint8(images)), len(images)
+    except ImportError as e:
+        logger.warning("no face count in the sample grids: the face tracker cannot load here ({})", e)
+        return None

@@ -1,4 +1,5 @@
-"""The capture stage: frames from a camera, a video file, a still image, or the synthetic driver.
+"""The capture stage: frames from a camera, a video file, a still image, a recorded face-parameter track
+(`live track`'s CSV: parameters instead of images), or the synthetic driver.
 
 A camera is read on this thread as fast as it delivers; the hand-off keeps only the newest
 frame. A camera that is busy, missing or unplugged mid-run is reopened every `retry_s`; while
@@ -27,6 +28,7 @@ from live.io.sources import (
 )
 from live.pipeline.messages import Captured
 from live.pipeline.slots import Closed, LatestSlot
+from live.tracking.track_file import is_track_file, read_track
 
 SYNTHETIC = "synthetic"
 
@@ -69,15 +71,16 @@ class CaptureStage(threading.Thread):
         self.dropped_at_stop = 0  # read while the run was stopping, never handed on
         self.error: BaseException | None = None
         self.kind = ("synthetic" if spec == SYNTHETIC else "camera" if is_camera(spec)
-                     else "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES else "video")
+                     else "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES
+                     else "track" if is_track_file(spec) else "video")
 
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _emit(self, index: int, t: float, image) -> None:
+    def _emit(self, index: int, t: float, image, params: np.ndarray | None = None) -> None:
         self.frames += 1
         try:
-            self.out.put(Captured(index, t, image, {"capture": time.perf_counter()}))
+            self.out.put(Captured(index, t, image, {"capture": time.perf_counter()}, params))
         except Closed:
             self.dropped_at_stop += 1
             raise
@@ -85,7 +88,7 @@ class CaptureStage(threading.Thread):
     def run(self) -> None:
         try:
             {"synthetic": self._run_clock, "image": self._run_image, "video": self._run_video,
-             "camera": self._run_camera}[self.kind]()
+             "track": self._run_track, "camera": self._run_camera}[self.kind]()
         except Closed:
             pass
         except BaseException as e:  # reported by the loop, which stops cleanly
@@ -114,25 +117,35 @@ class CaptureStage(threading.Thread):
         for k, t in self._paced():
             self._emit(k, t, image)
 
-    def _run_video(self) -> None:
-        fps = video_fps(self.spec) or self.fps
+    def _replay(self, frames, fps: float) -> None:
+        """A recording's frames (time, image, parameters), each handed on at its own time from the start (as
+        a camera would deliver it) unless `fast`; from the top again after the end if `loop`."""
         offset, k_total = 0.0, 0
         while not self.stop_event.is_set():
             start = time.perf_counter()
             last_t = 0.0
-            for k, t, frame in iter_video_rgb(self.spec):
+            for t, image, params in frames():
                 if self.stop_event.is_set():
                     return
                 if not self.fast:
                     delay = start + t - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                self._emit(k_total, offset + t, frame)
+                self._emit(k_total, offset + t, image, params)
                 k_total += 1
                 last_t = t
             if not self.loop:
                 return
             offset += last_t + 1.0 / fps
+
+    def _run_video(self) -> None:
+        self._replay(lambda: ((t, frame, None) for _, t, frame in iter_video_rgb(self.spec)),
+                     video_fps(self.spec) or self.fps)
+
+    def _run_track(self) -> None:
+        """A face-parameter track recorded by `live track`: the parameters replace tracking (no image)."""
+        track = read_track(self.spec)
+        self._replay(lambda: ((float(t), None, p) for t, p in zip(track.times, track.params)), track.fps)
 
     def _open_camera(self):
         import cv2

@@ -28,16 +28,17 @@ from live.engines.devices import kernels_on_cuda
 def kernel_impl(device: torch.device) -> str:
     if device.type == "cpu":
         return "numba"
-    return kernels_on_cuda() if device.type == "cuda" else "torch"
+    return kernels_on_cuda(device.index or 0) if device.type == "cuda" else "torch"
 
 
 class FrameBody:
     def __init__(self, engine, w_s: torch.Tensor, w_avg: torch.Tensor, directions, out_size: tuple[int, int],
-                 truncation: float = 1.0, strength: float = 1.0, latent_smoothing: float = 0.0):
+                 truncation: float = 1.0, strength: float = 1.0, latent_smoothing: float = 0.0,
+                 impl: str | None = None):
         if engine.batch != 1:
             raise ValueError(f"the live loop renders one frame at a time; the engine is built for batch {engine.batch}")
         self.engine, self.device = engine, torch.device(engine.device)
-        self.impl = kernel_impl(self.device)
+        self.impl = impl or kernel_impl(self.device)   # given: the renderer's fallback to the torch twins
         self.psi, self.smoothing = float(truncation), float(latent_smoothing)
         self.out_w, self.out_h = int(out_size[0]), int(out_size[1])
         L, S = w_s.shape

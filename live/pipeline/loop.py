@@ -25,10 +25,11 @@ from live.io.sinks import open_sinks
 from live.pipeline.capture import SYNTHETIC, CaptureStage, resolve_source
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
-from live.pipeline.run_report import FrameLog, RunReport, StageTimes, log_report
+from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
 from live.pipeline.scene import Scene, build_scene
 from live.pipeline.slots import Closed, LatestSlot
 from live.tracking.estimator import make_estimator, make_smoother
+from live.tracking.track_file import is_track_file, read_track
 
 
 @dataclass
@@ -70,7 +71,8 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
     capture = CaptureStage(source, slots[0], output_fps(cfg, source), fast=cfg.run.fast, loop=cfg.run.loop,
                            camera_size=tuple(int(v) for v in cfg.run.camera_size), camera_fps=cfg.run.camera_fps,
                            mjpg=cfg.run.camera_mjpg, retry_s=cfg.run.camera_retry_s)
-    estimator = None if synthetic else make_estimator(cfg.tracking)
+    # The synthetic driver and a recorded track bring their own parameters: no tracker is loaded.
+    estimator = None if synthetic or is_track_file(source) else make_estimator(cfg.tracking)
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
                          driven=cfg.run.driven, identity_limits=scene.identity_limits)
@@ -86,10 +88,14 @@ def output_fps(cfg: LiveConfig, source: str) -> float:
         return 25.0
     if is_camera(source):
         return float(cfg.run.camera_fps)
+    if is_track_file(source):
+        return read_track(source).fps
     return float(video_fps(source))
 
 
-def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
+def run(cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSamples | None = None) -> RunReport:
+    """The loop until the source ends, run.frames are written, or the user stops it. `record_frames`: keep
+    per-frame latency records; `sample_frames`: keep copies of some delivered frames (benchmarks, tests)."""
     device = str(resolve_device(cfg.engine.device))
     source = resolve_source(cfg.run.source)
     scene = build_scene(cfg, device)
@@ -103,7 +109,7 @@ def run(cfg: LiveConfig, record_frames: bool = False) -> RunReport:
     controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
     stages = build_stages(cfg, scene, source, renderer, controls)
     times = StageTimes()
-    report = RunReport(engine=what, frame_log=FrameLog() if record_frames else None)
+    report = RunReport(engine=what, frame_log=FrameLog() if record_frames else None, frame_samples=sample_frames)
 
     def hud() -> list[str]:
         return [f"{report.fps:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",
@@ -177,6 +183,8 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks, audio, times: StageTimes,
         report.found_frames += int(r.found)
         if watch is not None:
             watch.offer(report.written, r.frame)
+        if report.frame_samples is not None:
+            report.frame_samples.offer(report.written, r.frame, r.delta_norm)
         if report.frame_log is not None:
             report.frame_log.append(r.index, r.stamps.get("capture", 0.0) - start, added, r.found)
         now = time.perf_counter()

@@ -13,8 +13,9 @@ import numpy as np
 class Captured:
     index: int                 # source frame number
     t_source: float            # the frame's time in the source (s); for a camera, since start
-    image: np.ndarray | None   # HxWx3 uint8 RGB; None for the synthetic driver
+    image: np.ndarray | None   # HxWx3 uint8 RGB; None for the synthetic driver and a recorded track
     stamps: dict = field(default_factory=dict)   # stage name -> perf_counter when it finished
+    params: np.ndarray | None = None   # [P] recorded parameters (a track file): used instead of tracking; NaN: no face
 
 
 @dataclass
@@ -36,3 +37,4 @@ class Rendered:
     driver: np.ndarray | None
     found: bool
     stamps: dict = field(default_factory=dict)
+    delta_norm: np.ndarray | None = None   # [P] the change this frame was rendered with (checks re-render it)

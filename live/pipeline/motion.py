@@ -117,6 +117,8 @@ class MotionStage(Stage):
         self.frames += 1
         if self.synthetic:
             params, found = synthetic_params(c.t_source), True
+        elif c.params is not None:   # a recorded track: tracked (and smoothed) when it was recorded
+            params, found = np.asarray(c.params, np.float64), bool(np.isfinite(c.params).all())
         elif c.image is None:
             params, found = np.full(len(self.p_s), np.nan), False
         else:

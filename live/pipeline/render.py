@@ -25,20 +25,35 @@ class Renderer:
     def __init__(self, engine, w_s: torch.Tensor, w_avg: torch.Tensor, directions, out_size: tuple[int, int],
                  truncation: float = 1.0, strength: float = 1.0, latent_smoothing: float = 0.0):
         self.engine = engine
-        self.body = FrameBody(engine, w_s, w_avg, directions, out_size, truncation, strength, latent_smoothing)
+        self._body_args = (w_s, w_avg, directions, out_size, truncation, strength, latent_smoothing)
+        self.body = FrameBody(engine, *self._body_args)
         self.frame_graph = self._capture() if self.body.device.type == "cuda" else None
 
     def _capture(self):
+        """The frame as one CUDA graph; if the CuPy kernels spoil the capture, the body rebuilt with the
+        torch twins and captured again; if that fails too, separate launches per frame."""
         if not (self.engine.capturable and self.engine.cfg.cuda_graph):
             return None
-        from live.pipeline.frame_graph import FrameGraph
+        from live.pipeline import frame_graph
         try:
-            graph = FrameGraph(self.body)
-        except Exception as e:  # a driver or CuPy that cannot capture: separate launches per frame instead
-            logger.warning("could not capture the frame into one CUDA graph ({}); running blend, synthesis and "
-                           "post-process as separate launches", first_line(e, 200))
-            return None
-        logger.info("frame graph captured: blend, synthesis and post-process replay as one CUDA graph")
+            return self._captured(frame_graph.FrameGraph(self.body))
+        except Exception as e:  # a driver or CuPy that cannot capture
+            problem = first_line(e, 200)
+        if self.body.impl == "cupy":
+            logger.warning("could not capture the frame with the CuPy kernels ({}); rebuilding it with the torch "
+                           "kernels", problem)
+            self.body = FrameBody(self.engine, *self._body_args, impl="torch")
+            try:
+                return self._captured(frame_graph.FrameGraph(self.body))
+            except Exception as e:
+                problem = first_line(e, 200)
+        logger.warning("could not capture the frame into one CUDA graph ({}); running blend, synthesis and "
+                       "post-process as separate launches", problem)
+        return None
+
+    def _captured(self, graph):
+        logger.info("frame graph captured: blend, synthesis and post-process replay as one CUDA graph ({} kernels)",
+                    self.body.impl)
         return graph
 
     def __call__(self, delta: np.ndarray) -> np.ndarray:
@@ -80,7 +95,8 @@ def make_renderer(scene, engine_cfg, out_size: tuple[int, int], truncation: floa
     engine = make_engine(scene.generator, engine_cfg)
     renderer = Renderer(engine, scene.w_s, scene.generator.w_avg, scene.directions, out_size, truncation, strength,
                         latent_smoothing)
-    return renderer, engine.describe()
+    graph = f"; the frame as one CUDA graph ({renderer.body.impl} kernels)" if renderer.frame_graph is not None else ""
+    return renderer, engine.describe() + graph
 
 
 class RenderStage(Stage):
@@ -98,4 +114,4 @@ class RenderStage(Stage):
                 frame = self.renderer(m.delta_norm)
             self.last_frame = frame
         stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}
-        return Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps)
+        return Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps, m.delta_norm)

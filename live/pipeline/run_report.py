@@ -26,6 +26,7 @@ class RunReport:
     memory: list = field(default_factory=list)      # (s since start, resident MB, of it the frame log's MB)
     memory_every: int = 100                          # frames between memory samples (doubles as they thin)
     frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)
+    frame_samples: FrameSamples | None = None        # copies of some delivered frames, only when asked for
 
     MEMORY_SAMPLES = 2048
 
@@ -48,7 +49,23 @@ class RunReport:
             self.memory_every *= 2
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "frame_log"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("frame_log", "frame_samples")}
+
+
+class FrameSamples:
+    """Copies of delivered frames (the 1st, then every `every`-th, at most `limit`) with the change each was
+    rendered with: what the sinks really received, for checks after a run (not blank; the same picture as
+    a reference renderer draws for that change)."""
+
+    def __init__(self, every: int = 25, limit: int = 32):
+        self.every, self.limit = max(int(every), 1), int(limit)
+        self.frames: list[tuple[int, np.ndarray]] = []     # (written frame number, HxWx3 uint8)
+        self.deltas: list[np.ndarray | None] = []          # the normalised delta_p of each
+
+    def offer(self, written: int, frame: np.ndarray, delta: np.ndarray | None = None) -> None:
+        if (written - 1) % self.every == 0 and len(self.frames) < self.limit:
+            self.frames.append((written, frame.copy()))
+            self.deltas.append(None if delta is None else np.array(delta, np.float32))
 
 
 class FrameLog:

@@ -134,15 +134,27 @@ def _avatar_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
                           f"--directions A.pt (`live directions fit -g G -o A.pt` makes one)")
     directions.check_live_space(d_path)
     directions.check_generator(weights_hash(G))
-    limits = avatar.identity_limits if cfg.run.identity_guard else None
-    if cfg.run.identity_guard and limits is None:
+    scene = _placed(Scene("stylegan2", avatar.p_s.numpy().astype(np.float64), directions.space,
+                          f"avatar {cfg.run.avatar}", generator=avatar.generator, w_s=avatar.w_s,
+                          directions=directions, notices=notices, photo=avatar.crop,
+                          identity_limits=avatar.identity_limits if cfg.run.identity_guard else None))
+    if cfg.run.identity_guard and scene.identity_limits is None:
         from live.avatar.identity_limits import identity_limits
         logger.info("{} holds no identity limits (made before they existed, or without -d): measuring them now "
                     "(seconds; `live avatar create ... -d A.pt` stores them)", cfg.run.avatar)
-        limits = identity_limits(avatar.generator, avatar.w_s, directions)
-    return Scene("stylegan2", avatar.p_s.numpy().astype(np.float64), directions.space, f"avatar {cfg.run.avatar}",
-                 generator=avatar.generator, w_s=avatar.w_s, directions=directions, notices=notices,
-                 photo=avatar.crop, identity_limits=limits)
+        scene.identity_limits = identity_limits(scene.generator, scene.w_s, scene.directions)
+    return scene
+
+
+def _placed(scene: Scene) -> Scene:
+    """The one place a StyleGAN2 scene's tensors are put on the generator's device: the avatar's code and
+    the direction matrix come from files on the host, the generator was loaded onto the run's device,
+    and everything after this (the identity limits measured here, the frame body) renders there.
+    The identity limits and resting parameters stay on the host with the driver's parameters."""
+    device = scene.generator.w_avg.device
+    scene.w_s = scene.w_s.detach().to(device)
+    scene.directions = scene.directions.to(device)
+    return scene
 
 
 def _generator_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
@@ -162,5 +174,5 @@ def _generator_scene(cfg: LiveConfig, store: ModelStore, device: str) -> Scene:
                        "yours. Fit real ones with `live directions fit -g G.pt -o A.pt`.")
     notices.append("no --avatar: driving a random face of the generator. Make your own with "
                    "`live avatar create PHOTO -g G.pt -d A.pt -o me.pt`.")
-    return Scene("stylegan2", np.zeros(directions.n_params), directions.space, "a random face", generator=G,
-                 w_s=G.broadcast(w)[0].cpu(), directions=directions, notices=notices)
+    return _placed(Scene("stylegan2", np.zeros(directions.n_params), directions.space, "a random face",
+                         generator=G, w_s=G.broadcast(w)[0], directions=directions, notices=notices))

@@ -10,9 +10,7 @@ from loguru import logger
 from live.config import LiveConfig
 from live.io.sources import open_source, video_fps, video_frame_count
 from live.tracking.estimator import make_estimator, make_smoother
-from models.face.landmarks import PARAM_NAMES
-
-CSV_COLUMNS = ("frame", "time", "found", "confidence") + PARAM_NAMES
+from live.tracking.track_file import CSV_COLUMNS
 
 
 def track(cfg: LiveConfig, source: str, out_csv: str | None, overlay: str | None,

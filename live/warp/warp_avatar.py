@@ -80,6 +80,7 @@ def create_warp_avatar(photo_path: str | Path, face_index: int = 0) -> WarpAvata
     import cv2
 
     from live.avatar.create import find_face
+    from live.avatar.face_reader import TrackerFaceReader
     from live.io.sources import read_image_rgb
     from models.face.shape_model import FaceModel
     from models.face.tracker import MediaPipeTracker
@@ -90,7 +91,7 @@ def create_warp_avatar(photo_path: str | Path, face_index: int = 0) -> WarpAvata
                     photo.shape[0], MAX_SIDE)
         photo = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
                            interpolation=cv2.INTER_AREA)
-    rough, n_faces = find_face(photo, face_index, str(photo_path))
+    rough, n_faces = find_face(photo, face_index, str(photo_path), TrackerFaceReader(max(face_index + 1, 4)))
     model = FaceModel.load()
     with MediaPipeTracker(max_faces=max(n_faces, 1), video=False, mirror_index=model.mirror) as tracker:
         obs = tracker.track(photo)          # flip-averaged: the most accurate mesh of the largest face
