@@ -11,6 +11,7 @@ from bench import (
     fp16_headroom,
     gpu_carry,
     gpu_check,
+    identity_agreement,
     int8_check,
     pipeline_latency,
     quality,
@@ -30,6 +31,7 @@ BENCHMARKS = (
     ("gpu-carry", gpu_carry, "the inputs `gpu` needs on a GPU machine without the tracker: wheels, fixtures, "
                              "recordings (< 40 MiB)"),
     ("quality", quality, "reenactment quality as the paper measures it: CSIM, PSNR, SSIM, NME, pose, expression"),
+    ("identity", identity_agreement, "dlib's face descriptor by our torch network against dlib itself, on real faces"),
     ("warp", warp_sweeps, "does the mesh warp draw what it is asked? parameter sweeps, tracked afterwards"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),
 )

@@ -38,7 +38,8 @@ FLOOR_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", "-g", required=True)
-    p.add_argument("--directions", "-d", required=True)
+    p.add_argument("--directions", "-d", required=True, nargs="+",
+                   help="direction matrices; several are measured on the same held-out seeds and compared")
     p.add_argument("--seeds", type=int, default=50, help="held-out seeds for pitch, jaw and reenactment")
     p.add_argument("--other-seeds", type=int, default=20, help="held-out seeds for the other parameters")
     p.add_argument("--truncation", type=float, default=0.7)
@@ -120,12 +121,13 @@ def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, 
         req, got = np.concatenate(req), np.concatenate(got)
         slope = float((req * got).sum() / (req**2).sum())
         r2 = float(1 - ((got - slope * req) ** 2).sum() / ((got - got.mean()) ** 2).sum())
+        pearson = float(np.corrcoef(req, got)[0, 1]) if len(req) > 2 and got.std() > 0 else float("nan")
         cross_frac = float(np.concatenate(cross).mean(0).max() / (np.abs(req).mean() * to_norm[k]))
         ps, pd = np.concatenate(param_sims), np.concatenate(param_dists)
         sims.append(ps)
         dists.append(pd)
         seen = np.isfinite(ps)    # the trade-off per parameter: how far it moves against who it stays
-        rows.append({"param": name, "seeds": n, "slope": round(slope, 3), "r2": round(r2, 3),
+        rows.append({"param": name, "seeds": n, "slope": round(slope, 3), "r2": round(r2, 3), "pearson": round(pearson, 3),
                      "max_other_pose": round(cross_frac, 3),
                      "csim": round(float(np.median(ps[seen])), 3) if seen.any() else None,
                      "same_person": round(float((pd[seen] < SAME_PERSON_DISTANCE).mean()), 3) if seen.any() else None})
@@ -146,28 +148,73 @@ def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, 
         before = np.abs(base[src][good, j] - base[tgt][good, j]).mean()
         after = np.abs(pe[good, j] - base[tgt][good, j]).mean()
         reen[name] = round(float(1 - after / before), 3)
+    # Reenactment error: how far the reenacted face's parameters stay from the target's, normalised units
+    error = np.abs(pe[good] - base[tgt][good]) * to_norm
+    for row, e in zip(rows, error.T):
+        row["reenactment_error"] = round(float(e.mean()), 3)
     tracker.close()
     floor = identity_floor(list(floor_clips), span, identity) if floor_clips else None
     return {"editing": rows, "identity_csim_median": identity_csim, "identity_same_person_share": same_person,
+            "reenactment_error_mean": round(float(error.mean()), 3) if len(error) else None,
             "identity_faces": f"{int(found.sum())}/{len(sims)}", "identity_floor_csim": floor,
             "reenactment_improvement": reen, "reenactment_pairs": int(good.sum())}
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict | list[dict]:
     G = load_generator(args.generator)
-    d = Directions.load(args.directions)
-    start = time.perf_counter()
     missing = [c for c in args.floor_clips if not Path(c).is_file()]
     if missing:
         raise SystemExit(f"--floor-clips: no such file: {', '.join(missing)} (give other clips, or none to skip)")
-    result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation, args.floor_clips)
-    record = {"bench": "directions", "generator": args.generator, "directions": args.directions,
-              "fit_info": d.fit_info, **result, "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
-    append_json(args.json, record)
+    records = []
+    for k, path in enumerate(args.directions):
+        d = Directions.load(path)
+        start = time.perf_counter()
+        result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation, args.floor_clips if k == 0 else ())
+        record = {"bench": "directions", "generator": args.generator, "directions": path, "fit_info": d.fit_info,
+                  **result, "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
+        append_json(args.json, record)
+        records.append(record)
+        _print_one(record)
+    if len(records) > 1:
+        print_table("the matrices side by side, on the same held-out seeds", comparison_rows(records), [
+            ("matrix", "matrix"), ("params", "parameters"), ("slope", "slope"), ("pearson", "Pearson"),
+            ("csim", "CSIM with unedited"), ("same_person", "same person"), ("reenactment_error", "reenactment error")])
+    return records[0] if len(records) == 1 else records
+
+
+def comparison_rows(records: list[dict]) -> list[dict]:
+    """Per matrix: pitch, jaw, and all 15 parameters (mean slope and Pearson, the matrix's overall identity
+    figures, mean reenactment error in normalised units)."""
+    rows = []
+    for r in records:
+        label = Path(r["directions"]).name + f" ({r['fit_info'].get('method', '?')}"
+        label += f", identity weight {r['fit_info']['identity_weight']})" if r["fit_info"].get("identity_weight") else ")"
+        by = {e["param"]: e for e in r["editing"]}
+        for name in ("pitch", "jaw"):
+            e = by[name]
+            rows.append({"matrix": label, "params": name, **{k: e.get(k) for k in ("slope", "pearson", "csim",
+                                                                              "same_person", "reenactment_error")}})
+        rows.append({"matrix": label, "params": "all 15",
+                     "slope": round(float(np.mean([e["slope"] for e in r["editing"]])), 3),
+                     "pearson": _mean_of_finite([e["pearson"] for e in r["editing"]]),
+                     "csim": r["identity_csim_median"], "same_person": r["identity_same_person_share"],
+                     "reenactment_error": r["reenactment_error_mean"]})
+    return rows
+
+
+def _mean_of_finite(values: list) -> float | None:
+    """Mean over the finite values, rounded; None when there are none (an edit that never moved its parameter)."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return round(float(np.mean(finite)), 3) if finite else None
+
+
+def _print_one(record: dict) -> None:
+    result = record
+    print(f"{record['directions']} ({record['fit_info'].get('method', '?')})")
     print_table("editing on held-out seeds (slope 1 = the requested change)", result["editing"],
-                [("param", "parameter"), ("seeds", "seeds"), ("slope", "slope"), ("r2", "R^2"),
-                 ("max_other_pose", "other pose / requested"), ("csim", "CSIM with unedited"),
-                 ("same_person", "same person")])
+                [("param", "parameter"), ("seeds", "seeds"), ("slope", "slope"), ("pearson", "Pearson"),
+                 ("r2", "R^2"), ("max_other_pose", "other pose / requested"), ("csim", "CSIM with unedited"),
+                 ("same_person", "same person"), ("reenactment_error", "reenactment error")])
     print(f"identity: median CSIM of an edit with its unedited render {result['identity_csim_median']}, the same "
           f"person (dlib distance < 0.6) in {result['identity_same_person_share']} of the edits "
           f"(faces in {result['identity_faces']})")
@@ -175,5 +222,5 @@ def run(args: argparse.Namespace) -> dict:
         print("identity floor, real footage of one person moving 20-40 % of the range, median CSIM: "
               + ", ".join(f"{k} {v}" for k, v in result["identity_floor_csim"].items()))
     print(f"reenactment ({result['reenactment_pairs']} pairs), improvement toward the target: "
-          + ", ".join(f"{k} {v:+.2f}" for k, v in result["reenactment_improvement"].items()))
-    return record
+          + ", ".join(f"{k} {v:+.2f}" for k, v in result["reenactment_improvement"].items())
+          + f"; mean error {result['reenactment_error_mean']} (normalised units, [-6, 6] over each range)")

@@ -71,16 +71,16 @@ def _numba_kernel():
     def blend(w_s, w_avg, A, bias, dp, strength, psi, Ls, out):
         L, S = w_s.shape
         P = dp.shape[0]
-        for l in range(L):
+        for layer in range(L):
             for s in range(S):
                 shift = 0.0
-                if l < Ls:
-                    i = l * S + s
+                if layer < Ls:
+                    i = layer * S + s
                     acc = bias[i]
                     for p in range(P):
                         acc += A[i, p] * dp[p]
-                    shift = strength[l] * acc
-                out[l, s] = w_avg[s] + psi * (w_s[l, s] + shift - w_avg[s])
+                    shift = strength[layer] * acc
+                out[layer, s] = w_avg[s] + psi * (w_s[layer, s] + shift - w_avg[s])
     return blend
 
 

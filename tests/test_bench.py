@@ -63,12 +63,19 @@ def test_bench_pipeline_compares_backends_side_by_side(tmp_path, capsys):
 
 
 @needs_shared
-def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_directions):
+def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_directions, capsys):
+    from models.direction_matrix import Directions
     a = small_directions
+    still = Directions.load(a)                      # a matrix that moves nothing: slope 0, the same person
+    still.weight, still.bias = still.weight * 0, still.bias * 0
+    still.save(tmp_path / "still.pt")
     out = tmp_path / "results.json"
-    assert main(["directions", "-g", str(fixture_path), "-d", str(a), "--seeds", "3", "--other-seeds", "1",
-                 "--floor-clips", str(SHARED / "media" / "lp_d0.mp4"), "--json", str(out)]) == 0
-    r = json.loads(out.read_text())[0]
+    assert main(["directions", "-g", str(fixture_path), "-d", str(a), str(tmp_path / "still.pt"), "--seeds", "3",
+                 "--other-seeds", "1", "--floor-clips", str(SHARED / "media" / "lp_d0.mp4"), "--json", str(out)]) == 0
+    r, s = json.loads(out.read_text())
+    assert "side by side" in capsys.readouterr().out
+    assert all(abs(row["slope"]) < 0.05 for row in s["editing"]) and s["identity_same_person_share"] == 1.0
+    assert r["reenactment_error_mean"] > 0 and all("pearson" in row for row in r["editing"])
     # lp_d0 talks: jaw pairs 20-40 % of the range apart exist; one person, so CSIM stays near the top
     assert 0.9 < r["identity_floor_csim"]["jaw"] <= 1
     assert 0.5 < r["identity_csim_median"] <= 1 and 0 <= r["identity_same_person_share"] <= 1
@@ -107,6 +114,16 @@ def test_bench_track_times_the_tracker_and_records(tmp_path, capsys):
 
 
 @needs_shared
+def test_bench_identity_matches_dlib_on_the_portraits(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["identity", "--media", str(SHARED / "media"), "--frames-per-clip", "0", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())[-1]
+    assert r["faces"] == 5 and r["decisions_identical"] == r["pairs"] == 10
+    assert r["cosine_with_dlib"]["our_chip"]["lowest"] > 0.9999 and r["cosine_with_dlib"]["mesh_points"]["lowest"] > 0.98
+    assert "identical to dlib's on 10 of 10 pairs" in capsys.readouterr().out
+
+
+@needs_shared
 def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
     out = tmp_path / "r.json"
     assert main(["avatar", "-g", str(fixture_path), "--media", str(SHARED / "media"), "--photos", "lp_d0.mp4",
@@ -137,7 +154,7 @@ def test_bench_gpu_without_a_gpu_skips_every_gpu_item_and_dry_runs_them(tmp_path
         assert items[f"cpu dry run: {name}"]["status"] == "passed", items[f"cpu dry run: {name}"]
     assert items["cpu dry run"]["status"] == "passed" and report["gpu"] is None
     assert items["cpu dry run: gpu tests"]["figures"]["tests"] >= 8      # every CUDA-only test was collected
-    assert items["cpu dry run: live loop"]["figures"]["fixture avatar"]["written"] == 6
+    assert items["cpu dry run: live loop"]["figures"]["fixture avatar"]["written"] == 60
     assert items["cpu dry run: avatar creation"]["figures"]["fixture avatar"]["identity_limits"] is not None
     assert (out / "carry" / "MANIFEST.json").is_file() and (out / "avatar.pt").is_file()
     assert "no GPU figure produced" in (out / "report.md").read_text()

@@ -131,7 +131,7 @@ class FakeFeatures(torch.nn.Module):
 def test_bench_quality_both_protocols(tmp_path, fixture_path, small_directions, capsys):
     from bench.__main__ import main
     from live.cli import main as live_main
-    clip = write_clip(MEDIA / "lp_d3.mp4", tmp_path / "d3.mp4", 12)
+    write_clip(MEDIA / "lp_d3.mp4", tmp_path / "d3.mp4", 12)
     net = torch.jit.script(FakeFeatures())
     net.save(str(tmp_path / "features.pt"))
     for name in ("lpips-vgg16", "fid-inception"):   # FVD's network stays absent: its metric is skipped

@@ -15,9 +15,11 @@ from loguru import logger
 from live.avatar.avatar_file import Avatar, AvatarError, tuning_delta
 from live.avatar.face_reader import FaceReader, TrackerFaceReader
 from live.avatar.invert import InversionConfig, WPrior, invert, psnr
+from live.avatar.likeness import Likeness, judge_likeness, make_face_terms
 from live.avatar.pti import TuningConfig, pivotal_tuning
 from live.io.sources import read_image_rgb
 from models.framing import FRAMINGS, crop_transform
+from models.identity.face_chip import five_points_from_mesh
 from models.images import to_uint8_rgb
 
 POOR_PSNR_DB = 21.0  # below this the generator does not draw this face well; say so
@@ -43,6 +45,9 @@ class CreationReport:
     seconds: dict[str, float]
     faces_in_photo: int
     p_s_source: str                     # "reconstruction" or "photo" (when the reconstruction was not tracked)
+    # dlib's verdict on the reconstruction against the photo crop (None: no judge here, live/avatar/likeness.py)
+    likeness_inversion: Likeness | None = None
+    likeness: Likeness | None = None    # of the final reconstruction (tuned, or inverted with --no-pti)
 
 
 def find_face(photo: np.ndarray, face_index: int, source: str, faces: FaceReader) -> tuple[np.ndarray, int]:
@@ -89,7 +94,8 @@ def create_avatar(photo_path: str | Path, G, opts: AvatarOptions, generator_hint
     """The avatar of the face in the photo; with `directions`, also how far each of them may move it
     before it stops being this face (the identity guard's limits). `faces` answers for the tracker
     (default: MediaPipe; a replayed recording where MediaPipe is missing), `identity` embeds faces for
-    the limits (default: dlib's descriptor)."""
+    the limits and judges the reconstruction (default: dlib's descriptor); with a network of its own
+    (models/identity/torch_identity.py) that network also serves the identity and perceptual terms."""
     from models.checkpoint import weights_hash
     if opts.framing not in FRAMINGS:
         raise AvatarError(f"unknown framing {opts.framing!r}; choose one of {', '.join(FRAMINGS)}")
@@ -113,25 +119,32 @@ def _create(photo_path, G, opts: AvatarOptions, generator_hint, directions_sha25
     crop = transform.apply(photo)
     device = G.w_avg.device
     target = _to_tensor(crop, device)
+    crop_landmarks = landmarks[:, :2] @ transform.matrix[:, :2].T + transform.matrix[:, 2]
+    crop_points = five_points_from_mesh(crop_landmarks)     # dlib's 5 points in the crop: the face terms' chips
     timings["find and crop"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    inv, tune = opts.inversion, opts.tuning
+    face = make_face_terms(G, target, crop_points, (inv.identity_weight, inv.perceptual_weight) +
+                           ((tune.identity_weight, tune.perceptual_weight) if opts.pti else ()), identity)
     init = encoder_start(Path(opts.encoder), G, target) if opts.encoder else None
     prior = WPrior.of(G)
-    w_s, _ = invert(G, target, opts.inversion, prior, init=init, progress=opts.progress)
+    w_s, _ = invert(G, target, inv, prior, init=init, progress=opts.progress, face=face)
     with torch.no_grad():
         recon = G.synthesize(w_s[None])
     psnr_inv = psnr(recon, target)
+    recons = [to_uint8_rgb(recon)[0]]
     timings["inversion"] = time.perf_counter() - t0
     logger.info("inversion: {:.2f} dB PSNR over the crop ({:.0f} s)", psnr_inv, timings["inversion"])
 
     tuned, psnr_tuned, G_use = {}, float("nan"), G
     if opts.pti:
         t0 = time.perf_counter()
-        G_use, _ = pivotal_tuning(G, w_s, target, opts.tuning, progress=opts.progress)
+        G_use, _ = pivotal_tuning(G, w_s, target, tune, progress=opts.progress, face=face)
         with torch.no_grad():
             recon = G_use.synthesize(w_s[None])
         psnr_tuned = psnr(recon, target)
+        recons.append(to_uint8_rgb(recon)[0])
         tuned = tuning_delta(G, G_use)
         timings["pivotal tuning"] = time.perf_counter() - t0
         logger.info("pivotal tuning: {:.2f} dB ({:.0f} s)", psnr_tuned, timings["pivotal tuning"])
@@ -141,17 +154,22 @@ def _create(photo_path, G, opts: AvatarOptions, generator_hint, directions_sha25
                        "face well. The avatar works but will look less like the photo; a generator trained on "
                        "similar faces (or on footage of this person, `live gan train`) does better.",
                        final, POOR_PSNR_DB)
+    t0 = time.perf_counter()
+    judged = judge_likeness(crop, recons, crop_landmarks, identity)
+    likeness = judged[-1] if judged else None
+    if likeness is not None and not likeness.same_person:
+        logger.warning("the reconstruction is not the photo's person by dlib ({}); the avatar works but will look "
+                       "like someone else", likeness.meaning())
+    timings["identity check"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    recon_uint8 = to_uint8_rgb(recon)[0]
+    recon_uint8 = recons[-1]
     p_s, p_source = _track_params(recon_uint8, crop, faces)
     timings["tracking"] = time.perf_counter() - t0
     limits = None
     if directions is not None:
         from live.avatar.identity_limits import identity_limits
         t0 = time.perf_counter()
-        from models.identity.face_chip import five_points_from_mesh
-        crop_points = five_points_from_mesh(landmarks[:, :2] @ transform.matrix[:, :2].T + transform.matrix[:, 2])
         limits = identity_limits(G_use, w_s, directions.to(device), opts.identity_threshold, identity=identity,
                                  face_points=crop_points)
         timings["identity limits"] = time.perf_counter() - t0
@@ -165,7 +183,8 @@ def _create(photo_path, G, opts: AvatarOptions, generator_hint, directions_sha25
                     source_photo=str(photo_path), identity_limits=limits,
                     directions=directions.to_file_dict() if directions is not None else None)
     avatar.generator = G_use
-    return avatar, CreationReport(psnr_inv, psnr_tuned, timings, n_faces, p_source)
+    return avatar, CreationReport(psnr_inv, psnr_tuned, timings, n_faces, p_source,
+                                  judged[0] if judged else None, likeness)
 
 
 def _track_params(recon: np.ndarray, crop: np.ndarray, faces: FaceReader) -> tuple[np.ndarray, str]:

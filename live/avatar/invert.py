@@ -4,6 +4,9 @@ Loss: mean squared error over the crop (what PSNR measures) plus a prior that ke
 layer's code where the generator's W codes live: the squared Mahalanobis distance to the mean
 W under the covariance of mapped samples, per dimension. Without it the optimiser finds codes
 that reproduce the photo but edit badly (far from W, directions no longer apply).
+With the crop's face (live/avatar/likeness.py), an identity term (dlib's descriptor of the
+render against the photo's) and a perceptual term (early feature maps of the same network over
+the head): MSE alone settles for the nearest soft average face, which can be another person.
 Noise stays at the generator's constant buffers, as in the live loop.
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from live.avatar.likeness import FaceTerms
 from live.avatar.optimise import optimise, psnr_db
 
 
@@ -24,6 +28,11 @@ class InversionConfig:
     lr: float = 0.02
     prior_weight: float = 2e-4     # weight of the W prior (per-dimension Mahalanobis distance squared)
     lr_rampdown: float = 0.25      # cosine decay of the learning rate over the last quarter of the steps
+    # The face terms, 0 = off (then the loop is the pixel-only one, bit for bit). Their scale against a crop's
+    # reconstruction: MSE 0.005-0.04 (29-20 dB), 1 - cos of the descriptors 0.03-0.15, perceptual 0.5-1.5.
+    # Defaults measured on five photos (bench/RESULTS.md, "Avatars"): see TuningConfig for tuning's.
+    identity_weight: float = 0.1   # 1 - cos(dlib descriptor of the render, of the photo crop)
+    perceptual_weight: float = 0.05  # LPIPS-like distance on the face network's early features, wider crop
 
 
 @dataclass
@@ -53,8 +62,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def invert(G, target: torch.Tensor, cfg: InversionConfig, prior: WPrior, init: torch.Tensor | None = None,
-           progress: bool = True) -> tuple[torch.Tensor, list[float]]:
-    """W+ code [n_latent, S] reproducing `target` [1, 3, R, R] in [-1, 1]. Returns (code, loss per step)."""
+           progress: bool = True, face: FaceTerms | None = None) -> tuple[torch.Tensor, list[float]]:
+    """W+ code [n_latent, S] reproducing `target` [1, 3, R, R] in [-1, 1]. Returns (code, pixel MSE per step).
+    face: the crop's identity and perceptual terms (weighted by cfg); None: the pixel loss and the prior only."""
     if target.shape[-1] != G.resolution:
         raise ValueError(f"target is {target.shape[-1]} px, the generator draws {G.resolution} px")
     start = init if init is not None else G.w_avg.detach().expand(G.n_latent, -1)
@@ -66,8 +76,11 @@ def invert(G, target: torch.Tensor, cfg: InversionConfig, prior: WPrior, init: t
         ramp = min(1.0, (1 - t) / cfg.lr_rampdown) if cfg.lr_rampdown > 0 else 1.0
         for group in opt.param_groups:
             group["lr"] = cfg.lr * 0.5 * (1 - math.cos(ramp * math.pi))
-        mse = F.mse_loss(G.synthesize(w, impl="static"), target)
+        image = G.synthesize(w, impl="static")
+        mse = F.mse_loss(image, target)
         loss = mse + cfg.prior_weight * prior.distance2(w)
+        if face is not None:
+            loss = loss + face(image, cfg.identity_weight, cfg.perceptual_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

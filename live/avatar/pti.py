@@ -5,6 +5,9 @@ regulariser keeps the rest of the latent space as it was: codes on the way from 
 random samples (30% to 100% of the way, the samples truncated like the faces users drive)
 must render as the untouched generator renders them. Only the synthesis network is tuned (the mapping, and so W itself
 and the directions fitted in it, stay the same).
+The paper's PTI pulls G(w_p) to the photo with L2 and LPIPS; here MSE, plus with the crop's face
+(live/avatar/likeness.py) an identity term and an LPIPS-like perceptual term on the pivot's render
+only (the locality codes are other faces: they keep to the untouched generator by pixels).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from live.avatar.likeness import FaceTerms
 from live.avatar.optimise import optimise
 
 
@@ -27,11 +31,16 @@ class TuningConfig:
     locality_truncation: float = 0.7  # the random codes: where the faces users drive live
     locality_every: int = 1
     locality_batch: int = 4          # 4 not 2: the worst of 20 check codes 30.5 dB instead of 24 (bench/RESULTS.md)
+    # The face terms on the pivot's render, 0 = off (the pixel-only loop, bit for bit); scales as in
+    # InversionConfig. Defaults measured on five photos (bench/RESULTS.md, "Avatars").
+    identity_weight: float = 0.1     # 1 - cos(dlib descriptor of G(w_p), of the photo crop)
+    perceptual_weight: float = 0.05  # LPIPS-like distance on the face network's early features, wider crop
 
 
 def pivotal_tuning(G, pivot: torch.Tensor, target: torch.Tensor, cfg: TuningConfig, seed: int = 0,
-                   progress: bool = True) -> tuple[torch.nn.Module, list[float]]:
-    """A tuned copy of G (the input is not changed) and the pixel loss per step."""
+                   progress: bool = True, face: FaceTerms | None = None) -> tuple[torch.nn.Module, list[float]]:
+    """A tuned copy of G (the input is not changed) and the pixel loss per step. face: the crop's
+    identity and perceptual terms (weighted by cfg); None: pixels and locality only."""
     tuned = copy.deepcopy(G).train()
     tuned.requires_grad_(False)
     params = [p for p in tuned.synthesis.parameters()]
@@ -42,8 +51,11 @@ def pivotal_tuning(G, pivot: torch.Tensor, target: torch.Tensor, cfg: TuningConf
     g = torch.Generator().manual_seed(seed)
 
     def step(i: int) -> tuple[float, float]:
-        mse = F.mse_loss(tuned.synthesize(w_p, impl="static"), target)
+        image = tuned.synthesize(w_p, impl="static")
+        mse = F.mse_loss(image, target)
         loss = mse
+        if face is not None:
+            loss = loss + face(image, cfg.identity_weight, cfg.perceptual_weight)
         if cfg.locality_weight > 0 and i % cfg.locality_every == 0:
             with torch.no_grad():
                 z = torch.randn(cfg.locality_batch, G.style_dim, generator=g).to(w_p.device)

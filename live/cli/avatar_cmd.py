@@ -12,9 +12,10 @@ from live.options import option
 CREATE_DESCRIPTION = (
     "Two renderers. stylegan2, the paper's method (with -g): find the face in PHOTO (the largest, or --face N), crop "
     "it with the generator's framing, invert it into W+ (from the mean code, or from an e4e encoder's code with "
-    "--encoder), fine-tune the generator around that code (pivotal tuning, on by default), track the "
-    "reconstruction's face parameters, and with -d measure how far each direction may move it before it stops "
-    "being this face. warp (no generator, seconds): the photo and the tracker's 3D mesh of its face, which the mesh "
+    "--encoder), fine-tune the generator around that code (pivotal tuning, on by default), both by pixels, by "
+    "identity (dlib's face descriptor) and by a perceptual term, track the reconstruction's face parameters, and "
+    "with -d measure how far each direction may move it before it stops being this face; the last lines say "
+    "whether dlib takes the reconstruction for the photo's person (CSIM, distance < 0.6) and its PSNR. warp (no generator, seconds): the photo and the tracker's 3D mesh of its face, which the mesh "
     "warp moves. Either way `live run --avatar` drives the file it writes.")
 
 
@@ -35,6 +36,16 @@ class CreateCommand:
                           "fast on the CPU", choices=("auto", "fast", "high"))
     steps: int | None = option(None, "inversion steps; none: from --quality")
     tune_steps: int | None = option(None, "pivotal tuning steps; none: from --quality")
+    identity_weight: float | None = option(None, "inversion's identity term: 1 - cosine of dlib's descriptors of "
+                                           "the render and the photo crop (0 = off, pixels only); none: the measured "
+                                           "default (live/avatar/invert.py, bench/RESULTS.md)", metavar="W")
+    perceptual_weight: float | None = option(None, "inversion's perceptual term: LPIPS-like distance of the face "
+                                             "network's early features over the head (0 = off); none: the measured "
+                                             "default (live/avatar/invert.py)", metavar="W")
+    tune_identity_weight: float | None = option(None, "pivotal tuning's identity term (0 = off); none: the measured "
+                                                "default (live/avatar/pti.py)", metavar="W")
+    tune_perceptual_weight: float | None = option(None, "pivotal tuning's perceptual term (0 = off); none: the "
+                                                  "measured default (live/avatar/pti.py)", metavar="W")
     framing: str | None = option(None, "how the generator's training faces were cropped; none: the registry's, "
                                  "else voxceleb", choices=("fixture", "voxceleb", "ffhq"))
     face: int = option(0, "which face, 0 = the largest", metavar="N")
@@ -85,14 +96,21 @@ def create(opts: CreateCommand, cfg) -> int:
     return create_stylegan(opts)
 
 
-def psnr_meaning(db: float) -> str:
-    """What a reconstruction PSNR means to a user."""
+def quality_meaning(db: float, likeness) -> str:
+    """What a reconstruction means to a user: dlib's identity verdict first (a face that is someone else
+    is never called recognisable, whatever its PSNR), then how closely it reproduces the crop."""
+    if likeness is not None and not likeness.same_person:
+        return (f"{db:.1f} dB, but NOT THE SAME PERSON: this generator draws someone else from this photo. Try "
+                f"--quality high, another photo (frontal, even light), a generator trained on faces like this one "
+                f"(`live gan train`), or the mesh-warp renderer (--renderer warp), which keeps the photo's own face")
+    who = "the same person by dlib" if likeness is not None else "identity not judged (why: the warning above)"
     if db >= 26:
-        return f"{db:.1f} dB: good, the generator reproduces this face closely"
+        return f"{db:.1f} dB, {who}: good, the generator reproduces this face closely"
     if db >= 21:
-        return f"{db:.1f} dB: fair, the face is recognisable but softer; --quality high (or a GPU) does better"
-    return (f"{db:.1f} dB: poor, this generator cannot draw this face well; try --quality high, another photo, or "
-            f"the mesh-warp renderer (--renderer warp)")
+        return (f"{db:.1f} dB, {who}: fair, " + ("recognisable but softer" if likeness is not None else "softer")
+                + "; --quality high (or a GPU) does better")
+    return (f"{db:.1f} dB, {who}: poor, this generator cannot draw this face well; try --quality high, another photo, "
+            f"or the mesh-warp renderer (--renderer warp)")
 
 
 def create_warp(opts: CreateCommand) -> int:
@@ -109,6 +127,20 @@ def create_warp(opts: CreateCommand) -> int:
     return 0
 
 
+def face_weights(opts: CreateCommand) -> dict[str, dict[str, float]]:
+    """The identity and perceptual weights given on the command line, per stage (the rest keep the configs'
+    measured defaults); a clear error for a negative one."""
+    given = {"inversion": {"identity_weight": opts.identity_weight, "perceptual_weight": opts.perceptual_weight},
+             "tuning": {"identity_weight": opts.tune_identity_weight,
+                        "perceptual_weight": opts.tune_perceptual_weight}}
+    for stage, values in given.items():
+        for name, value in values.items():
+            if value is not None and value < 0:
+                flag = ("--tune-" if stage == "tuning" else "--") + name.replace("_", "-")
+                raise ValueError(f"{flag} must be >= 0 (0 turns the term off), got {value}")
+    return {stage: {k: v for k, v in values.items() if v is not None} for stage, values in given.items()}
+
+
 def create_stylegan(opts: CreateCommand) -> int:
     from live.avatar.create import AvatarOptions, create_avatar
     from live.avatar.invert import InversionConfig
@@ -118,6 +150,7 @@ def create_stylegan(opts: CreateCommand) -> int:
     from models.checkpoint import load_generator, weights_hash
     from models.direction_matrix import Directions
     from models.weights_io import file_sha256
+    weights = face_weights(opts)
     store = ModelStore()
     device = resolve_device(opts.device)
     G = load_generator(store.resolve(opts.generator), device)
@@ -134,9 +167,10 @@ def create_stylegan(opts: CreateCommand) -> int:
     framing = opts.framing or framing_of(opts.generator, store, weights_hash(G))
     print(f"making the avatar: framing {framing}, {steps} inversion + {tune_steps if opts.pti else 0} tuning steps "
           f"({quality} quality on {device}" + ("; --quality high for the long version)" if quality == "fast" else ")"))
+    inversion = InversionConfig(steps=steps, **weights["inversion"])
+    tuning = TuningConfig(steps=tune_steps, **weights["tuning"])
     options = AvatarOptions(framing=framing, face_index=opts.face,
-                            pti=opts.pti, inversion=InversionConfig(steps=steps),
-                            tuning=TuningConfig(steps=tune_steps),
+                            pti=opts.pti, inversion=inversion, tuning=tuning,
                             encoder=store.resolve(opts.encoder) if opts.encoder else None,
                             identity_threshold=opts.identity_threshold)
     # the generator as `live run --avatar` will find it again: a model name, or the file's absolute path
@@ -148,7 +182,9 @@ def create_stylegan(opts: CreateCommand) -> int:
     final = report.psnr_tuned if opts.pti else report.psnr_inversion
     print(f"  framing {options.framing}, PSNR over the crop: inversion {report.psnr_inversion:.2f} dB"
           + (f", tuned {report.psnr_tuned:.2f} dB" if opts.pti else ""))
-    print(f"  {psnr_meaning(final)}")
+    if report.likeness is not None:
+        print(f"  identity: {report.likeness.meaning()}")
+    print(f"  {quality_meaning(final, report.likeness)}")
     print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
           + f" (total {sum(report.seconds.values()):.1f} s on {device})")
     if device.type == "cpu":
@@ -207,6 +243,9 @@ def show(opts: ShowCommand, cfg) -> int:
     print("tuning:       " + (f"{len(a.tuned)} tensors, {size_mb:.1f} MB fp16" if a.tuned else "none"))
     print(f"PSNR (crop):  inversion {a.psnr_inversion:.2f} dB" +
           (f", tuned {a.psnr_tuned:.2f} dB" if a.tuned else ""))
+    from live.avatar.likeness import judge_likeness
+    judged = judge_likeness(a.crop, [a.reconstruction], None)    # dlib on the two images the file keeps
+    print("identity:     " + (judged[0].meaning() if judged else "not judged (why: the warning above)"))
     print("p_s:          " + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAM_NAMES, a.p_s.tolist())))
     if opts.out:
         write_image(opts.out, np.concatenate([a.crop, cv2.resize(a.reconstruction, a.crop.shape[1::-1])], axis=1))

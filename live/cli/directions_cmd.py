@@ -56,6 +56,8 @@ def register(sub) -> None:
                 "track what our parameters do, fit the map between the two parameter sets (its R^2 per parameter "
                 "is printed: near 1 is well reached, near 0 not at all), and write A = A_other M+ in live's format: "
                 "`live run` then drives the other matrix's trained directions with your face.")
+    from live.cli import directions_train_cmd
+    directions_train_cmd.register(dsub)
     add_command(sub, "edit", edit, "edit a face along the directions: set or sweep parameters", EditCommand,
                 description="Single-attribute editing as in the paper: synthesise a face (a seed, or an avatar), "
                 "track its parameters, and move chosen ones to new values through the direction matrix. Values are "

@@ -106,6 +106,20 @@ class DlibFaceResNet(nn.Module):
             x = block(x)
         return self.fc(x.mean((2, 3)))
 
+    def features(self, images: torch.Tensor, levels: int = 3) -> list[torch.Tensor]:
+        """The activations after the stem and after each of the first `levels` residual levels, for
+        images [N, 3, H, W] RGB 0..255 of any size (a perceptual comparison, models/identity/face_losses.py)."""
+        x = (images - self.input_mean.to(images.dtype)[:, None, None]) / 256.0
+        x = F.max_pool2d(F.relu(self.aff0(self.conv0(x))), 3, 2)
+        out, ends = [x], set(np.cumsum([int(down) + plain for _, down, plain in LEVELS]) - 1)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in ends:
+                out.append(x)
+                if len(out) > levels:
+                    break
+        return out
+
     # ---- from dlib's file ---------------------------------------------------------------
 
     @staticmethod
