@@ -84,7 +84,10 @@ def identity_floor(clips: list[str], span: np.ndarray, identity, params=("pitch"
     return {name: (round(float(np.median(v)), 3) if v else None) for name, v in scores.items()}
 
 
-def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, floor_clips=()) -> dict:
+def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, floor_clips=(),
+             error_range: torch.Tensor | None = None) -> dict:
+    """error_range: the parameter ranges that normalise the reenactment error (default: d's own); matrices
+    compared side by side share the first one's, so their errors are in the same units."""
     from models.identity.embedding import (
         SAME_PERSON_DISTANCE,
         csim,
@@ -149,7 +152,8 @@ def evaluate(G, d: Directions, seeds: int, other_seeds: int, truncation: float, 
         after = np.abs(pe[good, j] - base[tgt][good, j]).mean()
         reen[name] = round(float(1 - after / before), 3)
     # Reenactment error: how far the reenacted face's parameters stay from the target's, normalised units
-    error = np.abs(pe[good] - base[tgt][good]) * to_norm
+    ranges = (error_range if error_range is not None else d.param_range).numpy()
+    error = np.abs(pe[good] - base[tgt][good]) * 2 * d.shift_scale / (ranges[:, 1] - ranges[:, 0])
     for row, e in zip(rows, error.T):
         row["reenactment_error"] = round(float(e.mean()), 3)
     tracker.close()
@@ -165,11 +169,13 @@ def run(args: argparse.Namespace) -> dict | list[dict]:
     missing = [c for c in args.floor_clips if not Path(c).is_file()]
     if missing:
         raise SystemExit(f"--floor-clips: no such file: {', '.join(missing)} (give other clips, or none to skip)")
-    records = []
+    records, common_range = [], None
     for k, path in enumerate(args.directions):
         d = Directions.load(path)
+        common_range = d.param_range if common_range is None else common_range   # the first matrix's units
         start = time.perf_counter()
-        result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation, args.floor_clips if k == 0 else ())
+        result = evaluate(G, d, args.seeds, args.other_seeds, args.truncation, args.floor_clips if k == 0 else (),
+                          error_range=common_range)
         record = {"bench": "directions", "generator": args.generator, "directions": path, "fit_info": d.fit_info,
                   **result, "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
         append_json(args.json, record)
@@ -188,7 +194,9 @@ def comparison_rows(records: list[dict]) -> list[dict]:
     rows = []
     for r in records:
         label = Path(r["directions"]).name + f" ({r['fit_info'].get('method', '?')}"
-        label += f", identity weight {r['fit_info']['identity_weight']})" if r["fit_info"].get("identity_weight") else ")"
+        fitted_with_identity = r["fit_info"].get("identity_weight") and not r["fit_info"].get("method", "").startswith(
+            "trained")     # a trained matrix's identity_weight is its loss weight, said in its method
+        label += f", identity weight {r['fit_info']['identity_weight']})" if fitted_with_identity else ")"
         by = {e["param"]: e for e in r["editing"]}
         for name in ("pitch", "jaw"):
             e = by[name]

@@ -36,6 +36,10 @@ class _FakeLosses:
     def __init__(self):
         self.net = self._Net()
 
+    def to(self, device):
+        self.net.to(device)
+        return self
+
     def embed(self, images, points5):
         return torch.cat([images.mean((2, 3)), images.std((2, 3))], 1)
 
@@ -57,10 +61,10 @@ def setup(tmp_path):
     return G, start, tmp_path / "A.pt"
 
 
-def _trainer(setup, **kw):
-    G, start, out = setup
+def _trainer(setup, out=None, **kw):
+    G, start, default_out = setup
     opts = DirectionsTrainOptions(**{"steps": 4, "batch": 4, "pool": 8, "device": "cpu", "snapshot_every": 2, **kw})
-    return DirectionTrainer(G, _regressor(), _FakeLosses(), start, opts, out)
+    return DirectionTrainer(G, _regressor(), _FakeLosses(), start, opts, out or default_out)
 
 
 def test_the_regressor_file_round_trips_and_refuses_what_it_is_not(tmp_path):
@@ -116,6 +120,11 @@ def test_an_interrupted_run_continues_and_refuses_other_settings(setup):
     assert resumed.step == 2 and torch.equal(resumed.A.weight, first.A.weight)
     resumed.run(progress=False)
     assert resumed.step == 4
+    straight = _trainer(setup, out=setup[2].with_name("B.pt"), steps=4)     # never interrupted
+    straight.run(progress=False)
+    # optimiser moments, pair draws and the learning-rate schedule all continued where they were
+    assert torch.allclose(resumed.A.weight, straight.A.weight, atol=1e-7)
+    assert [h["reenactment"] for h in resumed.history] == [h["reenactment"] for h in straight.history[2:]]
     with pytest.raises(DirectionsError, match="was started with --batch 4 \\(now 8\\).*nothing was overwritten"):
         _trainer(setup, steps=4, batch=8)
     setup[2].with_name("A.pt.train.pt").write_text("not a snapshot")
@@ -130,6 +139,16 @@ def test_starting_points(setup):
     assert starting_matrix(DirectionsTrainOptions(init="fit"), start) is start
     with pytest.raises(DirectionsError, match="no such file"):
         starting_matrix(DirectionsTrainOptions(init="missing.pt"), start)
+    other = demo_directions(setup[0])
+    other.generator_sha256 = "f" * 64                                      # fitted for another generator
+    other.save(setup[2].with_name("other.pt"))
+    with pytest.raises(DirectionsError, match="fitted for generator ffffffffffff"):
+        starting_matrix(DirectionsTrainOptions(init=str(setup[2].with_name("other.pt"))), start)
+    start.save(setup[2].with_name("mine.pt"))
+    with pytest.raises(DirectionsError, match="--shift-scale is 3.0"):
+        starting_matrix(DirectionsTrainOptions(init=str(setup[2].with_name("mine.pt")), shift_scale=3.0), start)
+    assert torch.equal(starting_matrix(DirectionsTrainOptions(init=str(setup[2].with_name("mine.pt"))), start).weight,
+                       start.weight)
 
 
 def test_identity_and_perceptual_terms_on_real_faces():
@@ -203,7 +222,8 @@ def test_a_generator_without_faces_cannot_train_a_regressor(tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_two_processes_train_the_same_matrix(tmp_path):
-    """torchrun, two CPU processes (gloo): each draws its own pairs, gradients are averaged, both end equal."""
+    """torchrun, two CPU processes (gloo): each draws its own pairs (also after resuming), gradients are averaged,
+    both end equal."""
     import os
     import subprocess
     import sys
@@ -226,6 +246,17 @@ def test_two_processes_train_the_same_matrix(tmp_path):
         "gathered = [torch.zeros_like(flat) for _ in range(2)]\n"
         "dist.all_gather(gathered, flat)\n"
         "assert torch.equal(gathered[0], gathered[1]), 'ranks diverged'\n"
+        "def differ(trainer):\n"
+        "    src = trainer.pairs(4)[0].float()\n"
+        "    both = [torch.zeros_like(src) for _ in range(2)]\n"
+        "    dist.all_gather(both, src)\n"
+        "    return not torch.equal(both[0], both[1])\n"
+        "assert differ(t), 'both ranks drew the same pairs'\n"
+        "t._snapshot(); dist.barrier()\n"
+        f"r = DirectionTrainer(G, _regressor(), _FakeLosses(), start, DirectionsTrainOptions(steps=3, batch=4, pool=8,\n"
+        f"                     device='cpu'), {str(tmp_path / 'A.pt')!r})\n"
+        "r.build_pool()\n"
+        "assert r.step == 2 and differ(r), 'after resuming both ranks drew the same pairs'\n"
         "print('rank', dist.get_rank(), 'in step')\n"
         "dist.destroy_process_group()\n")
     root = Path(__file__).resolve().parents[1]

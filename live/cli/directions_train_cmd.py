@@ -50,6 +50,9 @@ def regressor(opts: RegressorCommand, cfg) -> int:
     from live.model_store import ModelStore
     from live.paths import cache_dir
     from models.checkpoint import load_generator, weights_hash
+    from pathlib import Path
+    if not Path(opts.out).resolve().parent.is_dir():
+        raise ValueError(f"-o {opts.out}: its folder does not exist; create it or choose another")
     store = ModelStore()
     G = load_generator(store.resolve(opts.generator), resolve_device(opts.device))
     framing = opts.framing or framing_of(opts.generator, store, weights_hash(G))
@@ -80,22 +83,30 @@ def train(opts: TrainCommand, cfg) -> int:
     from pathlib import Path
 
     from live.directions.fit import FitOptions, fit_for_generator
-    from live.directions.train import DirectionTrainer, starting_matrix
+    from live.directions.train import FIRST_RUN_WAIT_MINUTES, DirectionTrainer, starting_matrix
     from live.engines.devices import resolve_device
-    from live.gan.distributed import init_distributed
+    from live.gan.distributed import init_distributed, process_device
     from live.model_store import ModelStore
     from live.paths import cache_dir
     from models.checkpoint import load_generator
+    from models.direction_matrix import Directions
     opts.check()
+    if not Path(opts.out).resolve().parent.is_dir():
+        raise ValueError(f"-o {opts.out}: its folder does not exist; create it or choose another")
     store = ModelStore()
-    device = resolve_device(opts.device)
-    dist = init_distributed(device)
+    device = process_device(resolve_device(opts.device))
+    dist = init_distributed(device, FIRST_RUN_WAIT_MINUTES)
     G = load_generator(store.resolve(opts.generator), device)
-    losses = face_losses(opts, store)              # first: a missing network is said before minutes of fitting
+    # Everything a user gave is read first: a bad file is said before minutes of sampling and training.
+    losses = face_losses(opts, store)
+    given_regressor = load_given_regressor(opts, G, store) if opts.regressor else None
+    if opts.init not in ("fit", "zero"):
+        Directions.load(opts.init).check_live_space(opts.init)
     with rank_zero_first(dist):   # the first process fills the caches (samples, regressor); the others read them
+        # the regressor first: for a generator that draws no faces its message says so (the fit's would not)
+        regressor = given_regressor or load_or_train_regressor(opts, G, store)
         fitted = fit_for_generator(G, FitOptions(samples=opts.samples, truncation=opts.truncation,
                                                  layers=opts.layers), cache_dir() / "directions")
-        regressor = load_or_train_regressor(opts, G, store)
     trainer = DirectionTrainer(G, regressor, losses, starting_matrix(opts, fitted), opts, Path(opts.out))
     directions = trainer.run()
     if trainer.dist.main:
@@ -130,8 +141,29 @@ def rank_zero_first(dist):
         td.barrier()
 
 
+def load_given_regressor(opts: DirectionsTrainOptions, G, store):
+    """--regressor, checked: it reads this project's parameters, with today's face model, in this generator's
+    framing (a regressor for other crops or another face model measures other numbers)."""
+    from live.cli.avatar_cmd import framing_of
+    from models.checkpoint import weights_hash
+    from models.face.landmarks import PARAM_NAMES
+    from models.face.regressor import FaceParamRegressor, RegressorError
+    from models.face.shape_model import default_model_path
+    from models.weights_io import file_sha256
+    net = FaceParamRegressor.load(store.resolve(opts.regressor), PARAM_NAMES)
+    model_sha = file_sha256(default_model_path())
+    if net.info.face_model_sha256 and net.info.face_model_sha256 != model_sha:
+        raise RegressorError(f"{opts.regressor} was trained against another face model ({net.info.face_model_sha256[:12]}"
+                             f", this one is {model_sha[:12]}): make one with `live directions regressor -g G -o R`")
+    framing = framing_of(opts.generator, store, weights_hash(G))
+    if net.info.framing and net.info.framing != framing:
+        raise RegressorError(f"{opts.regressor} reads faces in the {net.info.framing} framing; this generator draws "
+                             f"the {framing} framing: make one with `live directions regressor -g G -o R`")
+    return net
+
+
 def load_or_train_regressor(opts: DirectionsTrainOptions, G, store):
-    """The regressor given, or the one cached for this generator and face model (trained now if missing)."""
+    """The regressor cached for this generator and face model (trained now if missing)."""
     from live.cli.avatar_cmd import framing_of
     from live.directions.regressor_train import train_regressor
     from live.paths import cache_dir
@@ -140,8 +172,6 @@ def load_or_train_regressor(opts: DirectionsTrainOptions, G, store):
     from models.face.regressor import FaceParamRegressor
     from models.face.shape_model import default_model_path
     from models.weights_io import file_sha256
-    if opts.regressor:
-        return FaceParamRegressor.load(store.resolve(opts.regressor), PARAM_NAMES)
     g_hash = weights_hash(G)
     path = cache_dir() / "directions" / f"regressor-{g_hash[:16]}-{file_sha256(default_model_path())[:12]}.safetensors"
     if path.is_file():

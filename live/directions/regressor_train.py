@@ -52,7 +52,11 @@ def default_clips(opts: RegressorOptions) -> list[Path]:
     if opts.clips:
         return [Path(c) for c in opts.clips]
     clips = [Path(opts.media) / c for c in DEFAULT_CLIPS]
-    return [c for c in clips if c.is_file()]
+    found = [c for c in clips if c.is_file()]
+    if not found:
+        logger.warning("no talking-head clips in {} (--media): the regressor learns from generated faces only and "
+                       "its agreement on real footage is not measured; give --clips or --media", opts.media)
+    return found
 
 
 def train_regressor(G, opts: RegressorOptions, framing: str, cache_dir: Path) -> FaceParamRegressor:

@@ -28,11 +28,13 @@ import torch.nn.functional as F
 from loguru import logger
 
 from live.directions.train_config import DirectionsTrainOptions
-from live.gan.distributed import close_distributed, init_distributed, sync_gradients
+from live.gan.distributed import close_distributed, init_distributed, process_device, sync_gradients
 from live.gan.train_state import resolve_amp
 from models.direction_matrix import Directions
 from models.errors import DirectionsError
 from models.weights_io import safe_torch_load, save_atomic
+
+FIRST_RUN_WAIT_MINUTES = 180   # under torchrun rank 0 may train the regressor while the others wait
 
 TERMS = {"reenactment": "parameter error of the shifted face (regressor units: 1 = the tracker's whole range)",
          "identity": "1 - cos to the source's dlib descriptor (same person: under about 0.07 on this network)",
@@ -44,18 +46,14 @@ class DirectionTrainer:
         from live.engines.devices import resolve_device
         opts.check()
         self.opts, self.out = opts, Path(out)
-        self.device = resolve_device(opts.device)
-        self.dist = init_distributed(self.device)
-        if self.dist.world > 1 and self.device.type == "cuda":
-            import os
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.device = process_device(resolve_device(opts.device))
+        self.dist = init_distributed(self.device, FIRST_RUN_WAIT_MINUTES)
         if opts.batch % self.dist.world:
             raise ValueError(f"--batch {opts.batch} must divide among the {self.dist.world} processes")
         self.amp = resolve_amp(opts.amp, self.device)
         self.G = G.to(self.device).eval().requires_grad_(False)
         self.R = regressor.to(self.device).eval().requires_grad_(False)
-        self.losses = losses
-        self.losses.net.to(self.device)
+        self.losses = losses.to(self.device)
         self.start = start
         self.A = torch.nn.Linear(start.n_params, start.num_layers_shift * start.shift_dim).to(self.device)
         with torch.no_grad():
@@ -90,7 +88,7 @@ class DirectionTrainer:
                 with self._autocast():
                     w = G.mapping(z, opts.truncation)
                     x = G.synthesize(G.broadcast(w), impl="static").float()
-                    p, pts = self.R(x)
+                p, pts = self.R(x)      # fp32 (small): bf16 points would be whole pixels off and move the chips
                 codes.append(w.float())
                 params.append(p.float())
                 points.append(pts.float())
@@ -128,7 +126,7 @@ class DirectionTrainer:
         w_plus[:, : self.start.num_layers_shift] += shift
         with self._autocast():
             x = G.synthesize(w_plus, impl="static").float()
-            p, pts = self.R(x)
+        p, pts = self.R(x)
         terms = {"reenactment": F.smooth_l1_loss(self.R.to_normalised(p.float()), self.R.to_normalised(aim), beta=0.05),
                  "identity": self.losses.identity(x, pts.detach(), self.pool["embed"][src]).mean(),
                  "perceptual": self.losses.perceptual(x, pts.detach(), [f[src] for f in self.pool["features"]]).mean()}
@@ -176,6 +174,7 @@ class DirectionTrainer:
             raise
         finally:
             close_distributed(self.dist)
+        self._snapshot()        # removed once the matrix is saved: a failed save loses no step
         return self.result(time.perf_counter() - start)
 
     def result(self, seconds: float) -> Directions:
@@ -218,7 +217,10 @@ class DirectionTrainer:
                                   f"continue, or remove it to start again (nothing was overwritten)")
         self.A.load_state_dict(state["A"])
         self.optimiser.load_state_dict(state["optimiser"])
-        self.rng.set_state(state["rng"])
+        if self.dist.world == 1:
+            self.rng.set_state(state["rng"])
+        else:   # the snapshot holds rank 0's state only: each rank draws its own pairs from here on
+            self.rng.manual_seed(self.opts.seed + 1000 * self.dist.rank + 1_000_003 * int(state["step"]))
         self.step, self.history = int(state["step"]), list(state["history"])
         logger.info("continuing {} from step {} of {}", self.snapshot_path, self.step, self.opts.steps)
 
@@ -234,6 +236,12 @@ def starting_matrix(opts: DirectionsTrainOptions, fitted: Directions) -> Directi
         return zero
     given = Directions.load(opts.init)
     given.check_live_space(opts.init)
-    if given.num_layers_shift != opts.layers:
-        raise DirectionsError(f"{opts.init} shifts {given.num_layers_shift} layers; --layers is {opts.layers}")
-    return given
+    given.check_generator(fitted.generator_sha256)
+    if given.num_layers_shift != opts.layers or given.shift_dim != fitted.shift_dim:
+        raise DirectionsError(f"{opts.init} shifts {given.num_layers_shift} layers of {given.shift_dim} values; "
+                              f"this generator and --layers need {opts.layers} of {fitted.shift_dim}")
+    if given.shift_scale != opts.shift_scale:
+        raise DirectionsError(f"{opts.init} scales parameters to [-{given.shift_scale}, {given.shift_scale}]; "
+                              f"--shift-scale is {opts.shift_scale}: use the same")
+    given.generator_sha256 = given.generator_sha256 or fitted.generator_sha256   # the result says whose it is
+    return given        # with its own parameter ranges: its weights are in their units

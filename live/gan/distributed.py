@@ -23,15 +23,30 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(device: torch.device) -> Dist:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
+def init_distributed(device: torch.device, timeout_minutes: float | None = None) -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process. `device` should be
+    process_device()'s (NCCL pairs each process with the current GPU). timeout_minutes: how long a rank may
+    wait for the others (None: torch's default, 10 min for NCCL) - longer where rank 0 fills caches first."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()
+    import datetime
+
     import torch.distributed as dist
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        extra = {"timeout": datetime.timedelta(minutes=timeout_minutes)} if timeout_minutes else {}
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", **extra)
     return Dist(rank=dist.get_rank(), world=dist.get_world_size())
+
+
+def process_device(device: torch.device) -> torch.device:
+    """This process's device: under torchrun on CUDA, cuda:LOCAL_RANK, made the current device (else every
+    rank would use GPU 0 and NCCL refuses duplicate GPUs); otherwise `device` unchanged."""
+    if device.type != "cuda" or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return device
+    local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.cuda.set_device(local)
+    return local
 
 
 def close_distributed(d: Dist) -> None:

@@ -29,6 +29,11 @@ class FaceLosses:
         self.net = net.eval().requires_grad_(False)
         self.levels = perceptual_levels
 
+    def to(self, device) -> FaceLosses:
+        """Every network of the terms on `device` (returns self)."""
+        self.net.to(device)
+        return self
+
     def _pixels(self, images: torch.Tensor) -> torch.Tensor:
         param = next(self.net.parameters())
         return ((images.to(param.device, torch.float32) + 1) * 127.5).clamp(0, 255)
@@ -60,6 +65,11 @@ class ArcFaceLosses(FaceLosses):
     def __init__(self, arcface, net: DlibFaceResNet, perceptual_levels: int = 2):
         super().__init__(net, perceptual_levels)
         self.arcface = arcface.eval().requires_grad_(False)
+
+    def to(self, device) -> ArcFaceLosses:
+        super().to(device)
+        self.arcface.to(device)
+        return self
 
     def embed(self, images: torch.Tensor, points5: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
