@@ -193,10 +193,14 @@ def comparison_rows(records: list[dict]) -> list[dict]:
     figures, mean reenactment error in normalised units)."""
     rows = []
     for r in records:
-        label = Path(r["directions"]).name + f" ({r['fit_info'].get('method', '?')}"
-        fitted_with_identity = r["fit_info"].get("identity_weight") and not r["fit_info"].get("method", "").startswith(
-            "trained")     # a trained matrix's identity_weight is its loss weight, said in its method
-        label += f", identity weight {r['fit_info']['identity_weight']})" if fitted_with_identity else ")"
+        info = r["fit_info"]
+        if info.get("method", "").startswith("trained"):     # its weights are loss weights: say them all
+            label = (Path(r["directions"]).name + f" (trained {info.get('steps')} steps, lr {info.get('lr')}, "
+                     f"weights {info.get('reenactment_weight')}/{info.get('identity_weight')}/"
+                     f"{info.get('perceptual_weight')})")
+        else:
+            label = Path(r["directions"]).name + f" ({info.get('method', '?')}"
+            label += f", identity weight {info['identity_weight']})" if info.get("identity_weight") else ")"
         by = {e["param"]: e for e in r["editing"]}
         for name in ("pitch", "jaw"):
             e = by[name]

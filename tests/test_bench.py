@@ -158,3 +158,22 @@ def test_bench_gpu_without_a_gpu_skips_every_gpu_item_and_dry_runs_them(tmp_path
     assert items["cpu dry run: avatar creation"]["figures"]["fixture avatar"]["identity_limits"] is not None
     assert (out / "carry" / "MANIFEST.json").is_file() and (out / "avatar.pt").is_file()
     assert "no GPU figure produced" in (out / "report.md").read_text()
+
+
+def test_directions_comparison_names_a_trained_matrix_by_its_loss_weights():
+    """Two trained matrices differ by their loss weights: the side-by-side table must tell them apart (their
+    identity_weight is a loss weight, not the closed-form fit's identity term)."""
+    from bench.directions_quality import comparison_rows
+    editing = [{"param": p, "slope": 0.1, "pearson": float("nan") if p == "yaw" else 0.2, "csim": 0.9,
+                "same_person": 0.5, "reenactment_error": 1.0} for p in ("yaw", "pitch", "jaw")]
+    base = {"editing": editing, "identity_csim_median": 0.9, "identity_same_person_share": 0.5,
+            "reenactment_error_mean": 1.0}
+    trained = {"method": "trained (reenactment, identity, perceptual)", "steps": 120, "lr": 0.002,
+               "reenactment_weight": 1.0, "perceptual_weight": 0.5}
+    rows = comparison_rows([{**base, "directions": "a.pt", "fit_info": {**trained, "identity_weight": 1.0}},
+                            {**base, "directions": "b.pt", "fit_info": {**trained, "identity_weight": 0.0}},
+                            {**base, "directions": "c.pt", "fit_info": {"method": "p_on_w", "identity_weight": 10.0}}])
+    labels = sorted({r["matrix"] for r in rows})
+    assert labels == ["a.pt (trained 120 steps, lr 0.002, weights 1.0/1.0/0.5)",
+                      "b.pt (trained 120 steps, lr 0.002, weights 1.0/0.0/0.5)", "c.pt (p_on_w, identity weight 10.0)"]
+    assert [r["pearson"] for r in rows if r["params"] == "all 15"] == [0.2] * 3     # NaN (never moved) left out

@@ -273,7 +273,11 @@ def test_live_directions_train_on_the_fixture(tmp_path, fixture_path, capsys):
     plumbing, not quality): it writes the paper's format and removes its snapshot; an unreadable regressor is
     refused with the fix."""
     from live.cli import main
-    regressor = _regressor().save(tmp_path / "r.safetensors")
+    net = _regressor()
+    net.info.framing = "voxceleb"                      # another generator's crops: refused before any work
+    net.save(tmp_path / "vox.safetensors")
+    net.info.framing = "fixture"
+    regressor = net.save(tmp_path / "r.safetensors")
     out = tmp_path / "A.pt"
     args = ["directions", "train", "-g", str(fixture_path), "-o", str(out), "--regressor", str(regressor),
             "--steps", "3", "--batch", "2", "--pool", "4", "--samples", "24", "--device", "cpu"]
@@ -285,6 +289,11 @@ def test_live_directions_train_on_the_fixture(tmp_path, fixture_path, capsys):
     (tmp_path / "bad.safetensors").write_text("nothing")
     assert main(args[:5] + [str(tmp_path / "A2.pt"), "--regressor", str(tmp_path / "bad.safetensors")] + args[8:]) == 2
     assert "not a readable safetensors file" in capsys.readouterr().err
+    assert main(args[:5] + [str(tmp_path / "A2.pt"), "--regressor", str(tmp_path / "vox.safetensors")] + args[8:]) == 2
+    assert "reads faces in the voxceleb framing; this generator draws the fixture framing" in capsys.readouterr().err
+    assert main(args[:5] + [str(tmp_path / "no" / "A2.pt")] + args[6:]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "A2.pt").exists()
 
 
 def test_the_papers_identity_network_is_asked_for_by_name_and_said_when_missing(tmp_path, fixture_path, capsys):

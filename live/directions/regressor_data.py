@@ -151,11 +151,19 @@ def collect_faces(G, framing: str, clips: list[Path], n_generated: int, size: in
     tracker = CropTracker(model)
     try:
         with Progress(transient=True) as bar:
-            task = bar.add_task("rendering and tracking faces", total=n_generated + 200 * len(clips))
-            sets = [generated_faces(G, tracker, n_generated, size, progress=lambda: bar.advance(task))]
+            total = n_generated + 200 * len(clips)
+            task = bar.add_task("rendering and tracking faces", total=total)
+            done, last_log = [0], [time.perf_counter()]
+
+            def advance() -> None:
+                bar.advance(task)
+                done[0] += 1
+                if time.perf_counter() - last_log[0] >= 60:     # a log file shows no bar
+                    last_log[0] = time.perf_counter()
+                    logger.info("regressor data: {} of about {} faces rendered or read, and tracked", done[0], total)
+            sets = [generated_faces(G, tracker, n_generated, size, progress=advance)]
             for k, clip in enumerate(clips):
-                sets.append(clip_faces(clip, tracker, framing, G.resolution, size, source=1 + k,
-                                       progress=lambda: bar.advance(task)))
+                sets.append(clip_faces(clip, tracker, framing, G.resolution, size, source=1 + k, progress=advance))
     finally:
         tracker.close()
     faces = FaceSet.concat(sets)
