@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from live.directions.train import DirectionTrainer, starting_matrix
-from live.directions.train_config import DirectionsTrainOptions
+from live.directions.trainer import DirectionTrainer, starting_matrix
+from live.directions.trainer_options import DirectionsTrainOptions
 from live.pipeline.scene import demo_directions
 from models.checkpoint import random_generator, weights_hash
 from models.direction_matrix import Directions
 from models.errors import DirectionsError
 from models.face.landmarks import PARAM_NAMES
-from models.face.regressor import FaceParamRegressor, RegressorError, RegressorInfo
+from models.face_regressor import FaceParamRegressor, RegressorError, RegressorInfo
 from models.stylegan2 import GeneratorArch
 
 TINY = GeneratorArch(resolution=32, channels=(32, 32, 32, 32), style_dim=32, n_mlp=2)
@@ -232,8 +232,8 @@ def test_two_processes_train_the_same_matrix(tmp_path):
     script.write_text(
         "import torch, torch.distributed as dist\n"
         "from tests.test_directions_train import TINY, _FakeLosses, _regressor\n"
-        "from live.directions.train import DirectionTrainer\n"
-        "from live.directions.train_config import DirectionsTrainOptions\n"
+        "from live.directions.trainer import DirectionTrainer\n"
+        "from live.directions.trainer_options import DirectionsTrainOptions\n"
         "from live.pipeline.scene import demo_directions\n"
         "from models.checkpoint import random_generator, weights_hash\n"
         "G = random_generator(TINY, seed=2)\n"

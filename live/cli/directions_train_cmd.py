@@ -9,7 +9,7 @@ from loguru import logger
 
 from live.cli.arguments import add_command
 from live.directions.regressor_train import RegressorOptions
-from live.directions.train_config import DirectionsTrainOptions
+from live.directions.trainer_options import DirectionsTrainOptions
 from live.options import option
 
 
@@ -83,7 +83,7 @@ def train(opts: TrainCommand, cfg) -> int:
     from pathlib import Path
 
     from live.directions.fit import FitOptions, fit_for_generator
-    from live.directions.train import FIRST_RUN_WAIT_MINUTES, DirectionTrainer, starting_matrix
+    from live.directions.trainer import FIRST_RUN_WAIT_MINUTES, DirectionTrainer, starting_matrix
     from live.engines.devices import resolve_device
     from live.gan.distributed import init_distributed, process_device
     from live.model_store import ModelStore
@@ -147,7 +147,7 @@ def load_given_regressor(opts: DirectionsTrainOptions, G, store):
     from live.cli.avatar_cmd import framing_of
     from models.checkpoint import weights_hash
     from models.face.landmarks import PARAM_NAMES
-    from models.face.regressor import FaceParamRegressor, RegressorError
+    from models.face_regressor import FaceParamRegressor, RegressorError
     from models.face.shape_model import default_model_path
     from models.weights_io import file_sha256
     net = FaceParamRegressor.load(store.resolve(opts.regressor), PARAM_NAMES)
@@ -169,7 +169,7 @@ def load_or_train_regressor(opts: DirectionsTrainOptions, G, store):
     from live.paths import cache_dir
     from models.checkpoint import weights_hash
     from models.face.landmarks import PARAM_NAMES
-    from models.face.regressor import FaceParamRegressor
+    from models.face_regressor import FaceParamRegressor
     from models.face.shape_model import default_model_path
     from models.weights_io import file_sha256
     g_hash = weights_hash(G)

@@ -24,7 +24,7 @@ from live.directions.regressor_data import FaceSet, collect_faces
 from live.options import option
 from models.checkpoint import weights_hash
 from models.face.landmarks import PARAM_NAMES
-from models.face.regressor import FaceParamRegressor, RegressorInfo
+from models.face_regressor import FaceParamRegressor, RegressorInfo
 from models.face.shape_model import FaceModel, default_model_path
 from models.weights_io import file_sha256
 

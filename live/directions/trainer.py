@@ -1,7 +1,7 @@
 """`live directions train`: the matrix A learned the way the paper learns it (Bounareli et al. 2022, Sec. 3).
 
 A pool of source/target faces is rendered once and read with the face-parameter regressor
-(models/face/regressor.py); each step draws pairs from it. The change delta_p (normalised to [-6, 6] per
+(models/face_regressor.py); each step draws pairs from it. The change delta_p (normalised to [-6, 6] per
 parameter) asks A for
 a shift of each of the first 8 W+ layers; the source moved by it is rendered, and three terms push A:
 - reenactment: the regressor's reading of the shifted face must be the source's parameters with the
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from loguru import logger
 
-from live.directions.train_config import DirectionsTrainOptions
+from live.directions.trainer_options import DirectionsTrainOptions
 from live.gan.distributed import close_distributed, init_distributed, process_device, sync_gradients
 from live.gan.train_state import resolve_amp
 from models.direction_matrix import Directions
@@ -194,7 +194,7 @@ class DirectionTrainer:
     def _snapshot(self) -> None:
         if not self.dist.main:
             return
-        save_atomic({"format": "live.directions.train", "step": self.step, "options": asdict(self.opts),
+        save_atomic({"format": "live.directions.trainer", "step": self.step, "options": asdict(self.opts),
                      "A": {k: v.detach().cpu() for k, v in self.A.state_dict().items()},
                      "optimiser": self.optimiser.state_dict(), "rng": self.rng.get_state(),
                      "history": self.history, "generator_sha256": self.start.generator_sha256}, self.snapshot_path)
@@ -203,7 +203,7 @@ class DirectionTrainer:
         if not self.snapshot_path.is_file():
             return
         state = safe_torch_load(self.snapshot_path, DirectionsError, "a snapshot of `live directions train`")
-        if not isinstance(state, dict) or state.get("format") != "live.directions.train":
+        if not isinstance(state, dict) or state.get("format") != "live.directions.trainer":
             raise DirectionsError(f"{self.snapshot_path}: not a snapshot of `live directions train`; remove it or "
                                   f"choose another -o")
         if state["generator_sha256"] != self.start.generator_sha256:
