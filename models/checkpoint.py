@@ -33,7 +33,7 @@ from models.nvidia_pkl import (
     read_network_pickle,
 )
 from models.stylegan2 import Generator, GeneratorArch
-from models.weights_io import first_line, save_atomic, state_mismatch
+from models.weights_io import safe_safetensors_load, save_atomic, state_mismatch
 
 SAFETENSORS_FORMAT = "live.stylegan2"
 SAFETENSORS_VERSION = "1"
@@ -102,14 +102,7 @@ def _read_generator_file(path: Path) -> tuple[dict[str, torch.Tensor], torch.Ten
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, float | None]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable safetensors file, it may be truncated ({first_line(e)}).") from None
+    state, meta = safe_safetensors_load(path, CheckpointError)
     if meta.get("format") != SAFETENSORS_FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a generator written by `live models convert` "
                               f"(format={meta.get('format')!r}). Expected {EXPECTED}.")

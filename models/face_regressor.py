@@ -107,18 +107,12 @@ class FaceParamRegressor(nn.Module):
     @classmethod
     def load(cls, path: str | Path, param_names: tuple[str, ...] | None = None) -> "FaceParamRegressor":
         """Read a regressor; with `param_names`, refuse one that predicts other parameters."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
+        from models.weights_io import safe_safetensors_load
         path = Path(path)
         fix = "train one with `live directions regressor -g G -o R.safetensors`"
         if not path.is_file():
             raise RegressorError(f"{path}: no such file; {fix}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise RegressorError(f"{path}: not a readable safetensors file, it may be truncated ({e}); {fix}") from None
+        state, meta = safe_safetensors_load(path, RegressorError, fix[0].upper() + fix[1:] + ".")
         if meta.get("format") != FORMAT:
             raise RegressorError(f"{path}: not a face-parameter regressor (format {meta.get('format')!r}); {fix}")
         raw = json.loads(meta["info"])

@@ -55,6 +55,20 @@ def safe_torch_load(path: str | Path, error: type[WeightsError] = CheckpointErro
                     f"Download or make it again.{hint}") from None
 
 
+def safe_safetensors_load(path: str | Path, error: type[WeightsError], hint: str = "") -> tuple[dict, dict]:
+    """(tensors, metadata) of a safetensors file; a file safetensors cannot read (truncated, foreign) raises
+    `error` saying so, followed by `hint` (what the caller expected and how to make it)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError) as e:
+        raise error(f"{path}: not a readable safetensors file, it may be truncated ({first_line(e)}). "
+                    f"{hint}".rstrip()) from None
+
+
 def save_atomic(obj: object, path: str | Path) -> Path:
     """torch.save to PATH.partial, then rename over PATH."""
     path = Path(path)

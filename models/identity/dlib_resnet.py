@@ -212,16 +212,9 @@ def save_dlib_face_resnet(model: DlibFaceResNet, path: str | Path, dtype: torch.
 
 
 def _load_safetensors(path: Path) -> DlibFaceResNet:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from models.weights_io import safe_safetensors_load
     hint = f"Expected dlib's face ResNet saved by save_dlib_face_resnet(), or {DAT_NAME}."
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise DlibFormatError(f"{path}: unreadable safetensors file, it may be truncated ({first_line(e)}). "
-                              f"Make it again. {hint}") from None
+    state, meta = safe_safetensors_load(path, DlibFormatError, f"Make it again. {hint}")
     if meta.get("format") != SAFETENSORS_FORMAT:
         raise DlibFormatError(f"{path}: a safetensors file, but format={meta.get('format')!r}. {hint}")
     model = DlibFaceResNet.empty()
