@@ -184,6 +184,7 @@ def test_identity_and_perceptual_terms_on_real_faces():
     assert x.grad.abs().sum() > 0
 
 
+@pytest.mark.slow   # ~21 s on 2 cores: CI's slow step runs it
 def test_the_regressor_learns_what_it_is_shown_and_reports_agreement(monkeypatch):
     """Distillation on a made-up task (a bar's horizontal position -> yaw, noisy points): the loss falls and
     the agreement table says so on held-out faces. The task is mirror-symmetric as faces are (a mirrored bar
