@@ -118,6 +118,9 @@ class RunConfig:
                                    "instead of copying motion relative to the neutral pose (dp = p - p_neutral)")
     profile: str | None = option(None, "calibration profile for the neutral pose (`live calibrate`); empty: "
                                        "the neutral pose is taken from the first second with a face")
+    gaze: str = option("follow", "warp avatars' eyes: follow (they look where yours do, relative to your neutral "
+                                 "gaze) or camera (they keep the photo's gaze: eye contact in a call)",
+                       choices=("follow", "camera"))
     strength: float = option(1.0, "scale of the latent shift on the shifted W+ layers (1 = as fitted)")
     driven: list = option(["all"], "face parameters that drive the avatar: all, or names (yaw, pitch, roll, jaw, "
                                    "smile_left, ...); leave out those your generator cannot draw well", name="drive",

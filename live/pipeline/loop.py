@@ -23,6 +23,7 @@ from live.engines.devices import resolve_device
 from live.io.audio import start_audio
 from live.io.sinks import open_sinks
 from live.pipeline.capture import SYNTHETIC, CaptureStage, resolve_source
+from live.pipeline.gaze import GazeFollower
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
@@ -73,9 +74,10 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
                            mjpg=cfg.run.camera_mjpg, retry_s=cfg.run.camera_retry_s)
     # The synthetic driver and a recorded track bring their own parameters: no tracker is loaded.
     estimator = None if synthetic or is_track_file(source) else make_estimator(cfg.tracking)
+    gaze = GazeFollower(cfg.run.gaze) if scene.kind == "warp" and estimator is not None else None
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
-                         driven=cfg.run.driven, identity_limits=scene.identity_limits)
+                         driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
 
 

@@ -27,6 +27,7 @@ class Motion:
     delta_norm: np.ndarray     # [15] normalised delta_p actually applied (after loss handling)
     driver: np.ndarray | None  # the frame, for side-by-side outputs
     stamps: dict = field(default_factory=dict)
+    gaze: np.ndarray | None = None   # [2] the driver's iris offset from its neutral, eye widths; None: the photo's
 
 
 @dataclass

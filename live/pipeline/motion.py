@@ -71,14 +71,17 @@ class LossEaser:
 class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, space, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
-                 synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None):
+                 synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None,
+                 gaze=None):
         super().__init__("motion", inp, out)
+        self.gaze = gaze          # a GazeFollower (live/pipeline/gaze.py), or None: the photo's gaze
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
         self.easer = LossEaser(hold_s, ease_s)
         self.synthetic = synthetic
         self.last_delta = np.zeros(len(self.p_s))
+        self.last_gaze: np.ndarray | None = None
         self._auto_samples: list[np.ndarray] = []
         self.to_norm = space.to_norm
         names = list(space.names)
@@ -100,6 +103,8 @@ class MotionStage(Stage):
         if self.controls.recalibrate:
             self.controls.recalibrate = False
             self.neutral, self._auto_samples = None, []
+            if self.gaze is not None:
+                self.gaze.recalibrate()
             logger.info("recalibrating: hold a neutral face for {:.0f} s", AUTO_NEUTRAL_S)
         if self.neutral is None:
             self._auto_samples.append((t, params))
@@ -115,6 +120,7 @@ class MotionStage(Stage):
     def process(self, c: Captured) -> Motion:
         t_start = time.perf_counter()
         self.frames += 1
+        landmarks = None
         if self.synthetic:
             params, found = synthetic_params(c.t_source), True
         elif c.params is not None:   # a recorded track: tracked (and smoothed) when it was recorded
@@ -124,6 +130,7 @@ class MotionStage(Stage):
         else:
             raw = self.estimator(c.image, c.index, c.t_source)
             params, found = self.smoother(raw).params, raw.found
+            landmarks = raw.landmarks
         stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
         if found:
             self.found_frames += 1
@@ -136,4 +143,9 @@ class MotionStage(Stage):
                 self.last_delta = guarded
         weight = self.easer.update(found, c.t_source)
         delta = self.last_delta * weight
-        return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps)
+        gaze = None
+        if self.gaze is not None:
+            if found and landmarks is not None:
+                self.last_gaze = self.gaze(landmarks, c.t_source)
+            gaze = None if self.last_gaze is None else self.last_gaze * weight
+        return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps, gaze)

@@ -74,12 +74,14 @@ class Renderer:
 class WarpFrames:
     """The mesh-warp renderer with its frames letterboxed to the output size, as the GPU path's are."""
 
+    takes_gaze = True          # the warp moves the irises; the StyleGAN2 path has no gaze direction
+
     def __init__(self, warp, out_size: tuple[int, int]):
         self.warp, self.out_size = warp, (int(out_size[0]), int(out_size[1]))
 
-    def __call__(self, delta: np.ndarray) -> np.ndarray:
+    def __call__(self, delta: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
         from live.io.sources import letterbox
-        return letterbox(self.warp(delta), self.out_size)
+        return letterbox(self.warp(delta, gaze), self.out_size)
 
     def warm_up(self) -> None:
         self(np.zeros(len(self.warp.space.names)))
@@ -111,7 +113,10 @@ class RenderStage(Stage):
             frame = self.last_frame
         else:
             with torch.no_grad():
-                frame = self.renderer(m.delta_norm)
+                if getattr(self.renderer, "takes_gaze", False):
+                    frame = self.renderer(m.delta_norm, m.gaze)
+                else:
+                    frame = self.renderer(m.delta_norm)
             self.last_frame = frame
         stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}
         return Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps, m.delta_norm)

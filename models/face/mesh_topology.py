@@ -84,3 +84,12 @@ def eye_fans() -> np.ndarray:
         loop = loops[eye]
         fans += [(centre, loop[i], loop[(i + 1) % len(loop)]) for i in range(len(loop))]
     return np.array(fans, np.int64)
+
+
+def loop_arcs(loop, first: int, second: int) -> tuple[np.ndarray, np.ndarray]:
+    """A closed loop split at two of its vertices into the two arcs between them, each with both ends."""
+    loop = list(loop)
+    i = loop.index(first)
+    rolled = loop[i:] + loop[:i]
+    k = rolled.index(second)
+    return np.array(rolled[:k + 1]), np.array(rolled[k:] + rolled[:1])
