@@ -4,7 +4,10 @@ For each portrait: a warp avatar; each sweep asks for a range of one parameter (
 +-15, roll +-20 degrees; jaw and each blink from the avatar's own value up to the 95th percentile
 of real footage), renders it, tracks the output and regresses the tracked change on the requested
 one: slope (1 = drawn exactly), Pearson, and for pose sweeps the cross-talk, the largest mean
-|change| of another pose angle as a fraction of the mean |requested| one.
+|change| of another pose angle as a fraction of the mean |requested| one. Gaze sweeps ask the renderer
+for an iris offset (eye widths) and track it back the same way; the mouth check opens the jaw to the
+footage's 95th percentile and measures the inside: brightness spread (0 for a flat fill) and the share
+of teeth-bright pixels.
 """
 
 from __future__ import annotations
@@ -77,16 +80,62 @@ def sweep(renderer, tracker, name: str, values: np.ndarray) -> dict:
     return row
 
 
+GAZE_SWEEPS = {"gaze_across": (0, 0.15), "gaze_down": (1, 0.08)}     # eye widths either way
+
+
+def gaze_sweep(renderer, tracker, name: str, steps: int) -> dict:
+    """Requested gaze offsets -> the gaze tracked on the render (models/face/gaze.py), from the unmoved one."""
+    from models.face.gaze import measure_gaze
+    axis, extent = GAZE_SWEEPS[name]
+    values = np.linspace(-extent, extent, steps)
+    got = []
+    for v in np.concatenate([[0.0], values]):
+        gaze = np.zeros(2)
+        gaze[axis] = v
+        obs = tracker.track(renderer(np.zeros(len(PARAM_NAMES)), gaze))
+        got.append(measure_gaze(obs.landmarks)[axis] if obs.found else np.nan)
+    got = np.array(got)
+    ok = np.isfinite(got[1:]) & np.isfinite(got[0])
+    req, achieved = values[ok], got[1:][ok] - got[0]
+    return {"param": name, "tracked": f"{int(ok.sum())}/{len(values)}",
+            "slope": round(float((req * achieved).sum() / (req**2).sum()), 3),
+            "pearson": round(float(np.corrcoef(req, achieved)[0, 1]), 3) if ok.sum() > 2 else float("nan")}
+
+
+def mouth_check(renderer, jaw: float) -> dict:
+    """The mouth's inside with the jaw open: its brightness spread (a flat fill has none) and the share of
+    teeth-bright pixels (brighter than 0.8 of the photo's middle-third median)."""
+    import cv2
+
+    from models.face.mesh_topology import boundary_loops
+    delta = np.zeros(len(PARAM_NAMES))
+    delta[PARAM_NAMES.index("jaw")] = jaw
+    frame = renderer(delta * renderer.space.to_norm)
+    lips = renderer.mesh(delta)[boundary_loops()["mouth"], :2]
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(lips).astype(np.int32)], 255)
+    inside = frame[cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0].astype(np.float64)
+    luma = inside @ np.array([0.299, 0.587, 0.114])
+    middle = renderer.photo[renderer.h // 3:2 * renderer.h // 3, renderer.w // 3:2 * renderer.w // 3]
+    skin = np.median(middle.reshape(-1, 3).astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    return {"param": "mouth inside", "tracked": f"{len(inside)} px",
+            "luma_std": round(float(luma.std()), 1) if len(luma) else 0.0,
+            "teeth_share": round(float((luma > 0.8 * skin).mean()), 3) if len(luma) else 0.0,
+            "drawn": "drawn" if renderer.mouth_interior is not None else "photo's own"}
+
+
 def run(args: argparse.Namespace) -> dict:
     from live.warp.renderer import WarpRenderer
     from live.warp.warp_avatar import create_warp_avatar
     from models.face.params import ImageParams, ParameterSpace
     from models.face.shape_model import FaceModel
+    from models.face.tracker import MediaPipeTracker
     media = Path(args.media)
     model = FaceModel.load()
     space = ParameterSpace(PARAM_NAMES, model.param_range)
     p95 = footage_p95(media)
     tracker = ImageParams(model)
+    landmarks = MediaPipeTracker(max_faces=1, video=False, mirror_index=model.mirror)
     rows = []
     try:
         for portrait in args.portraits:
@@ -94,12 +143,18 @@ def run(args: argparse.Namespace) -> dict:
             renderer = WarpRenderer(avatar, space, model)
             for name, values in sweep_requests(avatar.p_s, p95, args.steps).items():
                 rows.append({"portrait": portrait, **sweep(renderer, tracker, name, values)})
+            for name in GAZE_SWEEPS:
+                rows.append({"portrait": portrait, **gaze_sweep(renderer, landmarks, name, args.steps)})
+            top = max(p95["jaw"] - avatar.p_s[PARAM_NAMES.index("jaw")], 0.5)
+            rows.append({"portrait": portrait, **mouth_check(renderer, top)})
     finally:
         tracker.close()
+        landmarks.close()
     record = {"bench": "warp_sweeps", "p95_of_footage": {k: round(v, 3) for k, v in p95.items()}, "rows": rows,
               "machine": machine()}
     append_json(args.json, record)
     print_table("mesh warp: tracked change vs requested (slope 1, Pearson 1 = drawn exactly)", rows,
                 [("portrait", "portrait"), ("param", "param"), ("tracked", "tracked"), ("slope", "slope"),
-                 ("pearson", "Pearson"), ("cross_talk", "other pose / requested")])
+                 ("pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
+                 ("teeth_share", "teeth-bright share"), ("drawn", "inside")])
     return record
