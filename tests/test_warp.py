@@ -237,7 +237,7 @@ def test_gaze_is_measured_in_eye_widths_along_the_eyes():
 
 
 def test_gaze_follows_from_the_neutral_and_camera_mode_keeps_eye_contact():
-    from live.pipeline.gaze import GazeFollower
+    from live.pipeline.gaze_follow import GazeFollower
     from models.face.mesh_topology import IRIS_CENTRES
     marks = np.zeros((478, 3))
     for outer, inner, iris, x in ((33, 133, IRIS_CENTRES["eye_right"], 100.0), (263, 362, IRIS_CENTRES["eye_left"], 200.0)):

@@ -23,7 +23,7 @@ from live.engines.devices import resolve_device
 from live.io.audio import start_audio
 from live.io.sinks import open_sinks
 from live.pipeline.capture import SYNTHETIC, CaptureStage, resolve_source
-from live.pipeline.gaze import GazeFollower
+from live.pipeline.gaze_follow import GazeFollower
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report

@@ -74,7 +74,7 @@ class MotionStage(Stage):
                  synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None,
                  gaze=None):
         super().__init__("motion", inp, out)
-        self.gaze = gaze          # a GazeFollower (live/pipeline/gaze.py), or None: the photo's gaze
+        self.gaze = gaze          # a GazeFollower (live/pipeline/gaze_follow.py), or None: the photo's gaze
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
