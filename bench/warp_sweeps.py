@@ -7,7 +7,10 @@ one: slope (1 = drawn exactly), Pearson, and for pose sweeps the cross-talk, the
 |change| of another pose angle as a fraction of the mean |requested| one. Gaze sweeps ask the renderer
 for an iris offset (eye widths) and track it back the same way; the mouth check opens the jaw to the
 footage's 95th percentile and measures the inside: brightness spread (0 for a flat fill) and the share
-of teeth-bright pixels.
+of teeth-bright pixels. The calm check drives each portrait with vox_driving through the relative
+mode (resting pose from its first second) and, where the driver's lips are closed (inner-lip gap under
+0.03 mouth widths, on the tracked mesh), compares the avatar's mouth opening change (tracked on the
+render) with the driver's: within +-0.05 is a mouth that stays as calm as its driver's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from bench.records import append_json, machine
 from live.cli.table import print_table
-from models.face.landmarks import PARAM_NAMES
+from models.face.landmarks import PARAM_NAMES, inner_lip_gap
 
 PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
 CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
@@ -124,6 +127,56 @@ def mouth_check(renderer, jaw: float) -> dict:
             "drawn": "drawn" if renderer.mouth_interior is not None else "photo's own"}
 
 
+CALM_CLIP = "vox_driving.mp4"
+CALM_GAP = 0.03          # the driver's inner-lip gap (mouth widths) below which the lips are closed
+
+
+def track_driver(clip: Path) -> dict:
+    """The clip as the live loop sees it: tracked, smoothed, the relative mode's resting pose from its first
+    second; with each frame's inner-lip gap measured on the tracked mesh."""
+    from live.config import LiveConfig
+    from live.io.sources import iter_video_rgb
+    from live.pipeline.motion import AUTO_NEUTRAL_S, resting_pose
+    from live.tracking.estimator import make_estimator, make_smoother
+    cfg = LiveConfig()
+    estimator, smoother = make_estimator(cfg.tracking), make_smoother(cfg.smoothing)
+    params, gaps, times = [], [], []
+    try:
+        for k, t, frame in iter_video_rgb(clip):
+            raw = estimator(frame, k, t)
+            smoothed = smoother(raw)
+            if raw.found:
+                params.append(smoothed.params)
+                gaps.append(inner_lip_gap(raw.landmarks))
+                times.append(t)
+    finally:
+        estimator.close()
+    params, gaps, times = np.array(params), np.array(gaps), np.array(times)
+    first = times - times[0] < AUTO_NEUTRAL_S
+    return {"params": params, "gaps": gaps, "neutral": resting_pose(params[first], list(PARAM_NAMES)),
+            "rest_gap": float(np.percentile(gaps[first], 10))}
+
+
+def calm_check(renderer, tracker, driver: dict, every: int = 2) -> dict:
+    """Where the driver's mouth is closed, how far the avatar's mouth opening (tracked on the render) moves
+    from its own rest, against the driver's from its: within +-0.05 mouth widths is a calm mouth. The change
+    is the live loop's: relative to the resting pose, the jaw gated by the driver's visible lip gap."""
+    calm = np.nonzero(driver["gaps"] < CALM_GAP)[0][::every]
+    rest = tracker.track(renderer(np.zeros(len(PARAM_NAMES))))
+    if not rest.found or not len(calm):
+        return {"param": "calm mouth", "tracked": "0/0"}
+    from live.pipeline.motion import lips_gate
+    rest_gap, diffs, jaw = inner_lip_gap(rest.landmarks), [], PARAM_NAMES.index("jaw")
+    for i in calm:
+        delta = lips_gate((driver["params"][i] - driver["neutral"]) * renderer.space.to_norm, driver["gaps"][i], jaw)
+        obs = tracker.track(renderer(delta))
+        if obs.found:
+            diffs.append((inner_lip_gap(obs.landmarks) - rest_gap) - (driver["gaps"][i] - driver["rest_gap"]))
+    diffs = np.abs(diffs)
+    return {"param": "calm mouth", "tracked": f"{len(diffs)}/{len(calm)}",
+            "calm_median": round(float(np.median(diffs)), 3), "calm_max": round(float(diffs.max()), 3)}
+
+
 def run(args: argparse.Namespace) -> dict:
     from live.warp.renderer import WarpRenderer
     from live.warp.warp_avatar import create_warp_avatar
@@ -134,6 +187,7 @@ def run(args: argparse.Namespace) -> dict:
     model = FaceModel.load()
     space = ParameterSpace(PARAM_NAMES, model.param_range)
     p95 = footage_p95(media)
+    driver = track_driver(media / CALM_CLIP)
     tracker = ImageParams(model)
     landmarks = MediaPipeTracker(max_faces=1, video=False, mirror_index=model.mirror)
     rows = []
@@ -147,6 +201,7 @@ def run(args: argparse.Namespace) -> dict:
                 rows.append({"portrait": portrait, **gaze_sweep(renderer, landmarks, name, args.steps)})
             top = max(p95["jaw"] - avatar.p_s[PARAM_NAMES.index("jaw")], 0.5)
             rows.append({"portrait": portrait, **mouth_check(renderer, top)})
+            rows.append({"portrait": portrait, **calm_check(renderer, landmarks, driver)})
     finally:
         tracker.close()
         landmarks.close()
@@ -156,5 +211,6 @@ def run(args: argparse.Namespace) -> dict:
     print_table("mesh warp: tracked change vs requested (slope 1, Pearson 1 = drawn exactly)", rows,
                 [("portrait", "portrait"), ("param", "param"), ("tracked", "tracked"), ("slope", "slope"),
                  ("pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
-                 ("teeth_share", "teeth-bright share"), ("drawn", "inside")])
+                 ("teeth_share", "teeth-bright share"), ("drawn", "inside"), ("calm_median", "calm: |mouth change - "
+                 "driver's| median"), ("calm_max", "max")])
     return record

@@ -62,6 +62,7 @@ def test_bench_pipeline_compares_backends_side_by_side(tmp_path, capsys):
     assert "side by side" in capsys.readouterr().out
 
 
+@pytest.mark.slow       # ~25 s quiet: in the slow step, to keep the default suite near 10 minutes
 @needs_shared
 def test_bench_directions_reports_every_parameter(tmp_path, fixture_path, small_directions, capsys):
     from models.direction_matrix import Directions
@@ -123,6 +124,7 @@ def test_bench_identity_matches_dlib_on_the_portraits(tmp_path, capsys):
     assert "identical to dlib's on 10 of 10 pairs" in capsys.readouterr().out
 
 
+@pytest.mark.slow       # ~25 s quiet: in the slow step, to keep the default suite near 10 minutes
 @needs_shared
 def test_bench_avatar_reports_psnr_and_time(tmp_path, fixture_path, capsys):
     out = tmp_path / "r.json"

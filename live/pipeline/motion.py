@@ -20,6 +20,7 @@ from live.avatar.identity_limits import soft_limit
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
 from live.pipeline.slots import LatestSlot, Stage
+from models.face.landmarks import inner_lip_gap
 
 AUTO_NEUTRAL_S = 1.0
 
@@ -68,6 +69,34 @@ class LossEaser:
         return self.weight
 
 
+REST_JAW_PERCENTILE = 10
+LIPS_TOUCH, LIPS_APART = 0.02, 0.08     # the driver's visible inner-lip gap (mouth widths): closed, clearly open
+
+
+def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None) -> np.ndarray:
+    """An opening jaw change only as far as the driver's lips are visibly apart: closed lips (gap under
+    LIPS_TOUCH) open nothing, clearly parted ones (over LIPS_APART) pass it whole. The jaw coefficient alone
+    read a calm, closed mouth as open by up to 0.4 standard deviations, which parted the avatar's lips."""
+    if lip_gap is None or jaw is None or delta[jaw] <= 0:
+        return delta
+    apart = np.clip((lip_gap - LIPS_TOUCH) / (LIPS_APART - LIPS_TOUCH), 0.0, 1.0)
+    gated = delta.copy()
+    gated[jaw] *= apart * apart * (3 - 2 * apart)
+    return gated
+
+
+def resting_pose(samples: np.ndarray, names: list[str]) -> np.ndarray:
+    """The neutral pose from a stretch of tracked parameters [T, P]: each parameter's median, except the
+    jaw's, which is its 10th percentile: a user who talks through the first second closes the lips between
+    syllables, while the median is a half-open mouth; taken as rest, that made every closed mouth afterwards
+    a jaw below closed (and a calm driver a parted, crooked mouth)."""
+    neutral = np.median(samples, axis=0)
+    if "jaw" in names:
+        k = names.index("jaw")
+        neutral[k] = np.percentile(samples[:, k], REST_JAW_PERCENTILE)
+    return neutral
+
+
 class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, space, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
@@ -85,6 +114,8 @@ class MotionStage(Stage):
         self._auto_samples: list[np.ndarray] = []
         self.to_norm = space.to_norm
         names = list(space.names)
+        self.names = names
+        self.jaw = names.index("jaw") if "jaw" in names else None
         if not driven or driven == ["all"]:
             self.mask = np.ones(len(names))
         else:
@@ -109,7 +140,7 @@ class MotionStage(Stage):
         if self.neutral is None:
             self._auto_samples.append((t, params))
             if self._auto_samples[-1][0] - self._auto_samples[0][0] >= AUTO_NEUTRAL_S:
-                self.neutral = np.median(np.stack([p for _, p in self._auto_samples]), axis=0)
+                self.neutral = resting_pose(np.stack([p for _, p in self._auto_samples]), self.names)
                 again = "press c in the preview window, or use" if self.controls.preview else "use"
                 logger.info("neutral pose taken from the first {:.0f} s with a face ({} frames); to set it again, "
                             "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
@@ -137,6 +168,8 @@ class MotionStage(Stage):
             ref = np.zeros_like(params) if self.synthetic else self._reference(params, c.t_source)
             # While the neutral pose is being collected (ref None) the avatar stays neutral.
             self.last_delta = (params - ref) * self.to_norm * self.mask if ref is not None else 0 * self.last_delta
+            self.last_delta = lips_gate(self.last_delta, None if landmarks is None else inner_lip_gap(landmarks),
+                                        self.jaw)
             if self.limits is not None:
                 guarded = soft_limit(self.last_delta, self.limits)
                 self.limited_frames += bool((np.abs(self.last_delta - guarded) > 0.1 * np.abs(self.last_delta)).any())

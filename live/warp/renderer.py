@@ -26,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.triangle_map import triangle_map
+from live.warp.mouth_interior import INNER_CORNERS as INNER_LIP_CORNERS
 from live.warp.mouth_interior import MouthInterior
 from live.warp.warp_avatar import WarpAvatar
-from models.face.landmarks import EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT
+from models.face.landmarks import CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, FOREHEAD, LIP_LOWER_INNER, LIP_UPPER_INNER
 from models.face.mesh_topology import IRIS_CENTRES, boundary_loops, face_triangles, loop_arcs
 from models.face.params import ParameterSpace
 from models.face.shape_model import FaceModel, rotation_from_angles
@@ -137,6 +138,26 @@ class WarpRenderer:
             self.lids.append((eye, upper[1:-1], lower, crease))
             # the eyeball reaches up to the crease: a closing lid uncovers nothing the photo's lid hid
             outlines.append(np.concatenate([[eye["outer"]], crease, lower[::-1][:-1]]))
+        upper_lip, lower_lip = loop_arcs(self.mouth, *INNER_LIP_CORNERS)
+        if LIP_UPPER_INNER not in upper_lip:
+            upper_lip, lower_lip = lower_lip, upper_lip
+        self.closures = [((eye["outer"], eye["inner"]), upper, lower, (eye["upper"], eye["lower"]))
+                         for eye, upper, lower, _ in self.lids]
+        self.closures.append((INNER_LIP_CORNERS, upper_lip[1:-1], lower_lip, (LIP_UPPER_INNER, LIP_LOWER_INNER)))
+        # how far the photo's own upper points already lie past the lower ones (tracked closed lips often do),
+        # in units of the corner-to-corner distance: allowed, so the photo itself is left as it is
+        self.closure_allowance = []
+        for (a_index, b_index), upper, lower, _ in self.closures:
+            a, b = src2d[a_index], src2d[b_index]
+            axis = (b - a) / (np.linalg.norm(b - a) + 1e-9)
+            normal = np.array([-axis[1], axis[0]])
+            if normal @ (src2d[CHIN] - src2d[FOREHEAD]) < 0:
+                normal = -normal
+            ux, uy = (src2d[upper] - a) @ axis, (src2d[upper] - a) @ normal
+            lx, ly = (src2d[lower] - a) @ axis, (src2d[lower] - a) @ normal
+            order = np.argsort(lx)
+            self.closure_allowance.append(np.maximum(uy - np.interp(ux, lx[order], ly[order]), 0.0)
+                                          / (np.linalg.norm(b - a) + 1e-9))
         self.lash_at = {id(upper): self._lash_line(upper, crease) for _, upper, _, crease in self.lids}
         # eyeballs: extra vertices per eye: its outline and iris centre (placed with the lids open), then a
         # circle around the iris that moves with its centre, so a glance moves the iris whole instead of
@@ -219,18 +240,19 @@ class WarpRenderer:
         return self.ring_share[:, None] * (moved[:, :2] - self.ring_src)
 
     def _close_lids(self, points: np.ndarray) -> None:
-        """Upper lid points never below the lower lid (in the eye's own frame): a blink asked beyond closed
-        stays closed."""
-        for eye, upper, lower, _ in self.lids:
-            a, b = points[eye["outer"]], points[eye["inner"]]
+        """Upper lid points never below the lower lid, upper lip never below the lower lip (each in its own
+        frame): a blink asked beyond closed stays closed, and a mouth asked to close further than the photo's
+        closed one stays closed (crossed lips would open a dark slit: the sneer of a calm driver)."""
+        for ((a_index, b_index), upper, lower, _), allowed in zip(self.closures, self.closure_allowance):
+            a, b = points[a_index], points[b_index]
             axis = (b - a) / (np.linalg.norm(b - a) + 1e-9)
             normal = np.array([-axis[1], axis[0]])
-            if normal @ (self.src2d[eye["lower"]] - self.src2d[eye["upper"]]) < 0:
-                normal = -normal                                      # normal points from upper to lower lid
+            if normal @ (points[CHIN] - points[FOREHEAD]) < 0:
+                normal = -normal                  # points down the face (a closed photo's lips can be the wrong way)
             ux, uy = (points[upper] - a) @ axis, (points[upper] - a) @ normal
             lx, ly = (points[lower] - a) @ axis, (points[lower] - a) @ normal
             order = np.argsort(lx)
-            floor = np.interp(ux, lx[order], ly[order])
+            floor = np.interp(ux, lx[order], ly[order]) + allowed * np.linalg.norm(b - a)
             over = uy > floor
             if over.any():
                 points[upper[over]] = a + np.outer(ux[over], axis) + np.outer(floor[over], normal)

@@ -75,3 +75,11 @@ def mirror_expression_matrix() -> np.ndarray:
         j = EXPRESSION_NAMES.index(MIRROR_PARTNER.get(name, name))
         m[j, i] = MIRROR_SIGN.get(name, 1.0)
     return m
+
+
+def inner_lip_gap(landmarks: np.ndarray) -> float:
+    """The lips' visible gap in the image: inner-lip distance over mouth width, from x and y only. Unlike the
+    jaw coefficient (a 3D distance on the fitted shape, which closed lips leave at up to ~0.4 standard
+    deviations above their rest as they press or the head turns), it is ~0 whenever the lips touch."""
+    gap = np.linalg.norm(landmarks[LIP_UPPER_INNER, :2] - landmarks[LIP_LOWER_INNER, :2])
+    return float(gap / max(np.linalg.norm(landmarks[MOUTH_LEFT, :2] - landmarks[MOUTH_RIGHT, :2]), 1e-6))
