@@ -76,6 +76,7 @@ def _numba_kernel():
             y0 = max(int(np.floor(min(ay, by, cy))), 0)
             y1 = min(int(np.ceil(max(ay, by, cy))), height - 1)
             for y in range(y0, y1 + 1):
+                seen = False          # a triangle is convex: once a row has left it, the rest of the row is out
                 for x in range(x0, x1 + 1):
                     wa = ((bx - x) * (cy - y) - (by - y) * (cx - x)) / area
                     wb = ((cx - x) * (ay - y) - (cy - y) * (ax - x)) / area
@@ -83,21 +84,35 @@ def _numba_kernel():
                     if wa >= -tol and wb >= -tol and wc >= -tol:
                         map_x[y, x] = wa * src[a, 0] + wb * src[b, 0] + wc * src[c, 0]
                         map_y[y, x] = wa * src[a, 1] + wb * src[b, 1] + wc * src[c, 1]
+                        seen = True
+                    elif seen:
+                        break
     return fill
 
 
-def triangle_map(dst, src, triangles, height: int, width: int, impl: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """(map_x, map_y) [height, width] float32 for cv2.remap. See the module doc."""
+def triangle_map(dst, src, triangles, height: int, width: int, impl: str = "auto",
+                 uncovered: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(map_x, map_y) [height, width] float32 for cv2.remap. See the module doc. `uncovered`: the maps a pixel
+    no triangle covers keeps (copied; default -1)."""
     dst = np.ascontiguousarray(dst, np.float64)
     src = np.ascontiguousarray(src, np.float64)
     triangles = np.ascontiguousarray(triangles, np.int64)
     _check(dst, src, triangles, height, width)
     impl = resolve_impl(impl, dst)
+    if uncovered is not None and (uncovered[0].shape != (height, width) or uncovered[1].shape != (height, width)):
+        raise ValueError(f"uncovered maps must be [{height}, {width}], got {list(uncovered[0].shape)}")
     if impl == "ref":
-        return triangle_map_ref(dst, src, triangles, height, width)
+        map_x, map_y = triangle_map_ref(dst, src, triangles, height, width)
+        if uncovered is not None:
+            hole = map_x < -0.5
+            map_x[hole], map_y[hole] = uncovered[0][hole], uncovered[1][hole]
+        return map_x, map_y
     if impl != "numba":
         raise ValueError(f"triangle_map runs on the CPU (ref or numba), not {impl!r}")
-    map_x = np.full((height, width), -1.0, np.float32)
-    map_y = np.full((height, width), -1.0, np.float32)
+    if uncovered is None:
+        map_x = np.full((height, width), -1.0, np.float32)
+        map_y = np.full((height, width), -1.0, np.float32)
+    else:
+        map_x, map_y = uncovered[0].astype(np.float32, copy=True), uncovered[1].astype(np.float32, copy=True)
     _numba_kernel()(dst, src, triangles, map_x, map_y, EDGE_TOLERANCE)
     return map_x, map_y

@@ -334,12 +334,12 @@ def test_hair_and_neck_move_with_a_turning_head():
     """Just outside the face's outline, the picture moves as the outline does (no seam at the temple)."""
     renderer = _renderer("portrait_einstein.jpg")
     delta_raw = _delta(renderer, yaw=20.0) / renderer.space.to_norm
-    near = renderer.ring_src[:32] + renderer._ring_motion(delta_raw)[:32]        # the first ring
+    first = renderer.ring_level == 0                                                 # the first ring
     face = renderer.mesh(delta_raw)[renderer.oval, :2]
     outline_moved = face - renderer.src2d[renderer.oval]
-    ring_moved = near - renderer.ring_src[:32]
-    above = renderer.ring_share[:32] == renderer.ring_share[:32].max()
-    nearest = [np.argmin(np.linalg.norm(renderer.src2d[renderer.oval] - p, axis=1)) for p in renderer.ring_src[:32]]
+    ring_moved = renderer._ring_motion(delta_raw)[first]
+    above = renderer.ring_share[first] == renderer.ring_share[first].max()
+    nearest = [np.argmin(np.linalg.norm(renderer.src2d[renderer.oval] - p, axis=1)) for p in renderer.ring_src[first]]
     along = outline_moved[nearest]
     share = (ring_moved * along).sum(1) / (along**2).sum(1)
     # the first ring lies a little back from the outline (the skull curves away): measured 0.6-0.9 of the
@@ -392,3 +392,33 @@ def test_a_calm_driver_leaves_the_mouth_calm():
         for portrait in ("portrait_mona_lisa.jpg", "portrait_einstein.jpg"):
             row = calm_check(_renderer(portrait), tracker, driver, every=3)
             assert row["calm_max"] <= 0.05, (portrait, row)
+
+
+@needs_shared
+@pytest.mark.parametrize("portrait", ["portrait_einstein.jpg", "portrait_vermeer.jpg"])
+def test_every_pixel_of_a_turned_head_has_a_source(portrait, monkeypatch):
+    """Almost every pixel of the frame has a triangle, and one without shows the photo's own pixel (before,
+    it read the photo's corner): at rest, turned, tilted, with the mouth open and the eyes shut."""
+    import live.warp.renderer as warp
+    uncovered = []
+
+    def counted(*args, **kwargs):
+        bare = {k: v for k, v in kwargs.items() if k != "uncovered"}
+        map_x, _ = triangle_map(*args, **bare)
+        hole = map_x < -0.5                                   # -1: no triangle (x = 0 may read -1e-16)
+        uncovered.append(int(hole.sum()))
+        return triangle_map(*args, **kwargs)
+
+    monkeypatch.setattr(warp, "triangle_map", counted)
+    renderer = _renderer(portrait)
+    for ask in ({}, {"yaw": 20.0}, {"yaw": -20.0}, {"pitch": 15.0}, {"roll": -20.0}, {"jaw": 3.0},
+                {"blink_left": 4.0, "blink_right": 4.0}):
+        frame = renderer(_delta(renderer, **ask))
+        if not ask:
+            assert np.array_equal(frame, renderer.photo)
+    assert max(uncovered) < 0.001 * renderer.h * renderer.w, uncovered
+    # and where there is one, the map reads the photo at that very pixel (not its corner, as -1 did)
+    map_x, map_y = warp.triangle_map(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((0, 3), int), 4, 5,
+                                     uncovered=renderer.identity if renderer.identity[0].shape == (4, 5) else
+                                     tuple(m[:4, :5].copy() for m in renderer.identity))
+    assert np.array_equal(map_x, np.tile(np.arange(5), (4, 1))) and np.array_equal(map_y, np.tile(np.arange(4)[:, None], (1, 5)))

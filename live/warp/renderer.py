@@ -12,8 +12,8 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   edge, slower below the chin (the neck joins a body that does not turn);
 - the output is the photo read through the backward map of all triangles (kernels/triangle_map.py):
   the background layer first, then the eyeballs, then the face's triangles far to near (the near cheek
-  covers the far one); a face triangle turned away from the camera is not drawn (it would fold the
-  texture over itself: the streaks at a turning cheek's contour);
+  covers the far one); a face triangle the turn has turned away from the camera is drawn first, under
+  everything (on top it would fold the texture over itself: the streaks at a turning cheek's contour);
 - eyeballs: the eye openings filled by fans from the iris centres, drawn with the lids open (the
   blink left out) so closing lids, which are the face's own triangles, slide over an eye that keeps
   its shape and colour; the gaze moves the iris centre within the opening;
@@ -72,11 +72,11 @@ class WarpRenderer:
     """Normalised delta [P] (and a gaze) -> the avatar's frame (the photo's size, uint8 RGB)."""
 
     def __init__(self, avatar: WarpAvatar, space: ParameterSpace, model: FaceModel | None = None,
-                 cull_turned_away: bool = True):
+                 turned_away_behind: bool = True):
         from scipy.spatial import Delaunay
         self.photo, self.space = avatar.photo, space
         self.model = model or FaceModel.load()
-        self.cull_turned_away = cull_turned_away
+        self.turned_away_behind = turned_away_behind
         self.h, self.w = self.photo.shape[:2]
         fit = self.model.fit(avatar.landmarks)
         self.pose0, self.scale, self.rot0, self.t = fit.pose, fit.scale, fit.rotation, fit.translation
@@ -103,6 +103,7 @@ class WarpRenderer:
         head = np.concatenate([np.full(RING_POINTS, a) for _, a, _, _ in RINGS])
         neck = np.concatenate([np.full(RING_POINTS, b) for _, _, b, _ in RINGS])
         self.ring_depth = np.concatenate([np.full(RING_POINTS, d) for _, _, _, d in RINGS])
+        self.ring_level = np.repeat(np.arange(len(RINGS)), RING_POINTS)              # which ring, inner first
         self.ring_share = neck + (head - neck) * above
         outline_angle = np.arctan2(*(src2d[oval] - centre)[:, ::-1].T)
         ring_angle = np.arctan2(*(self.ring_src - centre)[:, ::-1].T)
@@ -114,6 +115,12 @@ class WarpRenderer:
         self.ring_from = np.stack([order[prev], order[pos]], 1)                       # outline neighbours
         after = ((ring_angle - sorted_angle[prev]) % (2 * np.pi)) / np.maximum(span, 1e-9)
         self.ring_weight = np.stack([1 - after, after], 1)
+        # ring points beyond the frame would put the triangulation's hull outside the frame's edge points and
+        # leave slivers of the frame uncovered: only those inside it are kept
+        inside = ((self.ring_src >= 1).all(1) & (self.ring_src[:, 0] <= self.w - 2) & (self.ring_src[:, 1] <= self.h - 2))
+        self.ring_src, self.ring_share, self.ring_depth = self.ring_src[inside], self.ring_share[inside], self.ring_depth[inside]
+        self.ring_from, self.ring_weight = self.ring_from[inside], self.ring_weight[inside]
+        self.ring_level = self.ring_level[inside]
 
         edge = np.linspace(0, 1, 6)
         w, h = self.w, self.h
@@ -125,7 +132,10 @@ class WarpRenderer:
         # background layer: the face's outline, the rings and the frame's edge, triangulated in the photo
         bg_points = np.concatenate([src2d[oval], self.ring_src, self.border])
         bg_index = np.concatenate([oval, n + np.arange(len(self.ring_src) + len(self.border))])
-        self.background = bg_index[Delaunay(bg_points).simplices]
+        background = bg_index[Delaunay(bg_points).simplices]
+        # triangles across the face's inside (all three corners on the outline) would be drawn and then covered
+        # by the face's own: a third of the frame's fill for nothing
+        self.background = background[~np.isin(background, oval).all(1)]
         extra = n + len(self.ring_src) + len(self.border)
 
         # lids: each eye's upper and lower arc (corner to corner); the upper lid's crease row above it
@@ -137,7 +147,8 @@ class WarpRenderer:
             crease = np.array(LID_CREASE[name])
             self.lids.append((eye, upper[1:-1], lower, crease))
             # the eyeball reaches up to the crease: a closing lid uncovers nothing the photo's lid hid
-            outlines.append(np.concatenate([[eye["outer"]], crease, lower[::-1][:-1]]))
+            # (the lid's own edge too: the eyeball's hull covers the whole eye opening whatever the crease's shape)
+            outlines.append(np.concatenate([[eye["outer"]], crease, lower[::-1][:-1], upper[1:-1]]))
         upper_lip, lower_lip = loop_arcs(self.mouth, *INNER_LIP_CORNERS)
         if LIP_UPPER_INNER not in upper_lip:
             upper_lip, lower_lip = lower_lip, upper_lip
@@ -189,13 +200,18 @@ class WarpRenderer:
         width = np.linalg.norm(mouth2d[:, 0].max() - mouth2d[:, 0].min()) + 1e-6
         self.own_mouth = _polygon_area(mouth2d) / width**2 > OPEN_MOUTH
         self.face = face_triangles()
-        self.mouth_fan = np.zeros((0, 3), np.int64)
-        if self.own_mouth:   # a fan from an extra vertex at the mouth's centre carries the photo's own mouth
-            m = self.mouth
-            self.mouth_fan = np.array([(extra, m[i], m[(i + 1) % len(m)]) for i in range(len(m))], np.int64)
-        self.src = np.concatenate([src2d, self.ring_src, self.border, src2d[self.eye_vertices], self.iris_src]
-                                  + ([mouth2d.mean(0, keepdims=True)] if self.own_mouth else []))
+        # a fan from an extra vertex at the mouth's centre carries the photo's own mouth (a closed one's is drawn
+        # over, but the fan still covers the hole: no pixel is left without a source)
+        m = self.mouth
+        self.mouth_fan = np.array([(extra, m[i], m[(i + 1) % len(m)]) for i in range(len(m))], np.int64)
+        self.src = np.concatenate([src2d, self.ring_src, self.border, src2d[self.eye_vertices], self.iris_src,
+                                   mouth2d.mean(0, keepdims=True)])
         self.face_front = np.sign(_signed_areas(self.model.shape()[:, :2], self.face))   # each triangle's winding, seen from the front
+        self.face_photo = np.sign(_signed_areas(src2d, self.face))                       # and in the photo
+        # a pixel no triangle covers (a degenerate sliver at an eye's corner, a fold at the frame's edge) shows
+        # the photo's own pixel there
+        ys, xs = np.indices((self.h, self.w), dtype=np.float32)
+        self.identity = (xs, ys)
         self.mouth_interior = None if self.own_mouth else MouthInterior(self.photo, avatar.landmarks)
 
     def _lash_line(self, upper: np.ndarray, crease: np.ndarray) -> np.ndarray:
@@ -288,22 +304,26 @@ class WarpRenderer:
         face2d = face[:, :2].copy()
         self._close_lids(face2d)
         ring = self.ring_src + self._ring_motion(delta_raw)
+        ring = np.clip(ring, 0.5, [self.w - 1.5, self.h - 1.5])     # past the frame's edge points it would fold
         eyes, open_shape = self._eyeballs(delta_raw, face, gaze)
-        dst = np.concatenate([face2d, ring, self.border, eyes]
-                             + ([face2d[self.mouth].mean(0, keepdims=True)] if self.own_mouth else []))
+        dst = np.concatenate([face2d, ring, self.border, eyes, face2d[self.mouth].mean(0, keepdims=True)])
         faces = np.concatenate([self.face, self.mouth_fan])
         depth = np.zeros(len(dst))
         depth[:len(face)] = face[:, 2]
-        if self.own_mouth:
-            depth[-1] = face[self.mouth, 2].mean()
-        keep = np.ones(len(faces), bool)
-        if self.cull_turned_away:   # a triangle wound against its frontal winding faces away from the camera
-            keep[:len(self.face)] = _signed_areas(dst, self.face) * self.face_front > 0
-        faces = faces[keep]
+        depth[-1] = face[self.mouth, 2].mean()
+        front = np.ones(len(faces), bool)
+        if self.turned_away_behind:
+            # a triangle the turn has wound against its frontal winding faces away from the camera (one the
+            # photo itself shows folded is left as it is): drawn first, under everything, so it fills what
+            # nothing else covers but never folds its texture over the visible face
+            now = np.sign(_signed_areas(dst, self.face))
+            front[:len(self.face)] = (now == self.face_front) | (now == self.face_photo)
         order = np.argsort(-depth[faces].mean(1), kind="stable")   # far (large z) first
-        triangles = np.concatenate([self.background, self.eyeballs, faces[order]])
+        faces = faces[order]
+        front = front[order]
+        triangles = np.concatenate([self.background, faces[~front], self.eyeballs, faces[front]])
         src, closed = self._rolled_lids(face2d, open_shape)
-        map_x, map_y = triangle_map(dst, src, triangles, self.h, self.w)
+        map_x, map_y = triangle_map(dst, src, triangles, self.h, self.w, uncovered=self.identity)
         frame = cv2.remap(self.photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior is not None:
             self.mouth_interior.draw(frame, face2d)
