@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--size", default="512x512", help="output size")
     p.add_argument("--fast", action="store_true", help="unpaced, nothing dropped (throughput rather than latency)")
+    p.add_argument("--no-adapt", dest="adapt", action="store_false",
+                   help="never make tracking cheaper when it cannot keep up (run.adapt off), to compare")
     p.add_argument("--plot", default="bench/pipeline_latency.png", help="PNG of per-frame added latency")
     p.add_argument("--json", default="bench/results.json")
 
@@ -97,7 +99,7 @@ def run_one(args: argparse.Namespace, backend: str) -> dict:
         "engine.threads": args.threads, "run.avatar": args.avatar,
         "run.directions": args.directions, "run.source": args.source, "run.frames": args.frames,
         "run.sinks": ["null"], "run.output_size": [w, h], "run.fast": args.fast, "run.loop": True,
-        "run.stats_every_s": 0})
+        "run.stats_every_s": 0, "run.adapt": args.adapt})
     report = run_loop(cfg, record_frames=True)
     rows = [{"stage": ("added latency" if k == "added" else k), **{m: round(v, 2) for m, v in s.items()}}
             for k, s in report.stages.items()]
@@ -110,6 +112,9 @@ def run_one(args: argparse.Namespace, backend: str) -> dict:
     print_table(f"live loop ({report.engine}): {report.written} frames, {report.fps:.1f} fps, {report.dropped} of "
                 f"{report.frames_in} source frames dropped", rows,
                 [("stage", "stage"), ("median_ms", "median ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms")])
+    steps = "; ".join(f"{a['step']} at frame {a['frame']} (tracking {a['tracking_ms']} ms of {a['budget_ms']})"
+                      for a in report.adaptations)
+    print(f"adaptations: {steps or 'none (tracking kept within its budget)'}")
     print(f"plot: {plot}")
     return record
 

@@ -29,6 +29,7 @@ from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
 from live.pipeline.scene import Scene, build_scene
 from live.pipeline.slots import Closed, LatestSlot
+from live.pipeline.tracking_budget import TrackingBudget
 from live.tracking.estimator import make_estimator, make_smoother
 from live.tracking.track_file import is_track_file, read_track
 
@@ -75,9 +76,12 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
     # The synthetic driver and a recorded track bring their own parameters: no tracker is loaded.
     estimator = None if synthetic or is_track_file(source) else make_estimator(cfg.tracking)
     gaze = GazeFollower(cfg.run.gaze) if scene.kind == "warp" and estimator is not None else None
+    budget = (TrackingBudget(1.0 / output_fps(cfg, source), can_stop_flip=cfg.tracking.flip_average)
+              if estimator is not None and cfg.run.adapt and not cfg.run.fast else None)
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
-                         driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze)
+                         driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze,
+                         budget=budget)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
 
 
@@ -144,6 +148,8 @@ def run(cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSample
     report.seconds = time.perf_counter() - start
     report.frames_in = stages.capture.frames
     report.dropped_by_stage = stages.drops()
+    if stages.motion.budget is not None:
+        report.adaptations = stages.motion.budget.adaptations
     if scene.identity_limits is not None:
         report.identity_guard = {"frames_limited": stages.motion.limited_frames,
                                  "share": round(stages.motion.limited_frames / max(stages.motion.frames, 1), 3)}

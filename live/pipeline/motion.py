@@ -20,6 +20,7 @@ from live.avatar.identity_limits import soft_limit
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
 from live.pipeline.slots import LatestSlot, Stage
+from live.pipeline.tracking_budget import STEPS, predict
 from models.face.landmarks import inner_lip_gap
 
 AUTO_NEUTRAL_S = 1.0
@@ -101,9 +102,13 @@ class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, space, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
                  synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None,
-                 gaze=None):
+                 gaze=None, budget=None):
         super().__init__("motion", inp, out)
         self.gaze = gaze          # a GazeFollower (live/pipeline/gaze_follow.py), or None: the photo's gaze
+        self.budget = budget      # a TrackingBudget (live/pipeline/tracking_budget.py), or None: never adapt
+        self._tracked: list[tuple[float, np.ndarray]] = []
+        self._last_landmarks = None
+        self._skip_next = False
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
@@ -158,10 +163,22 @@ class MotionStage(Stage):
             params, found = np.asarray(c.params, np.float64), bool(np.isfinite(c.params).all())
         elif c.image is None:
             params, found = np.full(len(self.p_s), np.nan), False
+        elif self.budget is not None and self.budget.alternate and self._skip_next and self._tracked:
+            # a frame between two tracked ones: predicted from the last two (live/pipeline/tracking_budget.py)
+            self._skip_next = False
+            before = self._tracked[-2] if len(self._tracked) > 1 else None
+            params, found, landmarks = predict(self._tracked[-1], before, c.t_source), True, self._last_landmarks
         else:
+            t_track = time.perf_counter()
             raw = self.estimator(c.image, c.index, c.t_source)
             params, found = self.smoother(raw).params, raw.found
             landmarks = raw.landmarks
+            self._tracked = (self._tracked + [(c.t_source, params)])[-2:] if found else []
+            self._last_landmarks, self._skip_next = landmarks, True
+            if self.budget is not None:
+                step = self.budget.observe(time.perf_counter() - t_track, c.index)
+                if step == STEPS[0] and hasattr(getattr(self.estimator, "tracker", None), "stop_flip_average"):
+                    self.estimator.tracker.stop_flip_average()
         stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
         if found:
             self.found_frames += 1

@@ -23,6 +23,7 @@ class RunReport:
     found_frames: int = 0
     identity: dict = field(default_factory=dict)     # the identity watch's figures (--watch-identity)
     identity_guard: dict = field(default_factory=dict)   # how often the guard held the driver back
+    adaptations: list = field(default_factory=list)  # steps taken to keep up (live/pipeline/tracking_budget.py)
     memory: list = field(default_factory=list)      # (s since start, resident MB, of it the frame log's MB)
     memory_every: int = 100                          # frames between memory samples (doubles as they thin)
     frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)

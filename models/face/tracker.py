@@ -157,6 +157,19 @@ class MediaPipeTracker(Tracker):
         self._last_centre: np.ndarray | None = None
         self._last_confidence = 0.0
 
+    @property
+    def flip_average(self) -> bool:
+        return self._mirror_mesh is not None
+
+    def stop_flip_average(self) -> None:
+        """Track the frame alone from now on (a slow CPU's first economy: live/pipeline/tracking_budget.py)."""
+        if self._mirror_mesh is not None:
+            self._mirror_mesh.close()
+            self._mirror_mesh = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def reset(self) -> None:
         self._last_centre = None
         self._last_confidence = 0.0
