@@ -35,7 +35,7 @@ SELF_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.
 PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
 DRIVERS = ("lp_d3.mp4", "vox_driving.mp4")
 PEARSON = ("yaw", "pitch", "jaw")
-METRICS = ("csim", "psnr", "ssim", "nme", "pose_err", "yaw_err", "pitch_err", "roll_err", "exp_err")
+METRICS = ("csim", "psnr", "ssim", "nme", "pose_err", "yaw_err", "pitch_err", "roll_err", "exp_err", "gaze_err")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,20 +64,26 @@ def _media(args, name: str) -> Path:
 
 
 def tracked_driver(clip: Path, until: int):
-    """(frames [list of RGB], params [T, 15] smoothed, NaN where no face) for frames 0..until."""
+    """(frames [list of RGB], params [T, 15] smoothed, lip gaps [T], gazes [T, 2]; NaN where no face) for
+    frames 0..until. The lip gap (mouth widths) gates the jaw as `live run` does; the gaze is in eye widths."""
     from live.config import LiveConfig
     from live.io.sources import iter_video_rgb
     from live.tracking.estimator import make_estimator, make_smoother
+    from models.face.gaze import measure_gaze
+    from models.face.landmarks import inner_lip_gap
     cfg = LiveConfig()
     estimator, smoother = make_estimator(cfg.tracking), make_smoother(cfg.smoothing)
-    frames, params = [], []
+    frames, params, gaps, gazes = [], [], [], []
     try:
         for k, t, frame in iter_video_rgb(clip, max_frames=until + 1):
             frames.append(frame)
-            params.append(smoother(estimator(frame, k, t)).params)
+            raw = estimator(frame, k, t)
+            params.append(smoother(raw).params)
+            gaps.append(inner_lip_gap(raw.landmarks) if raw.found else np.nan)
+            gazes.append(measure_gaze(raw.landmarks) if raw.found else np.full(2, np.nan))
     finally:
         estimator.close()
-    return frames, np.array(params)
+    return frames, np.array(params), np.array(gaps), np.array(gazes)
 
 
 def sample_frames(n_frames: int, first: int, count: int) -> np.ndarray:
@@ -91,8 +97,11 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
 
     from live.io.sinks import write_image
     from live.io.sources import read_image_rgb
+    from models.face.gaze import measure_gaze
     from models.identity.embedding import SAME_PERSON_DISTANCE, distance
-    frames, params = tracked_driver(driver, until=10**6)
+    from live.pipeline.motion import lips_gate
+    from models.face.landmarks import PARAM_NAMES
+    frames, params, gaps, gazes = tracked_driver(driver, until=10**6)
     found = np.isfinite(params).all(1)
     if not found.any():
         raise SystemExit(f"{driver}: no face found in any frame; give a clip where the face is visible")
@@ -112,8 +121,10 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
     picked = sample_frames(len(frames), first, args.frames)
     outputs, refs, strip = [], [], []
     for k in picked:
-        delta = np.nan_to_num(params[k] - params[first]) * reenactor.to_norm
-        out = reenactor.render(delta)
+        delta = lips_gate(np.nan_to_num(params[k] - params[first]) * reenactor.to_norm,
+                          gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"))
+        gaze = gazes[k] - gazes[first] if np.isfinite(gazes[k]).all() else None
+        out = reenactor.render(delta, gaze)
         m_out = measurer(out)
         base = {"protocol": protocol, "avatar": avatar_name, "driver": driver.name, "frame": int(k),
                 "driver_face": bool(found[k])}
@@ -128,8 +139,10 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
             strip.append(np.concatenate([ref_img, out], axis=0))
         else:
             target = m_still.params + (params[k] - params[first]) if m_still.found and found[k] else None
+            target_gaze = (measure_gaze(m_still.landmarks) + gaze) if m_still.found and gaze is not None else None
             for method, m in (("output", m_out), ("still", m_still)):
-                row = compare(m, FaceMeasure(False), target_params=target, identity_ref=photo_ref.embedding)
+                row = compare(m, FaceMeasure(False), target_params=target, identity_ref=photo_ref.embedding,
+                              target_gaze=target_gaze)
                 row["same_as_avatar"] = bool(m.found and m_still.found
                                              and distance(m.embedding, m_still.embedding) < SAME_PERSON_DISTANCE)
                 rows.append({**base, "method": method, **row})
@@ -228,7 +241,8 @@ def run(args: argparse.Namespace) -> dict:
     print_table(f"reenactment quality ({args.renderer}; {args.frames} frames per clip; {record['seconds']} s)",
                 summary, [("protocol", "protocol"), ("method", "method"), ("faces", "faces"), ("csim", "CSIM"),
                           ("psnr", "PSNR"), ("ssim", "SSIM"), ("nme", "NME %"), ("pose_err", "pose deg"),
-                          ("exp_err", "expr sd"), ("same_as_avatar", "same person"), ("yaw_r", "yaw r"),
+                          ("exp_err", "expr sd"), ("gaze_err", "gaze err"), ("same_as_avatar", "same person"),
+                          ("yaw_r", "yaw r"),
                           ("pitch_r", "pitch r"), ("jaw_r", "jaw r")])
     print("LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items()))
     return record

@@ -87,7 +87,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = None,
             ref_image: np.ndarray | None = None, target_params: np.ndarray | None = None,
-            identity_ref: np.ndarray | None = None) -> dict:
+            identity_ref: np.ndarray | None = None, target_gaze: np.ndarray | None = None) -> dict:
     """One frame's metrics of `out` against `ref` (NaN where a face is missing). target_params: the pose
     and expression to compare with (default: the reference's); identity_ref: the embedding CSIM is taken
     against (default: the reference's)."""
@@ -107,6 +107,12 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
                    pose_err=float((yaw + pitch + roll) / 3), exp_err=expression_error(out.params, target))
     else:
         row.update(yaw_err=nan, pitch_err=nan, roll_err=nan, pose_err=nan, exp_err=nan)
+    # gaze: the iris offset (eye widths, models/face/gaze.py) against the target's (default: the reference's)
+    from models.face.gaze import measure_gaze
+    if target_gaze is None and ref.found and ref.landmarks is not None:
+        target_gaze = measure_gaze(ref.landmarks)
+    row["gaze_err"] = (float(np.linalg.norm(measure_gaze(out.landmarks) - target_gaze))
+                       if ok and target_gaze is not None and np.isfinite(target_gaze).all() else nan)
     for k, name in ((0, "yaw"), (1, "pitch"), (3, "jaw")):       # for Pearson over a clip
         row[name] = float(out.params[k]) if ok else nan
         row[f"{name}_target"] = float(target[k]) if target is not None else nan
