@@ -313,11 +313,11 @@ class WarpRenderer:
         depth[-1] = face[self.mouth, 2].mean()
         front = np.ones(len(faces), bool)
         if self.turned_away_behind:
-            # a triangle the turn has wound against its frontal winding faces away from the camera (one the
-            # photo itself shows folded is left as it is): drawn first, under everything, so it fills what
-            # nothing else covers but never folds its texture over the visible face
+            # a triangle wound against its frontal winding faces away from the camera (turned away by the turn,
+            # or hidden behind the nose or a cheek in a turned photo): drawn first, under everything, so it fills
+            # what nothing else covers but never folds its texture over the visible face
             now = np.sign(_signed_areas(dst, self.face))
-            front[:len(self.face)] = (now == self.face_front) | (now == self.face_photo)
+            front[:len(self.face)] = now == self.face_front
         order = np.argsort(-depth[faces].mean(1), kind="stable")   # far (large z) first
         faces = faces[order]
         front = front[order]
