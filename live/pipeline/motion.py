@@ -74,15 +74,21 @@ REST_JAW_PERCENTILE = 10
 LIPS_TOUCH, LIPS_APART = 0.02, 0.08     # the driver's visible inner-lip gap (mouth widths): closed, clearly open
 
 
-def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None) -> np.ndarray:
-    """An opening jaw change only as far as the driver's lips are visibly apart: closed lips (gap under
-    LIPS_TOUCH) open nothing, clearly parted ones (over LIPS_APART) pass it whole. The jaw coefficient alone
-    read a calm, closed mouth as open by up to 0.4 standard deviations, which parted the avatar's lips."""
-    if lip_gap is None or jaw is None or delta[jaw] <= 0:
+def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None, rest_gap: float = 0.0) -> np.ndarray:
+    """The jaw change as far as the driver's lips show it. Opening: only as far as the lips are visibly apart
+    (closed lips, a gap under LIPS_TOUCH, open nothing; clearly parted ones, over LIPS_APART, pass it whole).
+    Closing: lips that are shut now and were shut at rest (`rest_gap`, the driver's gap in the resting pose)
+    have not closed, so a jaw below the resting one is held at rest (an avatar whose photo has parted lips
+    keeps them). The jaw coefficient alone read a calm, closed mouth as open, or as closed beyond closed, by
+    up to 0.4 standard deviations, which moved the avatar's lips."""
+    if lip_gap is None or jaw is None or delta[jaw] == 0:
         return delta
-    apart = np.clip((lip_gap - LIPS_TOUCH) / (LIPS_APART - LIPS_TOUCH), 0.0, 1.0)
     gated = delta.copy()
-    gated[jaw] *= apart * apart * (3 - 2 * apart)
+    if delta[jaw] > 0:
+        apart = np.clip((lip_gap - LIPS_TOUCH) / (LIPS_APART - LIPS_TOUCH), 0.0, 1.0)
+        gated[jaw] *= apart * apart * (3 - 2 * apart)
+    elif lip_gap < LIPS_TOUCH and rest_gap < LIPS_TOUCH:
+        gated[jaw] = 0.0
     return gated
 
 
@@ -117,6 +123,8 @@ class MotionStage(Stage):
         self.last_delta = np.zeros(len(self.p_s))
         self.last_gaze: np.ndarray | None = None
         self._auto_samples: list[np.ndarray] = []
+        self._auto_gaps: list[float] = []
+        self.rest_gap = 0.0        # the driver's lip gap at rest (a profile's neutral has closed lips)
         self.to_norm = space.to_norm
         names = list(space.names)
         self.names = names
@@ -138,7 +146,7 @@ class MotionStage(Stage):
             return self.p_s
         if self.controls.recalibrate:
             self.controls.recalibrate = False
-            self.neutral, self._auto_samples = None, []
+            self.neutral, self._auto_samples, self._auto_gaps, self.rest_gap = None, [], [], 0.0
             if self.gaze is not None:
                 self.gaze.recalibrate()
             logger.info("recalibrating: hold a neutral face for {:.0f} s", AUTO_NEUTRAL_S)
@@ -146,6 +154,9 @@ class MotionStage(Stage):
             self._auto_samples.append((t, params))
             if self._auto_samples[-1][0] - self._auto_samples[0][0] >= AUTO_NEUTRAL_S:
                 self.neutral = resting_pose(np.stack([p for _, p in self._auto_samples]), self.names)
+                if self._auto_gaps:
+                    self.rest_gap = float(np.percentile(self._auto_gaps, REST_JAW_PERCENTILE))
+                self._auto_gaps = []
                 again = "press c in the preview window, or use" if self.controls.preview else "use"
                 logger.info("neutral pose taken from the first {:.0f} s with a face ({} frames); to set it again, "
                             "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
@@ -180,13 +191,15 @@ class MotionStage(Stage):
                 if step == STEPS[0] and hasattr(getattr(self.estimator, "tracker", None), "stop_flip_average"):
                     self.estimator.tracker.stop_flip_average()
         stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
+        lip_gap = None if landmarks is None or not found else inner_lip_gap(landmarks)
+        if lip_gap is not None and self.neutral is None and not self.controls.absolute:
+            self._auto_gaps.append(lip_gap)      # the resting lips, beside the resting pose
         if found:
             self.found_frames += 1
             ref = np.zeros_like(params) if self.synthetic else self._reference(params, c.t_source)
             # While the neutral pose is being collected (ref None) the avatar stays neutral.
             self.last_delta = (params - ref) * self.to_norm * self.mask if ref is not None else 0 * self.last_delta
-            self.last_delta = lips_gate(self.last_delta, None if landmarks is None else inner_lip_gap(landmarks),
-                                        self.jaw)
+            self.last_delta = lips_gate(self.last_delta, lip_gap, self.jaw, self.rest_gap)
             if self.limits is not None:
                 guarded = soft_limit(self.last_delta, self.limits)
                 self.limited_frames += bool((np.abs(self.last_delta - guarded) > 0.1 * np.abs(self.last_delta)).any())
