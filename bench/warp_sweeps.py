@@ -11,7 +11,8 @@ of teeth-bright pixels. The calm check drives each portrait with vox_driving, lp
 mode (resting pose from its first second) and, where the driver's lips are closed (inner-lip gap under
 0.03 mouth widths, on the tracked mesh) and the head still (within 5 degrees of rest), measures how far
 the avatar's mouth opens beyond its rest (tracked on the render) past the driver's gap: up to 0.05 is a
-mouth left closed.
+mouth left closed. The edge check turns the head (yaw +-20, pitch +-15) and measures the gradient
+energy in a band around the face's outline against the still frame's (1 = as clean as the photo).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def gaze_sweep(renderer, tracker, name: str, steps: int) -> dict:
 
 def mouth_check(renderer, jaw: float) -> dict:
     """The mouth's inside with the jaw open: its brightness spread (a flat fill has none) and the share of
-    teeth-bright pixels (brighter than 0.8 of the photo's middle-third median)."""
+    teeth-bright pixels (brighter than 0.7 of the photo's eye whites: teeth under the same light)."""
     import cv2
 
     from models.face.mesh_topology import boundary_loops
@@ -120,12 +121,51 @@ def mouth_check(renderer, jaw: float) -> dict:
     cv2.fillPoly(mask, [np.round(lips).astype(np.int32)], 255)
     inside = frame[cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0].astype(np.float64)
     luma = inside @ np.array([0.299, 0.587, 0.114])
-    middle = renderer.photo[renderer.h // 3:2 * renderer.h // 3, renderer.w // 3:2 * renderer.w // 3]
-    skin = np.median(middle.reshape(-1, 3).astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    from live.warp.mouth_interior import eye_white_colour
+    landmarks = np.c_[renderer.src2d, np.zeros(len(renderer.src2d))]
+    white = eye_white_colour(renderer.photo, landmarks)
+    if white is None:   # eyes too small to sample: the brightest tenth of the face's own pixels instead
+        white = np.percentile(renderer.photo.reshape(-1, 3), 90, axis=0)
+    bright = 0.7 * float(white @ np.array([0.299, 0.587, 0.114]))
     return {"param": "mouth inside", "tracked": f"{len(inside)} px",
             "luma_std": round(float(luma.std()), 1) if len(luma) else 0.0,
-            "teeth_share": round(float((luma > 0.8 * skin).mean()), 3) if len(luma) else 0.0,
+            "teeth_share": round(float((luma > bright).mean()), 3) if len(luma) else 0.0,
             "drawn": "drawn" if renderer.mouth_interior is not None else "photo's own"}
+
+
+EDGE_TURNS = {"yaw": 20.0, "pitch": 15.0}
+
+
+def contour_band_energy(frame: np.ndarray, outline: np.ndarray, width: float) -> float:
+    """Mean gradient magnitude (Sobel, grey levels per pixel) in a band `width` px either side of the face's
+    outline polygon: tears, cracks and streaks at the contour raise it."""
+    import cv2
+    fill = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(fill, [np.round(outline).astype(np.int32)], 255)
+    k = np.ones((2 * int(width) + 1, 2 * int(width) + 1), np.uint8)
+    band = (cv2.dilate(fill, k) > 0) & ~(cv2.erode(fill, k) > 0)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    return float(magnitude[band].mean())
+
+
+def edge_check(renderer, steps: int) -> dict:
+    """The contour's gradient energy while the head turns (yaw +-20, pitch +-15 degrees), as a ratio to the
+    still frame's: 1 is as clean as the photo; tearing and streaks push it up."""
+    outline_of = lambda delta_raw: renderer.mesh(delta_raw)[renderer.oval, :2]     # noqa: E731
+    size = float(np.ptp(renderer.src2d[renderer.oval], axis=0).max())
+    width = max(0.06 * size, 2.0)
+    zero = np.zeros(len(PARAM_NAMES))
+    still = contour_band_energy(renderer(zero), outline_of(zero), width)
+    ratios = []
+    for name, extent in EDGE_TURNS.items():
+        for v in np.linspace(-extent, extent, steps):
+            delta = np.zeros(len(PARAM_NAMES))
+            delta[PARAM_NAMES.index(name)] = v
+            ratios.append(contour_band_energy(renderer(delta * renderer.space.to_norm), outline_of(delta), width)
+                          / max(still, 1e-6))
+    return {"param": "contour edges", "tracked": f"{len(ratios)} turns", "edge_median": round(float(np.median(ratios)), 3),
+            "edge_max": round(float(np.max(ratios)), 3)}
 
 
 CALM_CLIPS = ("vox_driving.mp4", "lp_d0.mp4", "lp_d10.mp4")      # talking and smiling, with calm moments
@@ -210,6 +250,7 @@ def run(args: argparse.Namespace) -> dict:
             top = max(p95["jaw"] - avatar.p_s[PARAM_NAMES.index("jaw")], 0.5)
             rows.append({"portrait": portrait, **mouth_check(renderer, top)})
             rows.append({"portrait": portrait, **calm_check(renderer, landmarks, drivers)})
+            rows.append({"portrait": portrait, **edge_check(renderer, args.steps)})
     finally:
         tracker.close()
         landmarks.close()
@@ -220,5 +261,6 @@ def run(args: argparse.Namespace) -> dict:
                 [("portrait", "portrait"), ("param", "param"), ("tracked", "tracked"), ("slope", "slope"),
                  ("pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
                  ("teeth_share", "teeth-bright share"), ("drawn", "inside"), ("calm_median", "calm: opened past the "
-                 "driver, median"), ("calm_max", "max")])
+                 "driver, median"), ("calm_max", "max"), ("edge_median", "contour energy / still, median"),
+                 ("edge_max", "max")])
     return record
