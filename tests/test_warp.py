@@ -365,7 +365,7 @@ def test_a_mouth_asked_to_close_beyond_closed_stays_closed():
     renderer = _renderer("portrait_einstein.jpg")
     delta = _delta(renderer, jaw=-1.5)
     face = renderer.mesh(delta / renderer.space.to_norm)[:, :2].copy()
-    (a_index, b_index), upper, lower, (up, low) = renderer.closures[-1]
+    (a_index, b_index), upper, lower, (up, low) = renderer.closures.items[-1]
     down = face[152] - face[10]
     crossed_before = (face[low] - face[up]) @ down < 0
     renderer._close_lids(face)

@@ -1,0 +1,197 @@
+"""The warp avatar's eyes and the openings that must not cross (live/warp/renderer.py draws with them).
+
+- Closures: each eye's upper lid and the upper lip never pass below their lower partners, in the
+  opening's own frame (a blink asked beyond closed stays closed; a mouth asked to close beyond the
+  photo's closed one stays closed: crossed lips open a dark slit). The photo's own overlap, which
+  tracked closed lips often have, is allowed so the photo is left as it is.
+- Eyes: each eyeball is drawn under the face's triangles with its lids open (the blink left out),
+  reaching up to the lid's crease, so closing lids (the face's own triangles) slide over an eye that
+  keeps its shape and colour. A circle around the iris moves with the iris centre by the gaze, so a
+  glance moves the iris whole; the band out to the eye's outline takes the stretch.
+- A closing lid's edge reads the photo further up: the tracked lid often has a strip of eye white
+  above it, which must not slide down with the lid; the lid's real edge (its lash line, or the white's
+  top where a painting has no lashes) is found at avatar creation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from live.warp.mouth_interior import INNER_CORNERS as INNER_LIP_CORNERS
+from models.face.landmarks import CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, FOREHEAD, LIP_LOWER_INNER, LIP_UPPER_INNER
+from models.face.mesh_topology import IRIS_CENTRES, boundary_loops, loop_arcs
+
+GAZE_LIMIT = (0.22, 0.12)               # the iris centre's largest move, in eye widths (across, up-down)
+IRIS_RIMS = {"eye_right": (469, 470, 471, 472), "eye_left": (474, 475, 476, 477)}   # the refined mesh's iris edge
+IRIS_POINTS = 10
+BLINKS = tuple(3 + EXPRESSION_NAMES.index(n) for n in ("blink_left", "blink_right"))
+EYES = (("eye_left", EYE_LEFT), ("eye_right", EYE_RIGHT))
+# The mesh's ring above each upper lid (the lid's crease), point for point above the lid's loop from the outer
+# corner in; a tracked lid often sits below the lid's visible edge, with a strip of eye white above it.
+LID_CREASE = {"eye_left": (467, 260, 259, 257, 258, 286, 414), "eye_right": (247, 30, 29, 27, 28, 56, 190)}
+LID_ROLL_BY = 0.25      # closed this much, a lid's edge shows the photo's lash line (found above its tracked edge)
+LASH_DARKNESS = 0.35    # the lash line drawn along a closed lid's edge
+
+
+def _down_frame(points: np.ndarray, a_index: int, b_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An opening's frame: its first corner, the axis to its second, and the normal pointing down the face."""
+    a, b = points[a_index], points[b_index]
+    axis = (b - a) / (np.linalg.norm(b - a) + 1e-9)
+    normal = np.array([-axis[1], axis[0]])
+    if normal @ (points[CHIN] - points[FOREHEAD]) < 0:
+        normal = -normal                  # down the face (a closed photo's lips can lie the wrong way round)
+    return a, axis, normal
+
+
+class Closures:
+    """Openings whose upper edge may meet, never pass, the lower one: both eyes and the inner lips."""
+
+    def __init__(self, src2d: np.ndarray, lids: list):
+        mouth = boundary_loops()["mouth"]
+        upper_lip, lower_lip = loop_arcs(mouth, *INNER_LIP_CORNERS)
+        if LIP_UPPER_INNER not in upper_lip:
+            upper_lip, lower_lip = lower_lip, upper_lip
+        self.items = [((eye["outer"], eye["inner"]), upper, lower, (eye["upper"], eye["lower"]))
+                      for eye, upper, lower, _ in lids]
+        self.items.append((INNER_LIP_CORNERS, upper_lip[1:-1], lower_lip, (LIP_UPPER_INNER, LIP_LOWER_INNER)))
+        # how far the photo's own upper points already lie past the lower ones, in corner-to-corner distances
+        self.allowance = [np.maximum(*self._over(src2d, corners, upper, lower)[:1], 0.0)
+                          for corners, upper, lower, _ in self.items]
+
+    @staticmethod
+    def _over(points, corners, upper, lower):
+        """(how far each upper point lies below the lower edge, in corner distances; frame; coordinates)."""
+        a, axis, normal = _down_frame(points, *corners)
+        span = np.linalg.norm(points[corners[1]] - points[corners[0]]) + 1e-9
+        ux, uy = (points[upper] - a) @ axis, (points[upper] - a) @ normal
+        lx, ly = (points[lower] - a) @ axis, (points[lower] - a) @ normal
+        order = np.argsort(lx)
+        floor = np.interp(ux, lx[order], ly[order])
+        return (uy - floor) / span, (a, axis, normal, span), (ux, floor)
+
+    def apply(self, points: np.ndarray) -> None:
+        """Move, in place, every upper point that lies past its lower edge (beyond the photo's own) onto it."""
+        for (corners, upper, lower, _), allowed in zip(self.items, self.allowance):
+            past, (a, axis, normal, span), (ux, floor) = self._over(points, corners, upper, lower)
+            over = past > allowed
+            if over.any():
+                limit = floor[over] + allowed[over] * span
+                points[upper[over]] = a + np.outer(ux[over], axis) + np.outer(limit, normal)
+
+
+class WarpEyes:
+    """The eyeballs' extra vertices, their triangles, lid rolling and lash lines, for one photo."""
+
+    def __init__(self, photo: np.ndarray, src2d: np.ndarray, first_vertex: int):
+        from scipy.spatial import Delaunay
+        self.photo, self.src2d = photo, src2d
+        loops = boundary_loops()
+        self.lids, outlines = [], []
+        for name, eye in EYES:
+            a, b = loop_arcs(loops[name], eye["outer"], eye["inner"])
+            upper, lower = (a, b) if eye["upper"] in a else (b, a)
+            crease = np.array(LID_CREASE[name])
+            self.lids.append((eye, upper[1:-1], lower, crease))
+            # the eyeball reaches up to the crease (a closing lid uncovers nothing the photo's lid hid) and takes
+            # the lid's own edge too (its hull covers the whole opening whatever the crease's shape)
+            outlines.append(np.concatenate([[eye["outer"]], crease, lower[::-1][:-1], upper[1:-1]]))
+        self.lash_at = [self._lash_line(upper, crease) for _, upper, _, crease in self.lids]
+        self.vertices = np.concatenate([np.append(o, IRIS_CENTRES[name]) for o, (name, _) in zip(outlines, EYES)])
+        self.iris_rims, triangles, rims = [], [], []
+        k, rim_start = 0, first_vertex + len(self.vertices)
+        for o, (name, eye) in zip(outlines, EYES):
+            centre = src2d[IRIS_CENTRES[name]]
+            radius = float(np.linalg.norm(src2d[np.array(IRIS_RIMS[name])] - centre, axis=1).mean())
+            angles = np.linspace(0, 2 * np.pi, IRIS_POINTS, endpoint=False)
+            offsets = radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+            eye_width = float(np.linalg.norm(src2d[eye["outer"]] - src2d[eye["inner"]]))
+            self.iris_rims.append((k + len(o), offsets, eye_width, eye))
+            index = np.concatenate([first_vertex + k + np.arange(len(o) + 1),
+                                    rim_start + len(rims) * IRIS_POINTS + np.arange(IRIS_POINTS)])
+            triangles.append(index[Delaunay(np.concatenate([src2d[o], centre[None], centre + offsets])).simplices])
+            rims.append(centre + offsets)
+            k += len(o) + 1
+        self.triangles = np.concatenate(triangles)
+        self.src = np.concatenate([src2d[self.vertices]] + rims)              # the extra vertices' sources
+
+    def _lash_line(self, upper: np.ndarray, crease: np.ndarray) -> np.ndarray:
+        """Per upper-lid point, how far up toward the crease (0 at the tracked edge, 1 at the crease) the photo's
+        lid edge is: coming down from the crease's skin, the first point that is not skin (lashes, or the eye's
+        white where a painting has no lash line), at the middle of the lash band if there is one."""
+        h, w = self.photo.shape[:2]
+        steps = np.linspace(0.0, 1.0, 25)
+        a, b = self.src2d[upper], self.src2d[crease]
+        xy = np.round(a[:, None] + steps[None, :, None] * (b - a)[:, None]).astype(int)    # [lid points, steps, 2]
+        pixels = self.photo[np.clip(xy[..., 1], 0, h - 1), np.clip(xy[..., 0], 0, w - 1)].astype(np.float64)
+        out = np.zeros(len(upper))
+        for i, row in enumerate(pixels):
+            far = np.linalg.norm(row - row[steps >= 0.8].mean(0), axis=1)
+            if far[steps <= 0.9].max() < 30:           # nothing but skin: the tracked edge is the lid's
+                continue
+            first = np.nonzero((far > 0.5 * far[steps <= 0.9].max()) & (steps <= 0.9))[0].max()  # nearest the crease
+            band = np.arange(max(first - 3, 0), first + 1)
+            luma = row[band] @ np.array([0.299, 0.587, 0.114])
+            out[i] = steps[band[np.argmin(luma)]] if np.ptp(luma) > 25 else steps[first]
+        return out
+
+    @staticmethod
+    def open_lids(delta_raw: np.ndarray) -> np.ndarray:
+        """The change with the blinks left out (a widening kept): the eyeballs' shape."""
+        open_raw = delta_raw.copy()
+        open_raw[list(BLINKS)] = np.minimum(open_raw[list(BLINKS)], 0.0)
+        return open_raw
+
+    def place(self, open_shape: np.ndarray, gaze) -> np.ndarray:
+        """The extra vertices' positions [len(src), 2]: outlines from the open mesh, irises moved by the gaze
+        (across, down in eye widths)."""
+        points = open_shape[self.vertices, :2].copy()
+        move = np.zeros(2)
+        if gaze is not None and np.isfinite(gaze).all():
+            move = np.clip(np.asarray(gaze, np.float64), -np.array(GAZE_LIMIT), GAZE_LIMIT)
+        rims = []
+        for slot, offsets, photo_width, eye in self.iris_rims:
+            a, b = open_shape[eye["outer"], :2], open_shape[eye["inner"], :2]
+            width = float(np.linalg.norm(b - a))
+            right = (b - a) / (width + 1e-9) * (1 if b[0] >= a[0] else -1)      # toward the image's right
+            down = np.array([-right[1], right[0]])
+            if down[1] < 0:
+                down = -down
+            points[slot] += width * (move[0] * right + move[1] * down)
+            rims.append(points[slot] + offsets * width / max(photo_width, 1e-6))
+        return np.concatenate([points] + rims)
+
+    def rolled(self, src: np.ndarray, points: np.ndarray, open_shape: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        """`src` with each closing upper lid's edge read further up the photo's lid (toward its lash line), and
+        how closed each eye is (0 open as the eyeball is drawn, 1 shut)."""
+        out, closed = src, []
+        for (eye, upper, _, crease), lash in zip(self.lids, self.lash_at):
+            gap = np.linalg.norm(points[eye["upper"]] - points[eye["lower"]])
+            open_gap = np.linalg.norm(open_shape[eye["upper"], :2] - open_shape[eye["lower"], :2])
+            c = float(np.clip(1.0 - gap / max(open_gap, 1e-6), 0.0, 1.0))
+            closed.append(c)
+            if c > 0:
+                if out is src:
+                    out = src.copy()
+                roll = min(c / LID_ROLL_BY, 1.0) * lash
+                out[upper] = self.src2d[upper] + roll[:, None] * (self.src2d[crease] - self.src2d[upper])
+        return out, closed
+
+    def draw_lashes(self, frame: np.ndarray, points: np.ndarray, closed: list[float]) -> None:
+        """A dark line along a closing upper lid's edge, as the lashes draw it on a shut eye."""
+        import cv2
+        h, w = frame.shape[:2]
+        for (eye, upper, _, _), c in zip(self.lids, closed):
+            if c < 0.2:
+                continue
+            line = points[np.concatenate([[eye["outer"]], upper, [eye["inner"]]])]
+            x0, y0 = np.floor(line.min(0)).astype(int) - 3
+            x1, y1 = np.ceil(line.max(0)).astype(int) + 4
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            width = np.linalg.norm(points[eye["outer"]] - points[eye["inner"]])
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            thick = max(int(round(0.05 * width)), 1)
+            cv2.polylines(mask, [np.round((line - [x0, y0]) * 16).astype(np.int32)], False, 255, thick, cv2.LINE_AA, 4)
+            a = mask[..., None] / 255.0 * LASH_DARKNESS * (c - 0.2) / 0.8
+            frame[y0:y1, x0:x1] = np.round(frame[y0:y1, x0:x1] * (1 - a)).astype(np.uint8)
