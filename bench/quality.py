@@ -121,8 +121,9 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
     picked = sample_frames(len(frames), first, args.frames)
     outputs, refs, strip = [], [], []
     for k in picked:
-        delta = lips_gate(np.nan_to_num(params[k] - params[first]) * reenactor.to_norm,
-                          gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"))
+        delta = lips_gate(np.nan_to_num(params[k] - params[first]) * reenactor.to_norm,      # as live run does,
+                          gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"),  # the first
+                          float(np.nan_to_num(gaps[first])))                                  # frame as rest
         gaze = gazes[k] - gazes[first] if np.isfinite(gazes[k]).all() else None
         out = reenactor.render(delta, gaze)
         m_out = measurer(out)

@@ -34,9 +34,13 @@ def _check(dst, src, triangles, height: int, width: int):
         raise ValueError(f"output size must be positive, got {width}x{height}")
 
 
-def triangle_map_ref(dst, src, triangles, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    map_x = np.full((height, width), -1.0, np.float32)
-    map_y = np.full((height, width), -1.0, np.float32)
+def triangle_map_ref(dst, src, triangles, height: int, width: int,
+                     uncovered: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    if uncovered is None:
+        map_x = np.full((height, width), -1.0, np.float32)
+        map_y = np.full((height, width), -1.0, np.float32)
+    else:
+        map_x, map_y = uncovered[0].astype(np.float32, copy=True), uncovered[1].astype(np.float32, copy=True)
     for a, b, c in triangles:
         (ax, ay), (bx, by), (cx, cy) = dst[a], dst[b], dst[c]
         area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
@@ -102,11 +106,7 @@ def triangle_map(dst, src, triangles, height: int, width: int, impl: str = "auto
     if uncovered is not None and (uncovered[0].shape != (height, width) or uncovered[1].shape != (height, width)):
         raise ValueError(f"uncovered maps must be [{height}, {width}], got {list(uncovered[0].shape)}")
     if impl == "ref":
-        map_x, map_y = triangle_map_ref(dst, src, triangles, height, width)
-        if uncovered is not None:
-            hole = map_x < -0.5
-            map_x[hole], map_y[hole] = uncovered[0][hole], uncovered[1][hole]
-        return map_x, map_y
+        return triangle_map_ref(dst, src, triangles, height, width, uncovered)
     if impl != "numba":
         raise ValueError(f"triangle_map runs on the CPU (ref or numba), not {impl!r}")
     if uncovered is None:

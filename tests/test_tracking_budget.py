@@ -4,6 +4,7 @@ The steps are driven by fed tracking times (no bound on this machine's speed).""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from live.pipeline.tracking_budget import STEPS, WINDOW, TrackingBudget, predict
 
@@ -64,3 +65,9 @@ def test_the_motion_stage_tracks_alternate_frames_once_told_to():
     yaws = [stage.process(Captured(k, k / 30, frame)).params[0] for k in range(20)]
     assert estimator.calls == 10                              # every other frame
     assert np.allclose(yaws[2:], 10.0 * np.arange(2, 20) / 30)   # the frames between predicted on the motion
+
+
+def test_the_budget_follows_the_frame_rate_the_source_delivers():
+    budget = TrackingBudget(1 / 30)                       # asked for 30 fps: 18 ms for tracking
+    taken = [budget.observe(0.025, k, frame_interval_s=1 / 15) for k in range(3 * WINDOW)]
+    assert not any(taken) and budget.budget_s == pytest.approx(0.55 / 15)   # delivered 15 fps: 37 ms, enough

@@ -355,6 +355,8 @@ def test_the_resting_pose_of_a_talking_second_has_closed_lips():
     talking[:, jaw] = np.where(np.arange(30) % 3 == 0, -1.0, 1.5)       # closed between syllables, else open
     rest = resting_pose(talking, list(PARAM_NAMES))
     assert rest[jaw] == pytest.approx(-1.0)
+    # without the lips gate (no landmarks: a recorded track) the median, or a calm jaw would sit above rest
+    assert resting_pose(talking, list(PARAM_NAMES), lips_gated=False)[jaw] == pytest.approx(np.median(talking[:, jaw]))
     others = [k for k in range(len(PARAM_NAMES)) if k != jaw]
     assert np.allclose(rest[others], np.median(talking, axis=0)[others])
 
@@ -440,3 +442,24 @@ def test_the_lips_gate_follows_the_driver_s_visible_lips():
     assert lips_gate(delta, 0.0, jaw, rest_gap=0.12)[jaw] == -1.0    # shut now, open at rest: closing
     assert lips_gate(delta, 0.2, jaw)[jaw] == -1.0                   # parted but less than at rest: as tracked
     assert lips_gate(delta, None, jaw)[jaw] == -1.0                  # no landmarks (a recorded track): as tracked
+    assert lips_gate(delta, 0.0, jaw, rest_gap=None)[jaw] == -1.0    # absolute mode: closing from the photo's
+
+
+@needs_shared
+def test_each_eyeball_covers_both_corners_of_its_eye():
+    from live.warp.eyes import EYES
+    renderer = _renderer("portrait_bouguereau.jpg")
+    for _, eye in EYES:
+        assert {eye["outer"], eye["inner"]} <= set(renderer.eyes.vertices.tolist())
+    assert len(renderer.eyes.vertices) == len(set(renderer.eyes.vertices.tolist()))        # each vertex once
+
+
+def test_the_reference_map_keeps_the_uncovered_maps_exactly_as_numba_does():
+    dst, src, tris = _grid_mesh(5, 40, 30, jitter=1.0)
+    tris = tris[: len(tris) // 2]                         # half the frame covered
+    src = src - 0.8                                       # sources in [-1.8, ...): below -0.5 but covered
+    ys, xs = np.indices((30, 40), dtype=np.float32)
+    ref = triangle_map(dst, src, tris, 30, 40, impl="ref", uncovered=(xs, ys))
+    fast = triangle_map(dst, src, tris, 30, 40, impl="numba", uncovered=(xs, ys))
+    assert np.allclose(ref[0], fast[0], atol=1e-4) and np.allclose(ref[1], fast[1], atol=1e-4)
+    assert (ref[0] < -0.5).any()                          # covered pixels reading left of the frame stay so

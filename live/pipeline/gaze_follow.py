@@ -1,9 +1,9 @@
 """The driver's gaze for the avatar: measured from the tracked mesh (models/face/gaze.py), taken relative
 to the user's neutral gaze, smoothed, or held at the camera.
 
-follow: the avatar's irises move as the user's do, relative to where the user looked during the neutral
-        second (the same first second with a face as the neutral pose, again on recalibration): a user who
-        looks at the screen, below the camera, gives an avatar that looks where the photo does;
+follow: the avatar's irises move as the user's do, relative to where the user looked during the first
+        second with a face (again on recalibration; also with a calibration profile, which holds no gaze):
+        a user who looks at the screen, below the camera, gives an avatar that looks where the photo does;
 camera: the avatar keeps the photo's gaze (eye contact, when the photo looks into its camera), whatever
         the user's eyes do: in calls people read a gaze at the screen as looking away.
 Smoothing is a One-Euro filter: steady when the eyes rest, little lag in a glance.

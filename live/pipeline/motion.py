@@ -74,12 +74,12 @@ REST_JAW_PERCENTILE = 10
 LIPS_TOUCH, LIPS_APART = 0.02, 0.08     # the driver's visible inner-lip gap (mouth widths): closed, clearly open
 
 
-def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None, rest_gap: float = 0.0) -> np.ndarray:
+def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None, rest_gap: float | None = 0.0) -> np.ndarray:
     """The jaw change as far as the driver's lips show it. Opening: only as far as the lips are visibly apart
     (closed lips, a gap under LIPS_TOUCH, open nothing; clearly parted ones, over LIPS_APART, pass it whole).
     Closing: lips that are shut now and were shut at rest (`rest_gap`, the driver's gap in the resting pose)
     have not closed, so a jaw below the resting one is held at rest (an avatar whose photo has parted lips
-    keeps them). The jaw coefficient alone read a calm, closed mouth as open, or as closed beyond closed, by
+    keeps them); rest_gap None (absolute mode: the change is from the photo, not a rest) never holds it. The jaw coefficient alone read a calm, closed mouth as open, or as closed beyond closed, by
     up to 0.4 standard deviations, which moved the avatar's lips."""
     if lip_gap is None or jaw is None or delta[jaw] == 0:
         return delta
@@ -87,18 +87,19 @@ def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None, rest_ga
     if delta[jaw] > 0:
         apart = np.clip((lip_gap - LIPS_TOUCH) / (LIPS_APART - LIPS_TOUCH), 0.0, 1.0)
         gated[jaw] *= apart * apart * (3 - 2 * apart)
-    elif lip_gap < LIPS_TOUCH and rest_gap < LIPS_TOUCH:
+    elif rest_gap is not None and lip_gap < LIPS_TOUCH and rest_gap < LIPS_TOUCH:
         gated[jaw] = 0.0
     return gated
 
 
-def resting_pose(samples: np.ndarray, names: list[str]) -> np.ndarray:
+def resting_pose(samples: np.ndarray, names: list[str], lips_gated: bool = True) -> np.ndarray:
     """The neutral pose from a stretch of tracked parameters [T, P]: each parameter's median, except the
     jaw's, which is its 10th percentile: a user who talks through the first second closes the lips between
     syllables, while the median is a half-open mouth; taken as rest, that made every closed mouth afterwards
-    a jaw below closed (and a calm driver a parted, crooked mouth)."""
+    a jaw below closed (and a calm driver a parted, crooked mouth). Only where the lips gate runs too
+    (`lips_gated`: landmarks were tracked): without it a calm jaw at its median would sit above that rest."""
     neutral = np.median(samples, axis=0)
-    if "jaw" in names:
+    if "jaw" in names and lips_gated:
         k = names.index("jaw")
         neutral[k] = np.percentile(samples[:, k], REST_JAW_PERCENTILE)
     return neutral
@@ -113,8 +114,10 @@ class MotionStage(Stage):
         self.gaze = gaze          # a GazeFollower (live/pipeline/gaze_follow.py), or None: the photo's gaze
         self.budget = budget      # a TrackingBudget (live/pipeline/tracking_budget.py), or None: never adapt
         self._tracked: list[tuple[float, np.ndarray]] = []
-        self._last_landmarks = None
+        self._last_lip_gap: float | None = None
         self._skip_next = False
+        self._neutral_from_profile = neutral is not None
+        self._source_times: list[float] = []
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
@@ -141,6 +144,14 @@ class MotionStage(Stage):
         self.limits = identity_limits
         self.limited_frames = 0   # frames where the identity guard held a change back by more than 10 %
 
+    def _frame_interval(self, t: float) -> float | None:
+        """The source's frame interval as delivered (median of the last 30 steps; a camera may deliver fewer
+        frames than asked for in low light): the time tracking has per frame."""
+        self._source_times = (self._source_times + [t])[-31:]
+        steps = np.diff(self._source_times)
+        steps = steps[steps > 0]
+        return float(np.median(steps)) if len(steps) >= 5 else None
+
     def _reference(self, params: np.ndarray, t: float) -> np.ndarray | None:
         if self.controls.absolute:
             return self.p_s
@@ -153,7 +164,8 @@ class MotionStage(Stage):
         if self.neutral is None:
             self._auto_samples.append((t, params))
             if self._auto_samples[-1][0] - self._auto_samples[0][0] >= AUTO_NEUTRAL_S:
-                self.neutral = resting_pose(np.stack([p for _, p in self._auto_samples]), self.names)
+                self.neutral = resting_pose(np.stack([p for _, p in self._auto_samples]), self.names,
+                                            lips_gated=bool(self._auto_gaps))
                 if self._auto_gaps:
                     self.rest_gap = float(np.percentile(self._auto_gaps, REST_JAW_PERCENTILE))
                 self._auto_gaps = []
@@ -167,7 +179,7 @@ class MotionStage(Stage):
     def process(self, c: Captured) -> Motion:
         t_start = time.perf_counter()
         self.frames += 1
-        landmarks = None
+        landmarks, predicted = None, False
         if self.synthetic:
             params, found = synthetic_params(c.t_source), True
         elif c.params is not None:   # a recorded track: tracked (and smoothed) when it was recorded
@@ -178,28 +190,37 @@ class MotionStage(Stage):
             # a frame between two tracked ones: predicted from the last two (live/pipeline/tracking_budget.py)
             self._skip_next = False
             before = self._tracked[-2] if len(self._tracked) > 1 else None
-            params, found, landmarks = predict(self._tracked[-1], before, c.t_source), True, self._last_landmarks
+            params, found = predict(self._tracked[-1], before, c.t_source), True
+            predicted = True
         else:
             t_track = time.perf_counter()
             raw = self.estimator(c.image, c.index, c.t_source)
             params, found = self.smoother(raw).params, raw.found
             landmarks = raw.landmarks
             self._tracked = (self._tracked + [(c.t_source, params)])[-2:] if found else []
-            self._last_landmarks, self._skip_next = landmarks, True
-            if self.budget is not None:
-                step = self.budget.observe(time.perf_counter() - t_track, c.index)
+            self._skip_next = True
+            if self.budget is not None and found:   # (a search for a lost face is not the loop falling behind)
+                step = self.budget.observe(time.perf_counter() - t_track, c.index, self._frame_interval(c.t_source))
                 if step == STEPS[0] and hasattr(getattr(self.estimator, "tracker", None), "stop_flip_average"):
                     self.estimator.tracker.stop_flip_average()
+                    if not self._neutral_from_profile:
+                        # the resting pose and gaze were measured with flip averaging: measured again without
+                        self.controls.recalibrate = True
         stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
-        lip_gap = None if landmarks is None or not found else inner_lip_gap(landmarks)
-        if lip_gap is not None and self.neutral is None and not self.controls.absolute:
+        if predicted:
+            lip_gap = self._last_lip_gap           # the last tracked frame's lips (a predicted frame has none)
+        else:
+            lip_gap = None if landmarks is None or not found else inner_lip_gap(landmarks)
+            self._last_lip_gap = lip_gap
+        if lip_gap is not None and not predicted and self.neutral is None and not self.controls.absolute:
             self._auto_gaps.append(lip_gap)      # the resting lips, beside the resting pose
         if found:
             self.found_frames += 1
             ref = np.zeros_like(params) if self.synthetic else self._reference(params, c.t_source)
             # While the neutral pose is being collected (ref None) the avatar stays neutral.
             self.last_delta = (params - ref) * self.to_norm * self.mask if ref is not None else 0 * self.last_delta
-            self.last_delta = lips_gate(self.last_delta, lip_gap, self.jaw, self.rest_gap)
+            self.last_delta = lips_gate(self.last_delta, lip_gap, self.jaw,
+                                        None if self.controls.absolute else self.rest_gap)
             if self.limits is not None:
                 guarded = soft_limit(self.last_delta, self.limits)
                 self.limited_frames += bool((np.abs(self.last_delta - guarded) > 0.1 * np.abs(self.last_delta)).any())

@@ -6,8 +6,9 @@ Steps, cheapest loss first:
    little more jitter, which the One-Euro smoothing absorbs);
 2. tracking on alternate frames: the frames between get parameters predicted from the last two
    tracked ones (linear, over their time stamps), so motion stays smooth at the source's frame rate.
-A step is taken when the median tracking time over the last WINDOW frames exceeds SHARE of the frame
-interval (the rest is the renderer's and the sinks'), at most once per WINDOW frames. Nothing is
+A step is taken when the median tracking time over the last WINDOW frames with a face exceeds SHARE of
+the frame interval the source delivers (the rest is the renderer's and the sinks'), at most once per
+WINDOW frames. The first step re-takes the automatic resting pose (it was measured with flip averaging). Nothing is
 stepped back up: a machine that was too slow a moment ago is likely to be again.
 """
 
@@ -25,13 +26,15 @@ class TrackingBudget:
     def __init__(self, frame_interval_s: float, can_stop_flip: bool = True):
         self.budget_s = SHARE * frame_interval_s
         self.level = 0 if can_stop_flip else 1          # step 1 is moot for a tracker without flip averaging
-        self.skipped_flip = not can_stop_flip
         self.times: list[float] = []
         self.since_step = 0
         self.adaptations: list[dict] = []
 
-    def observe(self, tracking_s: float, frame: int) -> str | None:
-        """One tracked frame's tracking time; returns the step to take now, if any."""
+    def observe(self, tracking_s: float, frame: int, frame_interval_s: float | None = None) -> str | None:
+        """One tracked frame's tracking time (and the source's frame interval as delivered, when known);
+        returns the step to take now, if any."""
+        if frame_interval_s is not None and frame_interval_s > 0:
+            self.budget_s = SHARE * frame_interval_s
         self.times.append(tracking_s)
         self.times = self.times[-WINDOW:]
         self.since_step += 1

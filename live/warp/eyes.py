@@ -94,7 +94,7 @@ class WarpEyes:
             self.lids.append((eye, upper[1:-1], lower, crease))
             # the eyeball reaches up to the crease (a closing lid uncovers nothing the photo's lid hid) and takes
             # the lid's own edge too (its hull covers the whole opening whatever the crease's shape)
-            outlines.append(np.concatenate([[eye["outer"]], crease, lower[::-1][:-1], upper[1:-1]]))
+            outlines.append(np.concatenate([crease, lower, upper[1:-1]]))   # (lower has both corners)
         self.lash_at = [self._lash_line(upper, crease) for _, upper, _, crease in self.lids]
         self.vertices = np.concatenate([np.append(o, IRIS_CENTRES[name]) for o, (name, _) in zip(outlines, EYES)])
         self.iris_rims, triangles, rims = [], [], []

@@ -144,7 +144,6 @@ class WarpRenderer:
         self.mouth_fan = np.array([(extra, m[i], m[(i + 1) % len(m)]) for i in range(len(m))], np.int64)
         self.src = np.concatenate([src2d, self.ring_src, self.border, self.eyes.src, mouth2d.mean(0, keepdims=True)])
         self.face_front = np.sign(_signed_areas(self.model.shape()[:, :2], self.face))   # each triangle's winding, seen from the front
-        self.face_photo = np.sign(_signed_areas(src2d, self.face))                       # and in the photo
         # a pixel no triangle covers (a degenerate sliver at an eye's corner, a fold at the frame's edge) shows
         # the photo's own pixel there
         ys, xs = np.indices((self.h, self.w), dtype=np.float32)
