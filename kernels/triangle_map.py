@@ -34,13 +34,16 @@ def _check(dst, src, triangles, height: int, width: int):
         raise ValueError(f"output size must be positive, got {width}x{height}")
 
 
+def _initial_maps(height: int, width: int, uncovered) -> tuple[np.ndarray, np.ndarray]:
+    """What a pixel no triangle covers keeps: copies of `uncovered`, or -1."""
+    if uncovered is None:
+        return np.full((height, width), -1.0, np.float32), np.full((height, width), -1.0, np.float32)
+    return uncovered[0].astype(np.float32, copy=True), uncovered[1].astype(np.float32, copy=True)
+
+
 def triangle_map_ref(dst, src, triangles, height: int, width: int,
                      uncovered: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    if uncovered is None:
-        map_x = np.full((height, width), -1.0, np.float32)
-        map_y = np.full((height, width), -1.0, np.float32)
-    else:
-        map_x, map_y = uncovered[0].astype(np.float32, copy=True), uncovered[1].astype(np.float32, copy=True)
+    map_x, map_y = _initial_maps(height, width, uncovered)
     for a, b, c in triangles:
         (ax, ay), (bx, by), (cx, cy) = dst[a], dst[b], dst[c]
         area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
@@ -109,10 +112,6 @@ def triangle_map(dst, src, triangles, height: int, width: int, impl: str = "auto
         return triangle_map_ref(dst, src, triangles, height, width, uncovered)
     if impl != "numba":
         raise ValueError(f"triangle_map runs on the CPU (ref or numba), not {impl!r}")
-    if uncovered is None:
-        map_x = np.full((height, width), -1.0, np.float32)
-        map_y = np.full((height, width), -1.0, np.float32)
-    else:
-        map_x, map_y = uncovered[0].astype(np.float32, copy=True), uncovered[1].astype(np.float32, copy=True)
+    map_x, map_y = _initial_maps(height, width, uncovered)
     _numba_kernel()(dst, src, triangles, map_x, map_y, EDGE_TOLERANCE)
     return map_x, map_y

@@ -56,7 +56,8 @@ class Renderer:
                     self.body.impl)
         return graph
 
-    def __call__(self, delta: np.ndarray) -> np.ndarray:
+    def __call__(self, delta: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
+        """(gaze is the warp's: the directions have no gaze parameter, so it is not drawn here.)"""
         self.body.set_input(delta)
         if self.frame_graph is not None:
             self.frame_graph.replay()
@@ -73,8 +74,6 @@ class Renderer:
 
 class WarpFrames:
     """The mesh-warp renderer with its frames letterboxed to the output size, as the GPU path's are."""
-
-    takes_gaze = True          # the warp moves the irises; the StyleGAN2 path has no gaze direction
 
     def __init__(self, warp, out_size: tuple[int, int]):
         self.warp, self.out_size = warp, (int(out_size[0]), int(out_size[1]))
@@ -113,10 +112,7 @@ class RenderStage(Stage):
             frame = self.last_frame
         else:
             with torch.no_grad():
-                if getattr(self.renderer, "takes_gaze", False):
-                    frame = self.renderer(m.delta_norm, m.gaze)
-                else:
-                    frame = self.renderer(m.delta_norm)
+                frame = self.renderer(m.delta_norm, m.gaze)
             self.last_frame = frame
         stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}
         return Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps, m.delta_norm)

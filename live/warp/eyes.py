@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from live.warp.mouth_interior import INNER_CORNERS as INNER_LIP_CORNERS
+from models.face.gaze import eye_axes
 from models.face.landmarks import CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, FOREHEAD, LIP_LOWER_INNER, LIP_UPPER_INNER
 from models.face.mesh_topology import IRIS_CENTRES, boundary_loops, loop_arcs
 
@@ -150,12 +151,7 @@ class WarpEyes:
             move = np.clip(np.asarray(gaze, np.float64), -np.array(GAZE_LIMIT), GAZE_LIMIT)
         rims = []
         for slot, offsets, photo_width, eye in self.iris_rims:
-            a, b = open_shape[eye["outer"], :2], open_shape[eye["inner"], :2]
-            width = float(np.linalg.norm(b - a))
-            right = (b - a) / (width + 1e-9) * (1 if b[0] >= a[0] else -1)      # toward the image's right
-            down = np.array([-right[1], right[0]])
-            if down[1] < 0:
-                down = -down
+            _, right, down, width = eye_axes(open_shape, eye)          # the gaze's own axes (models/face/gaze.py)
             points[slot] += width * (move[0] * right + move[1] * down)
             rims.append(points[slot] + offsets * width / max(photo_width, 1e-6))
         return np.concatenate([points] + rims)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.face.landmarks import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT
+from models.face.landmarks import EYE_LEFT, EYE_RIGHT, LIP_UPPER_INNER, MOUTH_LEFT, MOUTH_RIGHT
 from models.face.mesh_topology import boundary_loops, loop_arcs
 
 INNER_CORNERS = (78, 308)          # the inner lips' corners (the mouth hole's ends)
@@ -74,8 +74,7 @@ class MouthInterior:
         # teeth are a little darker and yellower than the eye's white
         self.teeth = np.clip(white * np.array([0.93, 0.91, 0.84]), 0, 255)
         first, second = loop_arcs(self.loop, *INNER_CORNERS)
-        upper_lip_mid = 13
-        self.upper, self.lower = (first, second) if upper_lip_mid in first else (second, first)
+        self.upper, self.lower = (first, second) if LIP_UPPER_INNER in first else (second, first)
         # a photo with its lips a little apart keeps its own gap: the drawn inside fades in as the mouth
         # opens beyond it, so the rest frame is the photo
         self.own_opening = max(self.opening(landmarks[:, :2]), 0.0)
@@ -90,13 +89,23 @@ class MouthInterior:
             down = -down
         return 0.5 * (c0 + c1), axis, down, width
 
+    def _lips(self, points: np.ndarray):
+        """The mouth's frame, a map of image points into it (across, down in mouth widths), the upper and lower
+        inner lips in it, and their gap at the mouth's middle."""
+        centre, axis, down, width = self._frame(points)
+
+        def frame_of(p):
+            d = p - centre
+            return d @ axis / width, d @ down / width
+
+        ux, uy = frame_of(points[self.upper])
+        lx, ly = frame_of(points[self.lower])
+        gap = float(np.interp(0.0, np.sort(lx), ly[np.argsort(lx)]) - np.interp(0.0, np.sort(ux), uy[np.argsort(ux)]))
+        return width, frame_of, (ux, uy), (lx, ly), gap
+
     def opening(self, points: np.ndarray) -> float:
         """The inner lips' gap at the mouth's middle, in mouth widths."""
-        centre, axis, down, width = self._frame(points)
-        u = lambda idx: (points[idx] - centre) @ axis / width   # noqa: E731
-        v = lambda idx: (points[idx] - centre) @ down / width   # noqa: E731
-        ux, uy, lx, ly = u(self.upper), v(self.upper), u(self.lower), v(self.lower)
-        return float(np.interp(0.0, np.sort(lx), ly[np.argsort(lx)]) - np.interp(0.0, np.sort(ux), uy[np.argsort(ux)]))
+        return self._lips(points)[-1]
 
     def draw(self, frame: np.ndarray, points: np.ndarray) -> None:
         """Fill the mouth hole of `points` [N, 2] (the frame's mesh) in place."""
@@ -108,15 +117,7 @@ class MouthInterior:
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 <= x0 or y1 <= y0:
             return
-        centre, axis, down, width = self._frame(points)
-
-        def frame_of(p):
-            d = p - centre
-            return d @ axis / width, d @ down / width
-
-        ux, uy = frame_of(points[self.upper])
-        lx, ly = frame_of(points[self.lower])
-        opening = float(np.interp(0.0, np.sort(lx), ly[np.argsort(lx)]) - np.interp(0.0, np.sort(ux), uy[np.argsort(ux)]))
+        width, frame_of, (ux, uy), (lx, ly), opening = self._lips(points)
         fade_in = float(_smoothstep((opening - self.own_opening) / 0.04))
         if opening <= 0.005 or fade_in <= 0:
             return
