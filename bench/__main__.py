@@ -8,6 +8,7 @@ import sys
 from bench import (
     avatar_quality,
     directions_quality,
+    faults,
     fp16_headroom,
     gpu_carry,
     gpu_check,
@@ -33,6 +34,7 @@ BENCHMARKS = (
     ("quality", quality, "reenactment quality as the paper measures it: CSIM, PSNR, SSIM, NME, pose, expression"),
     ("identity", identity_agreement, "dlib's face descriptor by our torch network against dlib itself, on real faces"),
     ("warp", warp_sweeps, "does the mesh warp draw what it is asked? parameter sweeps, tracked afterwards"),
+    ("faults", faults, "faults injected mid-run (camera, disk, sinks, SIGKILL while writing): recovered? lost?"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),
 )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
 
 DEFAULT_PHOTOS = ("vox_driving.mp4", "lp_d3.mp4", "lp_d10.mp4", "portrait_mona_lisa.jpg")
@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "I,P (both stages) or I,P/TI,TP (inversion/tuning)")
     p.add_argument("--codes", type=int, default=20, help="random codes for the latent-space check")
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def frame_at(path: Path, seconds: float = 1.0) -> np.ndarray:

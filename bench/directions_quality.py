@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
 from live.directions.sampling import codes_for_seeds, synthesize_batched
 from models import load_generator
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--floor-clips", nargs="*", metavar="CLIP",
                    default=[str(Path("../shared/media") / c) for c in FLOOR_CLIPS],
                    help="real clips of one person each for the identity floor (none: skip it)")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def identity_floor(clips: list[str], span: np.ndarray, identity, params=("pitch", "jaw"), band=(0.2, 0.4),

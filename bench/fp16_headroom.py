@@ -14,7 +14,7 @@ import argparse
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
 from live.engines.static_synthesis import StaticSynthesis
 
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoints or standard architectures with random weights")
     p.add_argument("--samples", type=int, default=6, help="codes per generator and condition")
     p.add_argument("--shift", type=float, default=3.0, help="far codes: W+ plus this many sd of noise")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def peaks(G, samples: int, shift: float, seed: int = 0) -> dict[str, dict[str, float]]:

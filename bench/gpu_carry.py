@@ -82,7 +82,8 @@ def build(out: Path, media: Path, fixtures: Path, wheels: bool = True, small: bo
                          f"machine takes 64 MiB with the checkout); largest: {largest}")
     manifest = {"small": small, "sizes": size, "files": files, "total_mib": round(total, 2),
                 "limit_mib": CARRY_LIMIT_MIB}
-    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1))
+    from models.atomic_files import write_text_atomic
+    write_text_atomic(out / "MANIFEST.json", json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -91,11 +92,11 @@ def fp16_fixture(src: Path, dst: Path) -> Path:
     import torch
 
     from models.checkpoint import safe_torch_load
-    from models.weights_io import save_atomic
+    from models.atomic_files import save_torch_atomic
     ckpt = safe_torch_load(src)
     half = {k: v.half() if torch.is_floating_point(v) else v for k, v in ckpt["g_ema"].items()}
     dst.parent.mkdir(parents=True, exist_ok=True)
-    return save_atomic({**ckpt, "g_ema": half, "latent_avg": ckpt["latent_avg"].half()}, dst)
+    return save_torch_atomic({**ckpt, "g_ema": half, "latent_avg": ckpt["latent_avg"].half()}, dst)
 
 
 def _live(*argv: str) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bench import gpu_items, gpu_live_loop
 from bench.records import machine
+from models.atomic_files import write_text_atomic
 
 DEADLINE_S = 450            # the run without opt-ins, after Python and CUDA start: under 8 minutes in all
 REPORT_RESERVE_S = 5        # kept back from the last item for writing the report
@@ -87,7 +88,7 @@ def run_item(args: argparse.Namespace) -> None:
     except BaseException:
         result.update(status="failed", traceback=traceback.format_exc()[-6000:])
     result["seconds"] = round(time.perf_counter() - start, 1)
-    _item_file(args.out, item.name, args.dry).write_text(json.dumps(result, indent=1, default=str))
+    write_text_atomic(_item_file(args.out, item.name, args.dry), json.dumps(result, indent=1, default=str))
 
 
 def _item_file(out: str, name: str, dry: bool) -> Path:
@@ -228,9 +229,7 @@ def prepare_carry(args: argparse.Namespace, gpu: bool) -> str | None:
 def write_report(out: Path, report: dict, start: float) -> None:
     report["seconds"] = round(time.perf_counter() - start, 1)
     for name, text in (("report.json", json.dumps(report, indent=1, default=str)), ("report.md", markdown(report))):
-        tmp = out / f".{name}.partial"
-        tmp.write_text(text)
-        tmp.replace(out / name)
+        write_text_atomic(out / name, text)
 
 
 def markdown(report: dict) -> str:

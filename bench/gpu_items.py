@@ -182,9 +182,8 @@ def save_partial(ctx, figures: dict) -> None:
     """The figures so far, where the orchestrator finds them if this item is killed at its time budget."""
     import json
     path = Path(ctx.out) / "items" / f"{'dry-' if ctx.dry else ''}{ctx.item.replace(' ', '-')}.partial.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(figures, indent=1, default=str))
-    tmp.replace(path)
+    from models.atomic_files import write_text_atomic
+    write_text_atomic(path, json.dumps(figures, indent=1, default=str))
 
 
 # -- avatar creation -----------------------------------------------------------------------------------------

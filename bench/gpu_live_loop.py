@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.gpu_items import ItemFailed, recorded_input, save_partial
+from models.image_metrics import psnr
 
 FRAME_PSNR_DB = 30.0
 
@@ -92,7 +93,6 @@ def frame_problems(samples, reference, written: int, asked: int) -> list[str]:
         if frame.std() < 10 or not 10 <= frame.mean() <= 245:
             problems.append(f"frame {n} is blank (mean {frame.mean():.0f}, std {frame.std():.1f})")
             continue
-        mse = np.mean((frame.astype(np.float64) - reference(delta).astype(np.float64)) ** 2)
-        if (psnr := 10 * np.log10(255.0**2 / max(mse, 1e-12))) < FRAME_PSNR_DB:
-            problems.append(f"frame {n} is {psnr:.1f} dB from what the CPU draws for its change (< {FRAME_PSNR_DB} dB)")
+        if (db := psnr(frame, reference(delta), data_range=255.0)) < FRAME_PSNR_DB:
+            problems.append(f"frame {n} is {db:.1f} dB from what the CPU draws for its change (< {FRAME_PSNR_DB} dB)")
     return problems

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
 
 PORTRAITS = ("portrait_bouguereau.jpg", "portrait_einstein.jpg", "portrait_mona_lisa.jpg", "portrait_vermeer.jpg",
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media", default="../shared/media", help="folder of the portraits and clips")
     p.add_argument("--frames-per-clip", type=int, default=4)
     p.add_argument("--weights", help="our network's weights (.safetensors, e.g. the fp16 file); default: from dlib's .dat")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def faces(media: Path, per_clip: int) -> list[tuple[str, np.ndarray]]:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from bench.synth_latency import load, psnr
 from live.cli.table import print_table
 from live.config import EngineConfig
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--held-out", type=int, default=8, help="W+ codes to measure PSNR on")
     p.add_argument("--iters", type=int, default=60, help="timed runs per variant")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def codes(G, n: int, seed: int) -> list[torch.Tensor]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine, results_dir
 from live.cli.table import print_table
 
 
@@ -36,8 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast", action="store_true", help="unpaced, nothing dropped (throughput rather than latency)")
     p.add_argument("--no-adapt", dest="adapt", action="store_false",
                    help="never make tracking cheaper when it cannot keep up (run.adapt off), to compare")
-    p.add_argument("--plot", default="bench/pipeline_latency.png", help="PNG of per-frame added latency")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--plot", default=str(results_dir() / "pipeline_latency.png"), help="PNG of per-frame added latency")
+    p.add_argument("--json", default=default_json())
 
 
 def _draw_series(img, box, t, values, lo: float, hi: float, t0: float, span: float, colour) -> None:
@@ -83,16 +83,20 @@ def plot_latency(per_frame: list, path: str | Path, title: str, memory: list | N
         cv2.putText(img, f"resident memory (MB) less the per-frame log: {mem[0, 1]:.0f} at the start, "
                          f"{mem[-1, 1]:.0f} at the end",
                     (m, y0 + panel // 2 + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
-    return path
+    from models.atomic_files import write_image_atomic
+    return write_image_atomic(path, img[:, :, ::-1])
 
 
 def run_one(args: argparse.Namespace, backend: str) -> dict:
     from live.config_files import load_config
+    from live.io.sources import is_camera, video_fps, video_frame_count
     from live.pipeline.loop import run as run_loop
     w, _, h = args.size.partition("x")
+    if Path(args.source).is_file() and not is_camera(args.source):
+        length = video_frame_count(args.source)
+        if 0 < length < args.frames:
+            print(f"note: {Path(args.source).name} has {length} frames ({length / video_fps(args.source):.1f} s), fewer "
+                  f"than the {args.frames} asked: it is played from the start again when it ends")
     cfg = load_config(overrides={
         "generator.path": args.generator or (None if args.avatar else "random"), "generator.arch": args.arch,
         "engine.backend": backend, "engine.precision": args.precision, "engine.device": args.device,

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine, results_dir
 from bench.reenactment_metrics import FaceMeasure, Measurer, compare
 from bench.reenactors import make_reenactor
 from live.cli.table import print_table
+from models.atomic_files import atomic_path, write_text_atomic
 
 SELF_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
 PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
@@ -52,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune-steps", type=int, default=0, help="pivotal tuning steps (0: none)")
     p.add_argument("--identity-guard", action=argparse.BooleanOptionalAction, default=True,
                    help="ease changes into each avatar's identity limits, as live run does (default on)")
-    p.add_argument("--out", default="bench/quality", help="folder for the CSV, the summary and the strips")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--out", default=str(results_dir() / "quality"), help="folder for the CSV, the summary and the strips")
+    p.add_argument("--json", default=default_json())
 
 
 def _media(args, name: str) -> Path:
@@ -227,7 +228,7 @@ def run(args: argparse.Namespace) -> dict:
                 run_pair(args, reenactor, measurer, "cross", portrait, _media(args, portrait), _media(args, driver),
                          rows, out)
     measurer.close()
-    with open(out / "frames.csv", "w", newline="") as f:
+    with atomic_path(out / "frames.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -236,8 +237,8 @@ def run(args: argparse.Namespace) -> dict:
               "frames_per_clip": args.frames, "avatar_steps": [args.steps, args.tune_steps], "summary": summary,
               "perceptual": perceptual_summary(outputs, refs) if outputs else {},
               "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
-    (out / "summary.json").write_text(json.dumps(record, indent=1))
-    (out / "summary.md").write_text(markdown(summary, record))
+    write_text_atomic(out / "summary.json", json.dumps(record, indent=1))
+    write_text_atomic(out / "summary.md", markdown(summary, record))
     append_json(args.json, record)
     print_table(f"reenactment quality ({args.renderer}; {args.frames} frames per clip; {record['seconds']} s)",
                 summary, [("protocol", "protocol"), ("method", "method"), ("faces", "faces"), ("csim", "CSIM"),

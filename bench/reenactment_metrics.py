@@ -18,6 +18,7 @@ import numpy as np
 from models.face.landmarks import EYE_LEFT, EYE_RIGHT
 from models.face.shape_model import FaceModel
 from models.face.tracker import MediaPipeTracker
+from models.image_metrics import psnr as image_psnr
 
 EVAL_SIZE = 256
 
@@ -69,8 +70,8 @@ def expression_error(out: np.ndarray, ref: np.ndarray) -> float:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    """PSNR of two uint8 crops."""
+    return image_psnr(a, b, 255.0)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from bench.timing import time_calls
 from live.cli.table import print_table
 from live.config import EngineConfig
@@ -29,6 +29,7 @@ from live.engines.factory import BACKENDS, installed, resolve_engine_config
 from live.pipeline.latency import LatencyStats
 from models import STANDARD_ARCHS, load_generator, random_generator
 from models.errors import first_line
+from models.image_metrics import psnr as image_psnr
 
 ROUND_CALLS = 5
 
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="compiled backend without torch.compile")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode for the compiled backend")
     p.add_argument("--no-cuda-graph", action="store_true", help="compiled backend without the CUDA graph")
-    p.add_argument("--json", default="bench/results.json", help="results file (a JSON list, appended to)")
+    p.add_argument("--json", default=default_json(), help="results file (a JSON list, appended to)")
 
 
 def load(spec: str):
@@ -83,9 +84,9 @@ def parse_variants(spec: str, precision: str, device_type: str) -> list[tuple[st
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    """PSNR of images in [-1, 1] (peak-to-peak 2); None where they are identical."""
-    mse = float(((a.float().cpu() - b.float().cpu()) ** 2).mean())
-    return round(10 * math.log10(4 / mse), 1) if mse > 0 else None
+    """PSNR of images in [-1, 1], to 0.1 dB for the record; None where they are identical (JSON has no inf)."""
+    db = image_psnr(a, b, 2.0)
+    return None if math.isinf(db) else round(db, 1)
 
 
 def build(G, args, backend: str, precision: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
 from live.pipeline.latency import LatencyStats
 
@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=300, help="frames per clip at most (default 300)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--no-flip-average", action="store_true", help="track the frame only")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import append_json, machine
+from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
 from models.face.landmarks import PARAM_NAMES, inner_lip_gap
 
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media", default="../shared/media")
     p.add_argument("--portraits", nargs="+", default=list(PORTRAITS))
     p.add_argument("--steps", type=int, default=9, help="values per sweep")
-    p.add_argument("--json", default="bench/results.json")
+    p.add_argument("--json", default=default_json())
 
 
 def footage_p95(media: Path, every: int = 4) -> dict[str, float]:

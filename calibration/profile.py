@@ -4,6 +4,7 @@ in <config dir>/profiles/, loaded by name or by path."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,10 +14,24 @@ import yaml
 from models.face.landmarks import PARAM_NAMES
 
 PROFILE_VERSION = 1
+# a profile's name becomes its files' names: letters, digits, '-', '_' and '.', not starting with '.' (no
+# folders, no hidden files, nothing a shell or another platform would read differently)
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ProfileError(ValueError):
     """A profile that cannot be found or read; the message says what to do."""
+
+
+RESERVED_ON_WINDOWS = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def check_profile_name(name: str) -> str:
+    """`name` if it can be a profile's file name; else ProfileError saying what a name may hold."""
+    if not PROFILE_NAME.match(name or "") or name.split(".")[0].lower() in RESERVED_ON_WINDOWS:
+        raise ProfileError(f"profile name {name!r} cannot be a file name: use up to 64 letters, digits, '-', '_' "
+                           f"or '.', starting with a letter or digit (for example: --name office)")
+    return name
 
 
 @dataclass
@@ -33,23 +48,27 @@ class CalibrationProfile:
         return {n: round(float(v), 4) for n, v in zip(PARAM_NAMES, self.neutral)}
 
     def save(self, folder: str | Path) -> Path:
+        """<folder>/<name>.npz (arrays) then <name>.yaml (what is looked up), each written whole or not at all."""
+        from models.atomic_files import save_npz_atomic, write_text_atomic
+        check_profile_name(self.name)
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         doc = {"version": PROFILE_VERSION, "name": self.name, "created": self.created, "source": self.source,
                "frames": self.frames, "neutral": self.neutral_named(),
                "spread": {n: round(float(v), 4) for n, v in zip(PARAM_NAMES, self.spread)}}
         path = folder / f"{self.name}.yaml"
-        np.savez_compressed(folder / f"{self.name}.npz", template=self.template.astype(np.float32),
-                            neutral=self.neutral, spread=self.spread)
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        save_npz_atomic(folder / f"{self.name}.npz", template=self.template.astype(np.float32),
+                        neutral=self.neutral, spread=self.spread)
+        write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False))
         return path
 
     @classmethod
     def load(cls, name_or_path: str | Path, folder: str | Path) -> "CalibrationProfile":
         """A profile by name (in `folder`, the user's profiles folder) or by the path of its .yaml file."""
         path = Path(name_or_path)
-        if path.suffix != ".yaml":
-            path = Path(folder) / f"{name_or_path}.yaml"
+        if path.suffix != ".yaml" and path.parent != Path("."):     # a path given without its .yaml
+            path = path.with_name(path.name + ".yaml")
+        elif path.suffix != ".yaml":
+            path = Path(folder) / f"{check_profile_name(str(name_or_path))}.yaml"
         if not path.is_file():
             known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
             raise ProfileError(f"no calibration profile {str(name_or_path)!r} (looked for {path}); "

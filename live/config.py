@@ -96,8 +96,8 @@ class SmoothingConfig:
 
 @dataclass
 class RunConfig:
-    avatar: str | None = option(None, "the avatar file to drive (`live avatar create`); empty: an offline demo "
-                                      "avatar (the generator's mean face) with demo directions",
+    avatar: str | None = option(None, "the avatar file to drive (`live avatar create`); empty: the bundled demo "
+                                      "painting, mesh-warped (with --generator: a random face of that generator)",
                                 flags=("-a",), metavar="ME.pt")
     directions: str | None = option(None, "direction matrix A (path or cached model name); empty: the one next "
                                           "to the avatar's generator if known, else demo directions",

@@ -17,9 +17,12 @@ import threading
 
 from loguru import logger
 
-# absl/glog lines (I/W with a date), TFLite's delegate notice, absl's pre-init notice, OpenCV's [ WARN ] lines
+# absl/glog lines (I/W with a date), TFLite's delegate notice, absl's pre-init notice, OpenCV's [ WARN ] lines,
+# OpenCV's camera probing errors ("Camera index out of range": we say which camera and what to do), and FFmpeg's
+# own lines ("[mov,mp4,... @ 0x...] moov atom not found": we say the file is damaged)
 NATIVE_NOISE = re.compile(rb"^([IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ |INFO: Created TensorFlow Lite |"
-                          rb"WARNING: All log messages before absl::InitializeLog|\[ (WARN|INFO):)")
+                          rb"WARNING: All log messages before absl::InitializeLog|\[ (WARN|INFO):|"
+                          rb"\[ERROR:\d+@[\d.]+\] global (obsensor|cap_)|\[[a-z0-9_,]+ @ 0x[0-9a-f]+\] )")
 _filter: dict = {}
 
 

@@ -21,6 +21,7 @@ import yaml
 from loguru import logger
 
 from live.paths import cache_dir, config_dir
+from models.atomic_files import write_text_atomic
 from models.download import download
 from models.errors import first_line
 from models.registry import ModelEntry, load_registry
@@ -113,10 +114,8 @@ class ModelStore:
 
     def _write_index(self, index: dict[str, StoredModel]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._index_path().with_suffix(".yaml.partial")
-        tmp.write_text(yaml.safe_dump({n: {k: v for k, v in asdict(m).items() if k != "name"}
-                                       for n, m in sorted(index.items())}, sort_keys=False))
-        tmp.replace(self._index_path())
+        write_text_atomic(self._index_path(), yaml.safe_dump({n: {k: v for k, v in asdict(m).items() if k != "name"}
+                                                              for n, m in sorted(index.items())}, sort_keys=False))
 
     def _record(self, model: StoredModel) -> None:
         index = self.index()

@@ -34,3 +34,12 @@ def user_config_file() -> Path:
 def profiles_dir() -> Path:
     """Calibration profiles (`live calibrate`)."""
     return config_dir() / "profiles"
+
+
+def clean_stale_partials_in_user_dirs() -> list[Path]:
+    """Remove what writers killed mid-write left in the user dirs (models/atomic_files.py): run at every start."""
+    from models.atomic_files import clean_stale_partials
+    removed: list[Path] = []
+    for folder in dict.fromkeys((config_dir(), cache_dir(), data_dir())):
+        removed += clean_stale_partials(folder, recursive=True)
+    return removed

@@ -25,6 +25,7 @@ import torch
 from loguru import logger
 
 from models import weights_io
+from models.atomic_files import atomic_path, save_torch_atomic
 from models.errors import CheckpointError
 from models.nvidia_pkl import (
     G_EMA,
@@ -33,7 +34,7 @@ from models.nvidia_pkl import (
     read_network_pickle,
 )
 from models.stylegan2 import Generator, GeneratorArch
-from models.weights_io import safe_safetensors_load, save_atomic, state_mismatch
+from models.weights_io import safe_safetensors_load, state_mismatch
 
 SAFETENSORS_FORMAT = "live.stylegan2"
 SAFETENSORS_VERSION = "1"
@@ -196,9 +197,8 @@ def save_safetensors(G: Generator, path: str | Path, extra_meta: dict[str, str] 
             "arch": json.dumps(G.arch.to_dict()), "weights_sha256": weights_hash(G)}
     meta.update(extra_meta or {})
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)  # never leave a half-written file under the final name
+    with atomic_path(path) as tmp:  # never leave a half-written file under the final name
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
@@ -240,4 +240,4 @@ def save_reference_checkpoint(G: Generator, path: str | Path, extra: dict | None
     """Write the reference trainer's format: {'g_ema', 'args', 'latent_avg', ...extra}, atomically."""
     ckpt = {"g_ema": {k: v.detach().cpu() for k, v in to_reference_keys(G.state_dict()).items()},
             "args": reference_args(G.arch), "latent_avg": G.w_avg.detach().cpu().clone(), **(extra or {})}
-    return save_atomic(ckpt, path)
+    return save_torch_atomic(ckpt, path)

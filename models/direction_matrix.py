@@ -23,7 +23,8 @@ import torch
 
 from models.errors import DirectionsError
 from models.face.landmarks import PARAM_NAMES
-from models.weights_io import safe_torch_load, save_atomic
+from models.atomic_files import save_torch_atomic
+from models.weights_io import safe_torch_load
 
 PAPER_KEYS = ("learned_directions", "shift_scale", "w_plus", "num_layers_shift", "shift_dim", "A_matrix")
 # The paper's 15 inputs are DECA's (yaw, pitch, roll, jaw opening, 11 expression coefficients): not the
@@ -104,7 +105,7 @@ class Directions:
                 "fit_info": dict(self.fit_info)}
 
     def save(self, path: str | Path) -> Path:
-        return save_atomic(self.to_file_dict(), path)
+        return save_torch_atomic(self.to_file_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path, require_ours: bool = True) -> "Directions":

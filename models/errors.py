@@ -20,4 +20,11 @@ def first_line(error: BaseException, limit: int | None = 300) -> str:
     pages), or the error's type name when it has no message (`str(e).splitlines()[0]` fails on those)."""
     lines = str(error).strip().splitlines()
     text = lines[0].strip() if lines else type(error).__name__
-    return text if limit is None else text[:limit]
+    if limit is None or len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")          # whole sentences where one ends within the limit, else whole words
+    if end > limit // 3:
+        return cut[:end + 1]
+    space = cut.rfind(" ")
+    return cut[:space].rstrip(",;:") + " ..." if space > limit // 3 else cut

@@ -96,7 +96,7 @@ class FaceParamRegressor(nn.Module):
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save_file
 
-        from models.weights_io import atomic_path
+        from models.atomic_files import atomic_path
         info = {**self.info.__dict__, "param_names": list(self.info.param_names),
                 "param_range": np.asarray(self.info.param_range).tolist()}
         state = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}

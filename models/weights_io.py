@@ -3,30 +3,19 @@
 `safe_torch_load` is the one place where a torch file is opened: `weights_only=True` (tensors,
 plain containers and the few classes allow-listed by the caller), and every way a file can fail
 (pickled code, truncation, not a zip) becomes the caller's error class with a message that says
-what to do. `save_atomic` writes beside the target and renames, so an interrupted save never
-replaces a good file.
+what to do. Writing goes through models/atomic_files.py: an interrupted save never replaces a good file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import pickle
 import re
-import tempfile
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from models.errors import CheckpointError, WeightsError
-
-
-def first_line(e: BaseException, limit: int = 300) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:limit] if text else type(e).__name__
+from models.errors import CheckpointError, WeightsError, first_line
 
 
 def safe_torch_load(path: str | Path, error: type[WeightsError] = CheckpointError, expected: str = "",
@@ -42,17 +31,54 @@ def safe_torch_load(path: str | Path, error: type[WeightsError] = CheckpointErro
     hint = f" Expected {expected}." if expected else ""
     if not path.is_file():
         raise error(f"{path}: no such file.{hint}")
+    foreign = _foreign_file(path)
+    if foreign:
+        raise error(f"{path}: {foreign}, not a torch file.{hint}")
     try:
         with torch.serialization.safe_globals(list(allowed)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        what = f" ({found.group(1)})" if found else f" ({first_line(e)})"
-        raise error(f"{path}: refused to load, it holds pickled Python objects beyond tensors{what}; "
-                    f"nothing in it was run.{hint}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise error(f"{path}: not a readable torch file, it may be truncated or corrupt ({first_line(e)}). "
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))    # "Unsupported global: GLOBAL x", "unsupported GLOBAL x whose module"
+        if found:
+            raise error(f"{path}: refused to load, it holds pickled Python objects beyond tensors "
+                        f"({found.group(1)}); nothing in it was run.{hint}") from None
+        raise error(f"{path}: not a readable torch file ({_unpickler_reason(e)}); nothing in it was run. "
                     f"Download or make it again.{hint}") from None
+    except Exception as e:  # truncated, corrupt, or a pickle whose contents the safe loader cannot place
+        raise error(f"{path}: not a readable torch file, it may be truncated or corrupt ({first_line(e, 120)}). "
+                    f"Download or make it again.{hint}") from None
+
+
+ZIP_MAGIC, PICKLE_PROTOCOL = b"PK\x03\x04", 0x80
+
+
+def _foreign_file(path: Path) -> str | None:
+    """Why `path` cannot be a torch file judged by its first bytes (torch writes a zip archive; before 1.6, a
+    pickle starting with its protocol byte), or None when it may be one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e}"
+    if not head:
+        return "it is empty"
+    if head.startswith(ZIP_MAGIC) or head[0] == PICKLE_PROTOCOL:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:   # text only if the one bad character is the last, cut at 64 bytes
+        text = head[:e.start].decode("utf-8") if e.start >= len(head) - 3 else ""
+    if text.strip() and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"it is text (it starts with {text.strip().splitlines()[0][:40]!r})"
+    return "it is some other kind of file"
+
+
+def _unpickler_reason(e: BaseException) -> str:
+    """torch's own reason, without its advice to load with weights_only=False (which would run the file's code)."""
+    for line in str(e).splitlines():
+        if "Unpickler error" in line or "invalid load key" in line:
+            return line.split("error:", 1)[-1].strip()[:160]
+    return type(e).__name__
 
 
 def safe_safetensors_load(path: str | Path, error: type[WeightsError], hint: str = "") -> tuple[dict, dict]:
@@ -67,41 +93,6 @@ def safe_safetensors_load(path: str | Path, error: type[WeightsError], hint: str
     except (SafetensorError, OSError, ValueError) as e:
         raise error(f"{path}: not a readable safetensors file, it may be truncated ({first_line(e)}). "
                     f"{hint}".rstrip()) from None
-
-
-def save_atomic(obj: object, path: str | Path) -> Path:
-    """torch.save to PATH.partial, then rename over PATH."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """A temporary path beside PATH (unique to this writer) to write to; on success it is flushed to disk
-    and renamed over PATH, so PATH is never half-written; on failure it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def save_npz_atomic(path: str | Path, **arrays) -> Path:
-    """np.savez_compressed of the arrays to PATH, atomically (atomic_path)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    return Path(path)
 
 
 def file_sha256(path: str | Path) -> str:

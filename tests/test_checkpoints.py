@@ -9,6 +9,7 @@ import torch
 
 from live.cli import main
 from models import CheckpointError, load_generator, save_safetensors, weights_hash
+from models.atomic_files import is_partial
 from models.checkpoint import read_reference_state, save_reference_checkpoint
 from tests.conftest import needs_shared
 
@@ -159,7 +160,7 @@ def test_reference_checkpoint_writer_roundtrip(tmp_path, face128):
 def test_cli_convert_and_info(tmp_path, fixture_path, capsys):
     out = tmp_path / "face128.safetensors"
     assert main(["models", "convert", str(fixture_path), str(out)]) == 0
-    assert out.is_file() and not (tmp_path / "face128.safetensors.partial").exists()
+    assert out.is_file() and not [p for p in tmp_path.iterdir() if is_partial(p)]
     assert main(["models", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "128 px" in text and "9.96 M" in text
@@ -178,3 +179,7 @@ def test_first_line_of_an_error():
     assert first_line(RuntimeError("\n  bad build  \ndetails")) == "bad build"
     assert first_line(RuntimeError()) == "RuntimeError"          # `str(e).splitlines()[0]` raised IndexError here
     assert first_line(ValueError("x" * 500)) == "x" * 300 and len(first_line(ValueError("x" * 500), None)) == 500
+    # cut at a sentence's end, else between words, never mid-word
+    assert first_line(ValueError("The archive is cut short at its end. " + "More words here " * 30), 100) == \
+        "The archive is cut short at its end."
+    assert first_line(ValueError("a long line " * 40), 50) == "a long line a long line a long line a long line a ..."

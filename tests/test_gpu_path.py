@@ -17,6 +17,7 @@ from live.pipeline.frame_body import FrameBody
 from live.pipeline.render import Renderer
 from live.pipeline.scene import demo_directions
 from models.checkpoint import random_generator
+from models.image_metrics import psnr
 from models.stylegan2 import GeneratorArch
 from tests.conftest import needs_cuda, needs_shared
 
@@ -198,11 +199,6 @@ def _cpu_reference(G, w, d, delta, size, truncation=1.0):
     return Renderer(engine, w, G.w_avg, d, size, truncation=truncation)(delta)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 @needs_cuda
 @needs_shared
 @pytest.mark.parametrize("smoothing", [0.0, 0.5])
@@ -228,7 +224,7 @@ def test_frame_graph_matches_the_cpu_reference_and_compiles_once(face128, smooth
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     if smoothing == 0:
         ref = _cpu_reference(G, w, d, delta, (320, 240), truncation=0.9)
-        assert _psnr(a, ref) >= 35
+        assert psnr(a, ref, 255) >= 35
     assert engine.cuda_graph is None, "the engine captured a graph of its own beside the frame graph"
     assert counters["stats"]["unique_graphs"] == 1
 
@@ -244,7 +240,7 @@ def test_torch_kernels_on_cuda_match_the_cpu_reference(face128, monkeypatch):
     engine = make_engine(G, EngineConfig(backend="eager", precision="fp32", device="cuda"))
     delta = np.linspace(-3, 3, d.n_params).astype(np.float32)
     frame = Renderer(engine, w, G.w_avg, d, (200, 100))(delta)
-    assert _psnr(frame, _cpu_reference(G, w, d, delta, (200, 100))) >= 45
+    assert psnr(frame, _cpu_reference(G, w, d, delta, (200, 100)), 255) >= 45
 
 
 @needs_cuda

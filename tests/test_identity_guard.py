@@ -12,7 +12,7 @@ from live.avatar.identity_limits import MAX_NORM, identity_limits, soft_limit
 from live.directions.fit import closed_form_fit
 from live.directions.sampling import SampleSet
 from models.direction_matrix import Directions
-from tests.conftest import SHARED, needs_shared, write_clip
+from tests.conftest import SHARED, needs_shared
 
 
 def test_soft_limit_eases_into_the_limit():
@@ -66,6 +66,15 @@ def test_limits_follow_how_far_a_direction_can_go(face128, fixture_path):
     assert -3.0 <= limits[1, 0] and limits[1, 1] <= 3.0                         # pitch turns it into noise fast
 
 
+def _write_exact_track(path, params: np.ndarray, fps: float = 25.0):
+    """A face-parameter track (`live track`'s CSV) with every value written in full: a rounded one would move a
+    parameter the avatar may not move at all (a 0 limit) by 1e-4, and the guard would rightly hold that back."""
+    from live.tracking.track_file import CSV_COLUMNS
+    rows = [[str(k), repr(k / fps), "1", "1.0"] + [repr(float(v)) for v in row] for k, row in enumerate(params)]
+    path.write_text("\n".join(",".join(r) for r in [list(CSV_COLUMNS)] + rows) + "\n")
+    return path
+
+
 @needs_shared
 @pytest.mark.slow   # ~55 s on 2 cores: CI's slow step runs it
 def test_avatar_carries_its_limits_and_the_loop_eases_into_them(tmp_path, fixture_path, small_directions, capsys):
@@ -77,13 +86,21 @@ def test_avatar_carries_its_limits_and_the_loop_eases_into_them(tmp_path, fixtur
                  "--no-pti"]) == 0
     limits = Avatar.read(me).identity_limits
     assert limits is not None and limits.shape == (15, 2)
-    clip = write_clip(SHARED / "media" / "lp_d3.mp4", tmp_path / "clip.mp4", 30)
+    # A recorded driver replayed in absolute mode: the change the guard sees is exactly the one written (no tracker,
+    # no neutral pose). 10 frames at the avatar's own pose, 10 within a fifth of every limit (tanh eases them by
+    # 1 %), 10 at three times every limit (held back by two thirds): the guard must hold back those 10 and only those.
+    p_s = Avatar.read(me).p_s.numpy().astype(np.float64)
+    to_norm = Directions.load(small_directions, require_ours=False).space.to_norm
+    within, beyond = 0.2 * limits[:, 1], 3.0 * limits[:, 1]
+    changes = np.concatenate([np.zeros((10, 15)), np.tile(within, (10, 1)), np.tile(beyond, (10, 1))])
+    track = _write_exact_track(tmp_path / "driver.csv", p_s + changes / to_norm)
     stats = tmp_path / "s.json"
-    run = ["run", "-a", str(me), "-d", str(small_directions), "--source", str(clip), "--fast", "--sink", "null",
-           "--size", "64x64", "--stats", str(stats)]
+    run = ["run", "-a", str(me), "-d", str(small_directions), "--source", str(track), "--absolute", "--fast",
+           "--sink", "null", "--size", "64x64", "--stats", str(stats)]
     assert main(run) == 0
-    guard = json.loads(stats.read_text())["identity_guard"]
-    assert 0 <= guard["frames_limited"] <= 30 and guard["share"] <= 1
+    report = json.loads(stats.read_text())
+    assert report["written"] == 30
+    assert report["identity_guard"] == {"frames_limited": 10, "share": round(10 / 30, 3)}
     assert main(run + ["--no-identity-guard"]) == 0
     assert json.loads(stats.read_text())["identity_guard"] == {}
     # an avatar file without limits (written before they existed): measured on load, and said so
@@ -93,6 +110,6 @@ def test_avatar_carries_its_limits_and_the_loop_eases_into_them(tmp_path, fixtur
     plain.save(tmp_path / "old.pt")
     assert "identity_limits" not in torch.load(tmp_path / "old.pt", weights_only=True) and "identity_limits" in d
     capsys.readouterr()
-    assert main(["run", "-a", str(tmp_path / "old.pt"), "-d", str(small_directions), "--source", str(clip),
+    assert main(["run", "-a", str(tmp_path / "old.pt"), "-d", str(small_directions), "--source", str(track),
                  "--fast", "--sink", "null", "--size", "64x64", "--frames", "3"]) == 0
     assert "holds no identity limits" in capsys.readouterr().err

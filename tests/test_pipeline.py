@@ -1,13 +1,18 @@
 """The live loop: hand-offs, face-loss easing, sinks and their fallbacks, audio, and full runs."""
 
+import importlib.abc
 import json
+import sys
 import threading
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
+from live.avatar import Avatar
 from live.cli import main
 from live.io.audio import DelayLine, parse_delay, start_audio
 from live.io.sinks import (
@@ -19,7 +24,16 @@ from live.io.sinks import (
 )
 from live.pipeline.motion import LossEaser
 from live.pipeline.slots import Closed, LatestSlot
+from models.image_metrics import psnr
 from tests.conftest import SHARED, needs_shared, write_clip
+
+
+def _read_frames(cap) -> list[np.ndarray]:
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames
 
 
 class Item:
@@ -103,24 +117,39 @@ def test_missing_virtual_camera_says_how_and_falls_back(caplog, monkeypatch):
     monkeypatch.setattr(pyvirtualcam, "Camera", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no device")))
     sinks = open_sinks(["vcam", "null"], 25, (64, 64))
     assert sorted(s.name for s in sinks) == ["null", "window"]
-    assert "modprobe v4l2loopback" in vcam_setup_hint() or "OBS" in vcam_setup_hint()
     with pytest.raises(SinkError, match="unknown sink"):
         open_sinks(["hologram"], 25, (64, 64))
 
 
-def test_real_virtual_camera_backend_reports_no_device():
-    """pyvirtualcam itself, no mock: on this machine there is no v4l2loopback device."""
+@pytest.mark.parametrize("system, says, not_says", [
+    ("Linux", "modprobe v4l2loopback", "OBS Studio"),
+    ("Windows", "OBS Studio", "modprobe"),
+    ("Darwin", "OBS Studio", "modprobe"),
+    ("FreeBSD", "no virtual camera backend for FreeBSD", "OBS Studio"),
+])
+def test_virtual_camera_hint_is_the_one_for_this_system(monkeypatch, system, says, not_says):
+    monkeypatch.setattr("platform.system", lambda: system)
+    hint = vcam_setup_hint()
+    assert says in hint and not_says not in hint
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the v4l2loopback backend is Linux's")
+def test_real_virtual_camera_backend():
+    """pyvirtualcam itself, no mock. Which outcome is right is read from the machine, not from the sink: without
+    the v4l2loopback module loaded it must refuse with the set-up hint; with it, it must take frames."""
     from live.io.sinks import VirtualCameraSink
-    try:
+    if not Path("/sys/module/v4l2loopback").is_dir():
+        with pytest.raises(SinkError, match="Install and load v4l2loopback") as refused:
+            VirtualCameraSink((64, 64), 25)
+        assert "pyvirtualcam:" in str(refused.value)        # and what the backend itself said
+    else:
         sink = VirtualCameraSink((64, 64), 25)
-    except SinkError as e:
-        assert "virtual camera" in str(e)
-    else:  # a machine with a loopback device: it must take frames
         sink.write(np.zeros((64, 64, 3), np.uint8))
         sink.close()
+        assert sink.frames_written == 1
 
 
-def test_audio_delay_line_and_missing_devices():
+def test_audio_delay_line_and_delay_specs():
     line = DelayLine(1, 100)
     line.set_delay(3)
     out = line.process(np.arange(1, 8, dtype=np.float32)[:, None])
@@ -128,7 +157,76 @@ def test_audio_delay_line_and_missing_devices():
     assert parse_delay("off") is None and parse_delay("auto") == -1 and parse_delay("120") == 120
     with pytest.raises(ValueError):
         parse_delay("soon")
-    assert start_audio("80") is None  # no audio devices here: a message, and the video goes on
+
+
+class FakeSoundDevice:
+    """The sounddevice module as a machine with these `devices` shows it (an exception: listing them fails);
+    `stream_error`: opening the stream fails with it."""
+    MIC = {"max_input_channels": 1, "max_output_channels": 0}
+    SPEAKER = {"max_input_channels": 0, "max_output_channels": 2}
+
+    def __init__(self, devices, stream_error: Exception | None = None):
+        self.devices, self.stream_error, self.streams = devices, stream_error, []
+
+    def query_devices(self):
+        if isinstance(self.devices, Exception):
+            raise self.devices
+        return self.devices
+
+    def Stream(self, **kwargs):
+        if self.stream_error is not None:
+            raise self.stream_error
+        self.streams.append(SimpleNamespace(kwargs=kwargs, started=False, closed=False))
+        stream = self.streams[-1]
+        stream.start = lambda: setattr(stream, "started", True)
+        stream.stop = lambda: None
+        stream.close = lambda: setattr(stream, "closed", True)
+        return stream
+
+
+class NoPortAudio(importlib.abc.MetaPathFinder):
+    """`import sounddevice` as it fails where the PortAudio library is missing."""
+    def find_spec(self, name, path, target=None):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return None
+
+
+@pytest.mark.parametrize("sounddevice, cause", [
+    (None, "audio needs PortAudio (PortAudio library not found); Debian/Ubuntu: sudo apt install libportaudio2"),
+    (FakeSoundDevice(RuntimeError("no host API")), "cannot list audio devices (no host API)"),
+    (FakeSoundDevice([FakeSoundDevice.SPEAKER]), "no microphone and output device found"),
+    (FakeSoundDevice([FakeSoundDevice.MIC]), "no microphone and output device found"),
+    (FakeSoundDevice([FakeSoundDevice.MIC, FakeSoundDevice.SPEAKER], RuntimeError("device busy")),
+     "cannot open the audio devices (device busy)"),
+], ids=["no-portaudio", "cannot-list", "no-microphone", "no-output", "cannot-open"])
+def test_audio_that_cannot_start_says_why_and_the_video_goes_on(monkeypatch, log_messages, sounddevice, cause):
+    if sounddevice is None:
+        monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+        monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
+    else:
+        monkeypatch.setitem(sys.modules, "sounddevice", sounddevice)
+    assert start_audio("80") is None
+    said = [m for m in log_messages if m.startswith("audio passthrough off: ")]
+    assert len(said) == 1 and said[0].startswith(f"audio passthrough off: {cause}"), log_messages
+    assert said[0].endswith("The video goes on.")
+
+
+def test_audio_passthrough_runs_with_the_delay_asked(monkeypatch, log_messages):
+    sd = FakeSoundDevice([FakeSoundDevice.MIC, FakeSoundDevice.SPEAKER])
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    assert start_audio("off") is None and sd.streams == []           # off: no stream opened, and nothing to say
+    fixed = start_audio("80")
+    assert fixed is not None and sd.streams[-1].started and fixed.line.delay == 80 * 48   # 48 kHz
+    fixed.follow_latency(200)
+    assert fixed.line.delay == 80 * 48                                # a fixed delay does not follow the video
+    fixed.close()
+    assert sd.streams[-1].closed
+    auto = start_audio("auto")
+    assert auto.line.delay == 0
+    auto.follow_latency(120)
+    assert auto.line.delay == 120 * 48
+    assert log_messages == []
 
 
 def test_demo_run_accounts_for_every_frame(tmp_path):
@@ -159,8 +257,19 @@ def test_avatar_driven_by_a_clip(tmp_path, fixture_path, small_directions):
     assert 1 <= watched["checks"] <= 10 and watched["faces"] <= watched["checks"]
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
-    ok, frame = cap.read()
-    assert ok and frame.shape[0] == 128 and frame.shape[1] > 128  # driver beside the avatar
+    written = _read_frames(cap)
+    assert len(written) == 40 and written[0].shape[0] == 128 and written[0].shape[1] > 128  # driver beside the avatar
+    # What the frames show, not only how many there are (an all-black video has the right count and shape).
+    avatar = np.array([f[:, -128:] for f in written])
+    driver = [f[:, :-128] for f in written]
+    clip_frames = [cv2.resize(f, driver[0].shape[1::-1], interpolation=cv2.INTER_AREA)
+                   for f in _read_frames(cv2.VideoCapture(str(clip)))]
+    assert min(psnr(d, c, 255) for d, c in zip(driver, clip_frames)) > 30      # the clip, frame by frame: 34-39 dB
+    # while the neutral pose is taken (the first second) the avatar rests: its own reconstruction, 37 dB (BGR here)
+    assert psnr(avatar[0], Avatar.read(me).reconstruction[:, :, ::-1], 255) > 30
+    # then it follows the driver: up to about 24 grey levels from its rest on average; a still one about 2 (the codec)
+    change = np.abs(avatar.astype(np.float32) - avatar[0]).mean(axis=(1, 2, 3))
+    assert change.max() > 8, f"the avatar did not move with the driver (at most {change.max():.1f} grey levels)"
     # paced like a live camera: frames the renderer cannot keep up with are dropped, and counted
     assert main(["run", "-a", str(me), "-d", str(small_directions), "--source", str(clip),
                  "--sink", "null", "--size", "64x64", "--stats", str(stats)]) == 0
@@ -169,9 +278,18 @@ def test_avatar_driven_by_a_clip(tmp_path, fixture_path, small_directions):
 
 
 @needs_shared
-def test_run_refuses_an_avatar_for_another_generator(tmp_path, small_directions):
-    assert main(["run", "-a", str(tmp_path / "nothing.pt"), "-d", str(small_directions), "--frames", "1",
+def test_run_refuses_an_avatar_for_another_generator(tmp_path, quick_avatar, face128, small_directions, capsys):
+    """An avatar made with the fixture, run with another generator of the same architecture: it loads and its
+    codes fit, so only the avatar's record of whose it is can tell, and the run must say so."""
+    from models.checkpoint import random_generator, save_safetensors, weights_hash
+    other = random_generator(face128.arch, seed=5)
+    other_file = save_safetensors(other, tmp_path / "other.safetensors")
+    capsys.readouterr()
+    assert main(["run", "-a", str(quick_avatar), "-g", str(other_file), "-d", str(small_directions), "--frames", "1",
                  "--sink", "null"]) == 2
+    err = capsys.readouterr().err
+    assert f"made for generator {weights_hash(face128)[:12]}" in err, err
+    assert f"not for this one ({weights_hash(other)[:12]})" in err, err
 
 
 def test_missing_camera_is_a_clear_error_after_retries(capsys, tmp_path):

@@ -30,7 +30,8 @@ import torch
 
 from models.errors import WeightsError
 from models.face.landmarks import PARAM_NAMES
-from models.weights_io import safe_torch_load, save_atomic
+from models.atomic_files import save_torch_atomic
+from models.weights_io import safe_torch_load
 
 FORMAT = "live.avatar"
 VERSION = 1
@@ -93,7 +94,7 @@ class Avatar:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return save_atomic(self.to_dict(), path)
+        return save_torch_atomic(self.to_dict(), path)
 
     # -- reading ---------------------------------------------------------------------------------
     @classmethod

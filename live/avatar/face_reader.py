@@ -81,7 +81,7 @@ class RecordingFaceReader:
         self.inner.close()
 
     def save(self, path: str | Path) -> Path:
-        from models.weights_io import save_npz_atomic
+        from models.atomic_files import save_npz_atomic
         n = len(self.entries)
         n_faces = np.array([len(e[2]) if e[2] is not None else -1 for e in self.entries])
         most = max(int(n_faces.max(initial=0)), 1)

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from live.avatar.likeness import FaceTerms
-from live.avatar.optimise import optimise, psnr_db
+from live.avatar.optimise import optimise
+from models.image_metrics import psnr as image_psnr
 
 
 @dataclass
@@ -57,8 +58,8 @@ class WPrior:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1] (peak-to-peak 2)."""
-    return psnr_db(F.mse_loss(a.float().clamp(-1, 1), b.float().clamp(-1, 1)).item())
+    """PSNR in dB of images in [-1, 1], each clamped to that range first (as the saved picture will be)."""
+    return image_psnr(a.float().clamp(-1, 1), b.float().clamp(-1, 1), 2.0)
 
 
 def invert(G, target: torch.Tensor, cfg: InversionConfig, prior: WPrior, init: torch.Tensor | None = None,

@@ -3,17 +3,18 @@ reconstruction quality so far, and the pixel loss per step."""
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 from loguru import logger
+
+from models.image_metrics import psnr_from_mse
 
 LOG_EVERY_S = 30.0
 
 
 def psnr_db(mse: float) -> float:
-    """PSNR in dB of an MSE over images in [-1, 1] (peak-to-peak 2)."""
-    return float("inf") if mse <= 0 else 10 * math.log10(4.0 / mse)
+    """PSNR in dB of an MSE over images in [-1, 1]."""
+    return psnr_from_mse(mse, 2.0)
 
 
 def optimise(steps: int, step: Callable[[int], tuple[float, float]], label: str, progress: bool = True) -> list[float]:

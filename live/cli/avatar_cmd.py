@@ -185,6 +185,9 @@ def create_stylegan(opts: CreateCommand) -> int:
     if report.likeness is not None:
         print(f"  identity: {report.likeness.meaning()}")
     print(f"  {quality_meaning(final, report.likeness)}")
+    if directions is None:
+        print(f"  made without -d: it carries no direction matrix, so `live run -a {path}` needs one with it "
+              f"(-d A.pt; `live directions fit -g {opts.generator} -o A.pt` makes one), or make it again with -d")
     print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
           + f" (total {sum(report.seconds.values()):.1f} s on {device})")
     if device.type == "cpu":

@@ -9,6 +9,7 @@ from loguru import logger
 
 from live.cli.arguments import add_command
 from live.options import option
+from models.atomic_files import write_text_atomic
 
 
 @dataclass
@@ -39,7 +40,7 @@ def init(opts: InitCommand, cfg) -> int:
         logger.error("{} exists already; use --force to overwrite it", file)
         return 1
     file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(to_yaml(LiveConfig()))
+    write_text_atomic(file, to_yaml(LiveConfig()))
     print(file)
     return 0
 

@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     setup_logging("DEBUG" if args.log__verbose else (args.log__level or "INFO"))
+    from live.paths import clean_stale_partials_in_user_dirs
+    for leftover in clean_stale_partials_in_user_dirs():
+        logger.debug("removed {}, left by a writer that was stopped mid-write", leftover)
     try:
         cfg = load_cli_config(args)
         setup_logging("DEBUG" if cfg.log.verbose else cfg.log.level, cfg.log.file)

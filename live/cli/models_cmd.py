@@ -9,6 +9,7 @@ from loguru import logger
 
 from live.cli.arguments import add_command
 from live.options import option
+from models.atomic_files import write_text_atomic
 
 DESCRIPTION = ("Known weights are listed in a registry (models/registry.yaml, plus registry.yaml in the config "
                "folder); fetched and imported files live in the user cache (models/ under it). A model NAME can be "
@@ -175,7 +176,7 @@ def export(opts: ExportCommand, cfg) -> int:
                 opts.batch, G.n_latent, G.style_dim]}, "output": {"name": "image", "shape": [
                 opts.batch, 3, G.resolution, G.resolution], "range": [-1, 1]},
             "weights_sha256": weights_hash(G), "w_avg": [round(float(v), 6) for v in G.w_avg.flatten()]}
-    (folder / "synthesis.json").write_text(json.dumps(info, indent=1))
+    write_text_atomic(folder / "synthesis.json", json.dumps(info, indent=1))
     for path in written:
         print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     print(f"{folder / 'synthesis.json'}  (shapes, weights hash, mean W)")

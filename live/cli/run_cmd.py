@@ -10,14 +10,16 @@ from loguru import logger
 
 from live.cli.arguments import add_command
 from live.options import option
+from models.atomic_files import write_text_atomic
 
 RUN_DESCRIPTION = (
-    "The real-time loop: capture -> face tracking -> parameters -> One-Euro smoothing -> delta_p -> "
-    "delta_w = A delta_p -> StyleGAN2 synthesis -> sinks (virtual camera, preview window, file, null). "
-    "Relative mode (default) copies your motion onto the avatar's own resting pose; --absolute gives it "
-    "your pose. Every option below is also a config key (`live config show`). Without --avatar it drives "
-    "a random face of the generator with demo directions, and without a camera a synthetic motion: the "
-    "whole loop runs, and says so.")
+    "The real-time loop: capture -> face tracking -> parameters -> One-Euro smoothing -> delta_p -> the "
+    "avatar's renderer (StyleGAN2: delta_w = A delta_p, then synthesis; or the mesh warp of a photo) -> sinks "
+    "(virtual camera, preview window, file, null). Relative mode (default) copies your motion onto the "
+    "avatar's own resting pose; --absolute gives it your pose. Every option below is also a config key "
+    "(`live config show`). Without --avatar it animates the bundled demo painting with the mesh warp (with "
+    "--generator: a random face of that generator, with demo directions unless -d is given), and without a "
+    "camera a synthetic motion: the whole loop runs, and says so.")
 
 
 @dataclass
@@ -47,7 +49,7 @@ def run_command(opts: RunCommand, cfg) -> int:
     report = run(cfg, record_frames=bool(opts.stats))
     if opts.stats:
         Path(opts.stats).parent.mkdir(parents=True, exist_ok=True)
-        Path(opts.stats).write_text(json.dumps({**report.as_dict(), "per_frame": report.per_frame}, indent=1))
+        write_text_atomic(opts.stats, json.dumps({**report.as_dict(), "per_frame": report.per_frame}, indent=1))
     return 0
 
 

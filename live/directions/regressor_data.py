@@ -167,7 +167,7 @@ def collect_faces(G, framing: str, clips: list[Path], n_generated: int, size: in
     finally:
         tracker.close()
     faces = FaceSet.concat(sets)
-    from models.weights_io import save_npz_atomic
+    from models.atomic_files import save_npz_atomic
     save_npz_atomic(cache, images=faces.images, params=faces.params, points=faces.points, source=faces.source)
     logger.info("{} faces with the tracker's answers ({} generated, {} from {} clips) in {:.0f} s", len(faces),
                 int((faces.source == 0).sum()), int((faces.source > 0).sum()), len(clips), time.perf_counter() - start)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from loguru import logger
 
+from models.atomic_files import save_npz_atomic
 from models.face.params import ImageParams
 from models.images import images_to_uint8
 from models.stylegan2 import Generator
@@ -31,9 +32,7 @@ class SampleSet:
         return np.isfinite(self.params).all(1)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, seeds=self.seeds, w=self.w, params=self.params, identity=self.identity)
-        tmp.replace(path)
+        save_npz_atomic(path, compressed=False, seeds=self.seeds, w=self.w, params=self.params, identity=self.identity)
 
     @classmethod
     def load(cls, path: Path) -> "SampleSet":
@@ -78,9 +77,7 @@ def sample_embeddings(G: Generator, samples: SampleSet, cache: Path | None, batc
             parts.append(identity.embed(list(images)))
             bar.advance(task, len(w))
             if path is not None:
-                tmp = path.with_name(path.name + ".partial.npz")
-                np.savez(tmp, embedding=np.concatenate(parts))
-                tmp.replace(path)
+                save_npz_atomic(path, compressed=False, embedding=np.concatenate(parts))
     return np.concatenate(parts)
 
 

@@ -32,7 +32,8 @@ from live.gan.distributed import close_distributed, init_distributed, process_de
 from live.gan.train_state import resolve_amp
 from models.direction_matrix import Directions
 from models.errors import DirectionsError
-from models.weights_io import safe_torch_load, save_atomic
+from models.atomic_files import save_torch_atomic
+from models.weights_io import safe_torch_load
 
 FIRST_RUN_WAIT_MINUTES = 180   # under torchrun rank 0 may train the regressor while the others wait
 
@@ -194,7 +195,7 @@ class DirectionTrainer:
     def _snapshot(self) -> None:
         if not self.dist.main:
             return
-        save_atomic({"format": "live.directions.trainer", "step": self.step, "options": asdict(self.opts),
+        save_torch_atomic({"format": "live.directions.trainer", "step": self.step, "options": asdict(self.opts),
                      "A": {k: v.detach().cpu() for k, v in self.A.state_dict().items()},
                      "optimiser": self.optimiser.state_dict(), "rng": self.rng.get_state(),
                      "history": self.history, "generator_sha256": self.start.generator_sha256}, self.snapshot_path)

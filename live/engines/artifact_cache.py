@@ -13,12 +13,12 @@ import functools
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 
 from loguru import logger
 
 from live.paths import cache_dir
+from models.atomic_files import is_partial
 
 KEEP_PER_KIND = 6   # a few avatars' engines; each is the generator's size (30-120 MB)
 
@@ -48,12 +48,6 @@ def artifact_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def partial_name(path: Path) -> Path:
-    """A temporary name beside `path`, unique to this writer: two processes building the same
-    engine never write into one file; the last rename wins, and both results are whole."""
-    return path.with_name(f"{path.stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}{path.suffix}")
-
-
 def touch(path: Path) -> None:
     """Mark as used now (the pruning below keeps the most recently used)."""
     try:
@@ -73,8 +67,8 @@ def prune(folder: Path, prefix: str, suffix: str, keep: int = KEEP_PER_KIND) -> 
     """Delete all but the `keep` most recently used `prefix*suffix` files (and their sidecars:
     same stem, any suffix). Never fails a build: a file another process removed or holds open
     (Windows) is left alone. Returns what was deleted."""
-    # Temporary files of writers (`partial_name`) are not engines: never ranked, never counted.
-    files = sorted((f for f in folder.glob(f"{prefix}*{suffix}") if ".partial-" not in f.name), key=_mtime,
+    # Temporary files of writers (models/atomic_files.py) are not engines: never ranked, never counted.
+    files = sorted((f for f in folder.glob(f"{prefix}*{suffix}") if not is_partial(f)), key=_mtime,
                    reverse=True)
     removed = []
     for old in files[keep:]:

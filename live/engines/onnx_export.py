@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from live.engines.artifact_cache import partial_name
+from models.atomic_files import atomic_path
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
 from models.errors import first_line
@@ -50,20 +50,16 @@ def export_onnx(G: Generator, path: str | Path, batch: int = 1, dtype: torch.dty
     exporter_versions()
     import_exporter()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = StaticSynthesis(copy.deepcopy(G.synthesis).cpu().to(dtype)).eval().requires_grad_(False)
     example = torch.zeros(batch, G.n_latent, G.style_dim, dtype=dtype)
-    tmp = partial_name(path)
     # The exporter reports its steps on stdout and deprecations as warnings: neither is for our users.
     try:
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(module, (example,), str(tmp), dynamo=True, opset_version=OPSET, external_data=False,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
-        tmp.replace(path)
     except Exception as e:   # an exporter that does not take our graph (onnxscript versions): not ours to crash on
         raise BackendUnavailable(f"exporting the synthesis to ONNX failed: {first_line(e)} "
                                  f"(torch {torch.__version__}; pip install -U 'live[onnx]' may help)") from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -27,13 +27,13 @@ from live.engines.artifact_cache import (
     KEEP_PER_KIND,
     artifact_key,
     engines_dir,
-    partial_name,
     prune,
     touch,
 )
 from live.engines.base import Engine
 from live.engines.devices import BackendUnavailable
 from live.engines.static_synthesis import StaticSynthesis
+from models.atomic_files import atomic_path
 from models.checkpoint import weights_hash
 from models.errors import first_line
 from models.stylegan2 import Generator
@@ -115,15 +115,8 @@ def save_ir(model, xml: Path, fp16_weights: bool = False) -> Path:
     """Save as IR, weights fp32 unless asked (OpenVINO's default halves them, and fp32 engines lose
     their exactness), atomically: the .bin first, the .xml (what is looked for) last."""
     ov = import_openvino()
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_name(xml)
-    try:
+    with atomic_path(xml, companions=(".bin",)) as tmp:    # the .bin renamed first, the .xml last
         ov.save_model(model, str(tmp), compress_to_fp16=fp16_weights)
-        tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-        tmp.replace(xml)
-    finally:   # interrupted or failed: leave no half-written pair behind
-        tmp.unlink(missing_ok=True)
-        tmp.with_suffix(".bin").unlink(missing_ok=True)
     return xml
 
 

@@ -24,6 +24,7 @@ from live.engines.base import Engine
 from live.engines.devices import BackendUnavailable
 from live.engines.export import export_synthesis
 from live.paths import cache_dir
+from models.atomic_files import atomic_path
 from models.stylegan2 import Generator
 
 INSTALL_HINT = ("the tensorrt backend needs torch-tensorrt and TensorRT on a CUDA machine: "
@@ -107,11 +108,9 @@ class TensorRTEngine(Engine):
         compile_fn = torch_tensorrt.dynamo.compile
         module = compile_fn(exported, [self.static_in], enabled_precisions=ENABLED_PRECISIONS[self.cfg.precision],
                             **refittable_option(compile_fn))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
         save = torch_tensorrt.save
-        save(module, str(tmp), **{inputs_keyword(save): [self.static_in]})
-        tmp.replace(path)
+        with atomic_path(path) as tmp:   # keeps the .ep suffix torch_tensorrt.save reads the format from
+            save(module, str(tmp), **{inputs_keyword(save): [self.static_in]})
         logger.info("cached TensorRT engine at {}", path)
         return module
 

@@ -21,6 +21,7 @@ import numpy as np
 from loguru import logger
 
 from live.options import option
+from models.atomic_files import write_image_atomic, write_text_atomic
 from models.framing import FRAMINGS, CropTransform, crop_transform
 
 
@@ -136,13 +137,12 @@ def build_dataset(videos: list[str | Path], out: str | Path, opts: DatasetOption
                         continue
                     last_thumb = thumb.astype(np.float32)
                     name = f"{video.stem}_{k:06d}.png"
-                    if not cv2.imwrite(str(out / name), crop[:, :, ::-1]):
-                        raise OSError(f"could not write {out / name}")
+                    write_image_atomic(out / name, crop)
                     manifest.append({"image": name, "source": str(video), "frame": k,
                                      "crop_matrix": np.round(_compose(smoothed[i - s], opts.size), 6).tolist()})
                     totals.written += 1
             logger.info("{}: {} frames, face in {}, {} images so far", video.name, len(frames), int(found.sum()),
                         totals.written)
-    (out / "dataset.json").write_text(json.dumps({"size": opts.size, "framing": opts.framing,
+    write_text_atomic(out / "dataset.json", json.dumps({"size": opts.size, "framing": opts.framing,
                                                   "options": asdict(opts), "images": manifest}, indent=1))
     return totals

@@ -54,6 +54,7 @@ from live.gan.train_state import (
     resolve_amp,
     save_training_checkpoint,
 )
+from models.atomic_files import write_image_atomic
 from models.checkpoint import (
     build_from_state,
     load_generator,
@@ -261,7 +262,6 @@ class Trainer:
         return torch.cat([G.synthesize(chunk, noise_mode="const") for chunk in w.split(8)]).float().cpu()
 
     def snapshot(self) -> dict:
-        import cv2
         self.G_ema.estimate_w_avg(n=4096, seed=self.cfg.seed)  # truncation centre of the current weights
         save_training_checkpoint(self.out / LAST, self.G, self.D, self.G_ema, self.g_opt, self.d_opt, self.state)
         kimg = self.state["kimg"]
@@ -269,7 +269,7 @@ class Trainer:
         self.G_ema.to(self.device)
         images = self.grid_images()
         grid_path = self.out / f"samples-{kimg:010.3f}kimg.png"
-        cv2.imwrite(str(grid_path), image_grid(to_uint8_rgb(images), cols=self.cfg.grid)[:, :, ::-1])
+        write_image_atomic(grid_path, image_grid(to_uint8_rgb(images), cols=self.cfg.grid))
         faces = count_faces(images)
         logger.info("snapshot at {:.3f} kimg: {}, grid {}, {}", kimg, g_path.name, grid_path.name,
                     "a face in {} of {} samples".format(*faces) if faces else "faces not counted")

@@ -17,7 +17,8 @@ from models.checkpoint import (
 from models.discriminator import Discriminator
 from models.errors import CheckpointError
 from models.stylegan2 import Generator, GeneratorArch
-from models.weights_io import save_atomic, state_mismatch
+from models.atomic_files import save_torch_atomic
+from models.weights_io import state_mismatch
 
 
 def load_training_checkpoint(path: Path) -> dict | None:
@@ -66,7 +67,7 @@ def save_training_checkpoint(path: Path, G, D, G_ema, g_opt, d_opt, state: dict)
     ckpt = {"g": to_reference_keys(G.state_dict()), "d": D.state_dict(), "g_ema": to_reference_keys(G_ema.state_dict()),
             "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "args": reference_args(G.arch),
             "latent_avg": G_ema.w_avg.detach().cpu().clone(), "live_train": state}
-    save_atomic(_to_cpu(ckpt), path)  # an interrupted save never replaces a good checkpoint
+    save_torch_atomic(_to_cpu(ckpt), path)  # an interrupted save never replaces a good checkpoint
 
 
 def _to_cpu(x):

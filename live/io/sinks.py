@@ -11,51 +11,13 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 from loguru import logger
 
+from live.io.sink_base import Sink, SinkError, side_by_side, write_image  # noqa: F401  (the sinks' API)
+from live.io.video_file import FileSink
 from models.errors import first_line
-
-
-class SinkError(RuntimeError):
-    """A sink that cannot be opened or written; the message says what to do."""
-
-
-class Sink(ABC):
-    frames_written = 0
-    name = "sink"
-    delivers = True          # frames go somewhere (a device, a window, a file, or knowingly nowhere: null)
-
-    @abstractmethod
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None: ...
-
-    def close(self) -> None:
-        pass
-
-
-def write_image(path: str | Path, image_rgb: np.ndarray) -> Path:
-    """An RGB uint8 image to PNG/JPEG (folders made); OSError saying what to fix if it cannot be written."""
-    import cv2
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[:, :, ::-1])):
-        raise OSError(f"could not write {path}: use a .png or .jpg name in a writable folder")
-    return path
-
-
-def side_by_side(driver: np.ndarray | None, frame: np.ndarray) -> np.ndarray:
-    """The driver (scaled to the avatar's height, or black when there is none) left of the avatar."""
-    import cv2
-    h = frame.shape[0]
-    if driver is None:
-        left = np.zeros_like(frame)
-    else:
-        scale = h / driver.shape[0]
-        left = cv2.resize(driver, (max(1, round(driver.shape[1] * scale)) // 2 * 2, h), interpolation=cv2.INTER_AREA)
-    return np.concatenate([left, frame], axis=1)
 
 
 class NullSink(Sink):
@@ -64,48 +26,6 @@ class NullSink(Sink):
 
     def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
         self.frames_written += 1
-
-
-class FileSink(Sink):
-    """An mp4 file at the source's frame rate; opened on the first frame, when the size is known.
-    Frames with a time are placed at it: a frame the loop dropped is filled by holding the one before
-    (as a recording of a live call would show it), so the file plays at the source's speed.
-    `with_driver` puts the driving frame beside the avatar."""
-    name = "file"
-
-    def __init__(self, path: str | Path, fps: float, with_driver: bool = False):
-        self.path, self.fps, self.with_driver = Path(path), fps, with_driver
-        self.writer = None
-        self.file_frames = 0           # frames in the file (a held frame counts each time)
-        self._t0: float | None = None
-
-    def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
-        import cv2
-        if self.with_driver:
-            frame_rgb = side_by_side(driver, frame_rgb)
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = frame_rgb.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise SinkError(f"cannot write video file {self.path}: check the folder exists and is writable")
-        copies = 1
-        if t is not None:
-            self._t0 = t if self._t0 is None else self._t0
-            copies = round((t - self._t0) * self.fps) + 1 - self.file_frames   # up to this frame's place
-        bgr = np.ascontiguousarray(frame_rgb[:, :, ::-1])
-        for _ in range(max(copies, 0)):
-            self.writer.write(bgr)
-        self.file_frames += max(copies, 0)
-        self.frames_written += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()  # finalises the mp4 (its index is written here)
-            self.writer = None
-            held = self.file_frames - self.frames_written
-            logger.info("wrote {} frames to {} at {:g} fps{}", self.file_frames, self.path, self.fps,
-                        f" ({held} held where the loop dropped one)" if held > 0 else "")
 
 
 # What loads the virtual camera on Linux so call apps list it (Chrome and Meet need exclusive_caps).
@@ -168,9 +88,7 @@ class WindowSink(Sink):
 
     def __init__(self, controls=None, hud_text=None):
         self.controls, self.hud_text = controls, hud_text
-        self.enabled = self.delivers = display_available()
-        if not self.enabled:
-            logger.info("no display: the preview window is off (frames still go to the other sinks)")
+        self.enabled = self.delivers = display_available()     # without one, open_sinks says what happens
 
     def write(self, frame_rgb: np.ndarray, driver: np.ndarray | None = None, t: float | None = None) -> None:
         self.frames_written += 1
@@ -253,6 +171,9 @@ def open_sinks(specs: list[str], fps: float, size: tuple[int, int], vcam_device:
                         "(--sink file:out.mp4) or send to a virtual camera (--sink vcam)")
     if vcam_problem:
         logger.error("virtual camera unavailable, showing the preview window instead: {}", vcam_problem)
+    if any(isinstance(s, WindowSink) and not s.enabled for s in sinks):
+        logger.info("no display: the preview window is off; frames go to {}",
+                    ", ".join(s.name for s in sinks if s.delivers))
     return sinks
 
 

@@ -2,9 +2,11 @@
 (`live track`'s CSV: parameters instead of images), or the synthetic driver.
 
 A camera is read on this thread as fast as it delivers; the hand-off keeps only the newest
-frame. A camera that is busy, missing or unplugged mid-run is reopened every `retry_s`; while
-it is gone, empty frames keep flowing at the output rate so the avatar eases to its neutral
-pose instead of freezing, and one clear message says what happened.
+frame. A camera that is busy, missing or unplugged mid-run (its reads fail or raise) is reopened
+with back-off (`retry_s`, doubling up to MAX_RETRY_S); while it is gone, empty frames keep
+flowing at the output rate, so the sinks (a call's virtual camera) keep receiving the avatar,
+which holds and then eases to its neutral pose instead of freezing; one message says what
+happened, another when it is back, and each outage goes into the run's report.
 A video file is paced at its own frame rate (stale frames dropped downstream like a camera's),
 or read as fast as the pipeline takes it with `fast` (nothing dropped).
 """
@@ -31,6 +33,13 @@ from live.pipeline.slots import Closed, LatestSlot
 from live.tracking.track_file import is_track_file, read_track
 
 SYNTHETIC = "synthetic"
+MAX_RETRY_S = 8.0       # the longest wait between attempts to reopen a lost camera
+
+
+def open_camera_device(device: int | str):
+    """The camera as OpenCV opens it (the one place a device is opened: tests put a camera here that fails)."""
+    import cv2
+    return cv2.VideoCapture(device)
 
 
 def camera_available(index: int = 0) -> bool:
@@ -69,6 +78,7 @@ class CaptureStage(threading.Thread):
         self.stop_event = threading.Event()
         self.frames = 0           # frames read from the source (or made by the clock)
         self.dropped_at_stop = 0  # read while the run was stopping, never handed on
+        self.outages: list[dict] = []   # {at_s, seconds, frames, ended}: the camera delivered nothing
         self.error: BaseException | None = None
         self.kind = ("synthetic" if spec == SYNTHETIC else "camera" if is_camera(spec)
                      else "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES
@@ -150,7 +160,11 @@ class CaptureStage(threading.Thread):
     def _open_camera(self):
         import cv2
         device = int(self.spec) if self.spec.isdigit() else self.spec
-        cap = cv2.VideoCapture(device)
+        try:
+            cap = open_camera_device(device)
+        except Exception as e:              # a driver that raises instead of reporting "not opened"
+            logger.debug("opening camera {} raised {}", self.spec, e)
+            return None
         if not cap.isOpened():
             cap.release()
             return None
@@ -177,36 +191,52 @@ class CaptureStage(threading.Thread):
             raise SourceError(f"camera {self.spec} could not be opened: check it is connected, not used by another "
                               f"program (close Zoom/Meet's own preview), and that you may use it (Linux: the "
                               f"'video' group)")
-        lost_at = None
+        lost_at, outage_frames, wait = None, 0, self.retry_s
         try:
             while not self.stop_event.is_set():
-                ok, frame = cap.read() if cap is not None else (False, None)
+                ok, frame = self._read(cap)
                 now = time.perf_counter()
                 if ok:
                     if lost_at is not None:
                         logger.info("camera {} is back after {:.1f} s", self.spec, now - lost_at)
-                        lost_at = None
+                        self.outages[-1].update(seconds=round(now - lost_at, 2), frames=outage_frames, ended=True)
+                        lost_at, wait = None, self.retry_s
                     self._emit(k, now - start, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
                     k += 1
                     continue
                 if lost_at is None:
-                    lost_at = now
+                    lost_at, outage_frames = now, 0
+                    self.outages.append({"at_s": round(now - start, 2), "seconds": 0.0, "frames": 0, "ended": False})
                     logger.error("camera {} stopped delivering frames (unplugged, or taken by another program); "
-                                 "retrying every {:.0f} s, the avatar eases to its neutral pose meanwhile",
-                                 self.spec, self.retry_s)
+                                 "retrying, the avatar holds and then eases to its neutral pose meanwhile", self.spec)
                 if cap is not None:
                     cap.release()
                     cap = None
-                # keep the output alive with empty frames while reopening
-                retry_at = time.perf_counter() + self.retry_s
+                # keep the output alive with empty frames while waiting to reopen, longer after each failure
+                retry_at = time.perf_counter() + wait
                 while time.perf_counter() < retry_at and not self.stop_event.is_set():
                     self._emit(k, time.perf_counter() - start, None)
                     k += 1
+                    outage_frames += 1
+                    self.outages[-1].update(seconds=round(time.perf_counter() - lost_at, 2), frames=outage_frames)
                     time.sleep(1.0 / self.fps)
                 cap = self._open_camera()
+                wait = min(wait * 2, MAX_RETRY_S)
         finally:
             if cap is not None:
                 cap.release()
+
+    @staticmethod
+    def _read(cap) -> tuple[bool, object]:
+        """(ok, BGR frame): a read that raises (a driver's error as the device goes) counts as a failed one."""
+        if cap is None:
+            return False, None
+        try:
+            ok, frame = cap.read()
+        except Exception as e:
+            logger.debug("camera read raised {}", e)
+            return False, None
+        return bool(ok) and frame is not None, frame
 
 
 def synthetic_params(t: float) -> np.ndarray:

@@ -7,10 +7,17 @@ stale frames instead of building latency (with `--fast` the hand-offs block and 
 dropped). Every frame carries timestamps from capture to sink; the run reports per-stage
 latency (median, p99), the added latency (captured -> handed to the sinks), fps and the
 dropped frames, each counted where it was lost (live/pipeline/slots.py).
+
+One `Pipeline` owns a run's resources (sinks, audio, the tracker, the identity watch, the
+stage threads): each is registered for closing the moment it is opened, and closed once, in
+reverse order, each close attempted even when one before it raises (its error is reported).
+The threads are stopped first; a thread that does not stop within its join timeout is
+reported, and what it uses (the tracker) is not closed under it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +35,14 @@ from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
 from live.pipeline.scene import Scene, build_scene
+from live.pipeline.sink_set import SinkSet
 from live.pipeline.slots import Closed, LatestSlot
 from live.pipeline.tracking_budget import TrackingBudget
 from live.tracking.estimator import make_estimator, make_smoother
 from live.tracking.track_file import is_track_file, read_track
+from models.errors import first_line
+
+JOIN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -46,12 +57,17 @@ class Stages:
         for t in (self.render, self.motion, self.capture):
             t.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> list[str]:
+        """Stop and join every thread within one deadline (`timeout` s, JOIN_TIMEOUT_S); the names of those
+        still running after it."""
+        deadline = time.perf_counter() + (JOIN_TIMEOUT_S if timeout is None else timeout)
         self.capture.stop()
         for slot in self.slots:
             slot.abort()
         for t in (self.capture, self.motion, self.render):
-            t.join(timeout=10)
+            if t.ident is not None:
+                t.join(timeout=max(deadline - time.perf_counter(), 0.0))
+        return [t.name for t in (self.capture, self.motion, self.render) if t.is_alive()]
 
     def raise_errors(self) -> None:
         for stage in (self.capture, self.motion, self.render):
@@ -99,65 +115,139 @@ def output_fps(cfg: LiveConfig, source: str) -> float:
     return float(video_fps(source))
 
 
+class Pipeline:
+    """One run of the loop and everything it holds; `with Pipeline(cfg) as p: report = p.run()`."""
+
+    def __init__(self, cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSamples | None = None):
+        self.cfg, self.record_frames, self.sample_frames = cfg, record_frames, sample_frames
+        self.resources = contextlib.ExitStack()
+        self.report = RunReport()
+        self.times = StageTimes()
+
+    def __enter__(self) -> "Pipeline":
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Every registered cleanup, once, last opened first (ExitStack); errors are reported by `_closing`."""
+        self.resources.close()
+
+    def _closing(self, what: str, close, unless_stuck: str | None = None) -> None:
+        """Register `close` for the end of the run. It runs even if an earlier cleanup raised; its own error is
+        reported, not raised. `unless_stuck`: the thread using the resource; still running, it is left open."""
+        def run_it():
+            # asked of the thread itself, not of what the join reported: a second Ctrl-C during the join skips it
+            if unless_stuck is not None and self._thread_running(unless_stuck):
+                self._problem(f"{what} left open: the {unless_stuck} thread, which uses it, did not stop")
+                return
+            try:
+                close()
+            except Exception as e:
+                self._problem(f"closing {what} raised: {first_line(e, 200)}")
+        self.resources.callback(run_it)
+
+    def _thread_running(self, name: str) -> bool:
+        stages = getattr(self, "stages", None)
+        return stages is not None and any(t.name == name and t.is_alive()
+                                          for t in (stages.capture, stages.motion, stages.render))
+
+    def _problem(self, text: str) -> None:
+        self.report.cleanup_problems.append(text)
+        logger.error("{}", text)
+
+    def _open(self) -> None:
+        cfg = self.cfg
+        device = str(resolve_device(cfg.engine.device))
+        self.source = source = resolve_source(cfg.run.source)
+        self.scene = scene = build_scene(cfg, device)
+        for notice in scene.notices:
+            logger.warning("{}", notice)
+        out_size = (int(cfg.run.output_size[0]), int(cfg.run.output_size[1]))
+        self.renderer, what = make_renderer(scene, cfg.engine, out_size, cfg.generator.truncation, cfg.run.strength,
+                                            cfg.run.latent_smoothing)
+        logger.info("driving {} with {}; rendering: {}", scene.description,
+                    "the synthetic motion" if source == SYNTHETIC else f"source {source}", what)
+        self.controls = controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
+        self.report = RunReport(engine=what, frame_log=FrameLog() if self.record_frames else None,
+                                frame_samples=self.sample_frames)
+        report, times = self.report, self.times
+
+        def hud() -> list[str]:
+            return [f"{report.fps:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",
+                    "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else ""]
+
+        # the sinks first: a run whose frames could go nowhere stops before the tracker loads
+        self.sinks = SinkSet(open_sinks(cfg.run.sinks, output_fps(cfg, source), out_size, cfg.run.vcam_device,
+                                        controls, hud))
+        self._closing("the sinks", self._close_sinks)
+        controls.preview = any(s.name == "window" and s.delivers for s in self.sinks)
+        self.audio = start_audio(cfg.run.audio_delay, cfg.run.audio_input, cfg.run.audio_output)
+        if self.audio is not None:
+            self._closing("the audio", self.audio.close)
+        self.stages = build_stages(cfg, scene, source, self.renderer, controls)
+        if self.stages.motion.estimator is not None:
+            self._closing("the face tracker", self.stages.motion.estimator.close, unless_stuck="motion")
+        self.watch = _identity_watch(cfg, scene)
+        if self.watch is not None:
+            self._closing("the identity watch", self._stop_watch)
+        with torch.no_grad():  # warm the renderer before the clock starts (compiles, first-call costs)
+            self.renderer.warm_up()
+
+    def _close_sinks(self) -> None:
+        self.sinks.close()
+        self.report.cleanup_problems += self.sinks.problems
+
+    def _stop_watch(self) -> None:
+        self.watch.stop()
+        self.report.identity = self.watch.summary()
+
+    def _stop_threads(self) -> None:
+        for name in self.stages.stop():
+            self._problem(f"the {name} thread did not stop within {JOIN_TIMEOUT_S:.0f} s")
+
+    def run(self) -> RunReport:
+        """The loop until the source ends, run.frames are written, or the user stops it; then every resource is
+        closed (the threads first) and the report is made."""
+        cfg, stages, report = self.cfg, self.stages, self.report
+        start = time.perf_counter()
+        self._closing("the stage threads", self._stop_threads)      # registered last: closed first
+        stages.start()
+        try:
+            _sink_loop(cfg, stages, self.sinks, self.audio, self.times, report, self.controls, start, self.watch)
+        except KeyboardInterrupt:
+            logger.info("stopped by the user")
+        finally:
+            report.seconds = time.perf_counter() - start
+            self.close()
+        stages.raise_errors()
+        report.frames_in = stages.capture.frames
+        report.source_outages = list(stages.capture.outages)
+        report.sink_failures = list(self.sinks.failures)
+        report.dropped_by_stage = stages.drops()
+        if stages.motion.budget is not None:
+            report.adaptations = stages.motion.budget.adaptations
+        if self.scene.identity_limits is not None:
+            report.identity_guard = {"frames_limited": stages.motion.limited_frames,
+                                     "share": round(stages.motion.limited_frames / max(stages.motion.frames, 1), 3)}
+        report.dropped = sum(report.dropped_by_stage.values())
+        report.fps = report.written / report.seconds if report.seconds else 0.0
+        report.stages = self.times.summary()
+        log_report(report)
+        return report
+
+
 def run(cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSamples | None = None) -> RunReport:
     """The loop until the source ends, run.frames are written, or the user stops it. `record_frames`: keep
     per-frame latency records; `sample_frames`: keep copies of some delivered frames (benchmarks, tests)."""
-    device = str(resolve_device(cfg.engine.device))
-    source = resolve_source(cfg.run.source)
-    scene = build_scene(cfg, device)
-    for notice in scene.notices:
-        logger.warning("{}", notice)
-    out_size = (int(cfg.run.output_size[0]), int(cfg.run.output_size[1]))
-    renderer, what = make_renderer(scene, cfg.engine, out_size, cfg.generator.truncation, cfg.run.strength,
-                                   cfg.run.latent_smoothing)
-    logger.info("driving {} with {}; rendering: {}", scene.description,
-                "the synthetic motion" if source == SYNTHETIC else f"source {source}", what)
-    controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
-    stages = build_stages(cfg, scene, source, renderer, controls)
-    times = StageTimes()
-    report = RunReport(engine=what, frame_log=FrameLog() if record_frames else None, frame_samples=sample_frames)
-
-    def hud() -> list[str]:
-        return [f"{report.fps:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",
-                "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else ""]
-
-    sinks = open_sinks(cfg.run.sinks, output_fps(cfg, source), out_size, cfg.run.vcam_device, controls, hud)
-    controls.preview = any(s.name == "window" and s.delivers for s in sinks)
-    audio = start_audio(cfg.run.audio_delay, cfg.run.audio_input, cfg.run.audio_output)
-    watch = _identity_watch(cfg, scene)
-    with torch.no_grad():  # warm the renderer before the clock starts (compiles, first-call costs)
-        renderer.warm_up()
-    start = time.perf_counter()
-    stages.start()
-    try:
-        _sink_loop(cfg, stages, sinks, audio, times, report, controls, start, watch)
-    except KeyboardInterrupt:
-        logger.info("stopped by the user")
-    finally:
-        stages.stop()
-        for sink in sinks:
-            sink.close()
-        if audio is not None:
-            audio.close()
-        if stages.motion.estimator is not None:
-            stages.motion.estimator.close()
-        if watch is not None:
-            watch.stop()
-            report.identity = watch.summary()
-    stages.raise_errors()
-    report.seconds = time.perf_counter() - start
-    report.frames_in = stages.capture.frames
-    report.dropped_by_stage = stages.drops()
-    if stages.motion.budget is not None:
-        report.adaptations = stages.motion.budget.adaptations
-    if scene.identity_limits is not None:
-        report.identity_guard = {"frames_limited": stages.motion.limited_frames,
-                                 "share": round(stages.motion.limited_frames / max(stages.motion.frames, 1), 3)}
-    report.dropped = sum(report.dropped_by_stage.values())
-    report.fps = report.written / report.seconds if report.seconds else 0.0
-    report.stages = times.summary()
-    log_report(report)
-    return report
+    with Pipeline(cfg, record_frames, sample_frames) as pipeline:
+        return pipeline.run()
 
 
 def _identity_watch(cfg: LiveConfig, scene: Scene):
@@ -172,7 +262,7 @@ def _identity_watch(cfg: LiveConfig, scene: Scene):
     return watch
 
 
-def _sink_loop(cfg: LiveConfig, stages: Stages, sinks, audio, times: StageTimes, report: RunReport,
+def _sink_loop(cfg: LiveConfig, stages: Stages, sinks: SinkSet, audio, times: StageTimes, report: RunReport,
                controls: Controls, start: float, watch=None) -> None:
     """This thread: take rendered frames, write them to every sink, keep the statistics."""
     last_log = start
@@ -183,8 +273,7 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks, audio, times: StageTimes,
         except Closed:
             return
         r.stamps["sink_start"] = time.perf_counter()
-        for sink in sinks:
-            sink.write(r.frame, r.driver, r.t_source)
+        sinks.write(r.frame, r.driver, r.t_source, report.written)
         r.stamps["sink"] = time.perf_counter()
         added = times.add(r.stamps)
         report.written += 1

@@ -24,6 +24,9 @@ class RunReport:
     identity: dict = field(default_factory=dict)     # the identity watch's figures (--watch-identity)
     identity_guard: dict = field(default_factory=dict)   # how often the guard held the driver back
     adaptations: list = field(default_factory=list)  # steps taken to keep up (live/pipeline/tracking_budget.py)
+    source_outages: list = field(default_factory=list)   # {at_s, seconds, frames}: the camera delivered nothing
+    sink_failures: list = field(default_factory=list)    # {sink, after_frames, message}: sinks dropped mid-run
+    cleanup_problems: list = field(default_factory=list)  # closes that raised, threads that did not stop
     memory: list = field(default_factory=list)      # (s since start, resident MB, of it the frame log's MB)
     memory_every: int = 100                          # frames between memory samples (doubles as they thin)
     frame_log: FrameLog | None = None                # per-frame records, only when asked for (benchmarks, --stats)
@@ -133,6 +136,10 @@ def log_report(report: RunReport) -> None:
     logger.info("{} frames in, {} written, {} dropped ({}); {:.1f} s, {:.1f} fps", report.frames_in, report.written,
                 report.dropped, ", ".join(f"{k} {v}" for k, v in report.dropped_by_stage.items() if v) or "none",
                 report.seconds, report.fps)
+    for o in report.source_outages:
+        logger.warning("the source delivered nothing for {:.1f} s from {:.1f} s ({} frames sent meanwhile){}",
+                       o["seconds"], o["at_s"], o["frames"], "" if o.get("ended", True) else ", until the run stopped")
+    # (sink failures and cleanup problems were each logged once as they happened; they are in the report)
     if report.identity_guard:
         logger.info("identity guard: held a change back in {} frames ({:.0%})", report.identity_guard["frames_limited"],
                     report.identity_guard["share"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from loguru import logger
 
 from calibration.neutral import NeutralCalibrator, NeutralCriteria
-from calibration.profile import CalibrationProfile
+from calibration.profile import CalibrationProfile, check_profile_name
 from live.config import LiveConfig
 from live.io.sources import open_source
 from live.paths import profiles_dir
@@ -16,6 +16,7 @@ from live.tracking.estimator import make_estimator
 
 def calibrate(cfg: LiveConfig, source: str, seconds: float = 2.0, timeout: float = 20.0,
               name: str = "default") -> tuple[CalibrationProfile, Path]:
+    check_profile_name(name)      # before the user holds still for nothing
     estimator = make_estimator(cfg.tracking)
     calibrator = NeutralCalibrator(estimator.model, NeutralCriteria(seconds=seconds))
     # A still photo is perfectly still: show it for as long as the stretch needs.

@@ -8,6 +8,7 @@ import numpy as np
 from loguru import logger
 
 from live.io.sources import iter_video_rgb, video_frame_count
+from models.atomic_files import atomic_path
 from models.face.shape_model import FaceModel
 from models.face.shape_model_build import build_face_model
 from models.face.tracker import MediaPipeTracker
@@ -52,7 +53,7 @@ def build_from_footage(media_dir: str | Path, clips: tuple[str, ...] = DEFAULT_C
             landmarks[p.name] = track_clip(p, tracker, progress=lambda: bar.advance(task))
     model = build_face_model(landmarks)
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        model.save(out)
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            model.save(f)
         logger.info("wrote {}", out)
     return model

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 
 from loguru import logger
 
 from live.config import LiveConfig
+from live.io.sink_base import SinkError
 from live.io.sources import open_source, video_fps, video_frame_count
 from live.tracking.estimator import make_estimator, make_smoother
 from live.tracking.track_file import CSV_COLUMNS
+from models.atomic_files import atomic_path
 
 
 def track(cfg: LiveConfig, source: str, out_csv: str | None, overlay: str | None,
@@ -25,31 +28,35 @@ def track(cfg: LiveConfig, source: str, out_csv: str | None, overlay: str | None
     fps = video_fps(source) if Path(source).is_file() else 30.0
     total = video_frame_count(source) if Path(source).is_file() else None
     writer = FileSink(overlay, fps) if overlay else None
-    csv_file = open(out_csv, "w", newline="") if out_csv else None
-    rows = csv.writer(csv_file) if csv_file else None
-    if rows:
-        rows.writerow(CSV_COLUMNS)
     n = found = 0
-    try:
-        with Progress(transient=True) as bar:
-            task = bar.add_task("tracking", total=max_frames or total)
-            for k, t, frame in open_source(source, max_frames=max_frames):
-                p = estimator(frame, k, t)
-                p = smoother(p)
-                n += 1
-                found += p.found
-                if rows:
-                    rows.writerow([k, f"{t:.4f}", int(p.found), f"{p.confidence:.3f}"]
-                                  + [f"{v:.4f}" if p.found else "" for v in p.params])
-                if writer:
-                    writer.write(draw_overlay(frame, p, estimator.model.param_range))
-                bar.advance(task)
-    finally:
-        estimator.close()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(estimator.close)
         if writer:
-            writer.close()
-        if csv_file:
-            csv_file.close()
+            cleanup.callback(writer.close)
+        rows = None
+        if out_csv:   # it appears under its name only once whole; a run stopped with Ctrl-C keeps what it tracked
+            csv_file = cleanup.enter_context(open(cleanup.enter_context(atomic_path(out_csv)), "w", newline=""))
+            rows = csv.writer(csv_file)
+            rows.writerow(CSV_COLUMNS)
+        try:
+            with Progress(transient=True) as bar:
+                task = bar.add_task("tracking", total=max_frames or total)
+                for k, t, frame in open_source(source, max_frames=max_frames):
+                    p = smoother(estimator(frame, k, t))
+                    n += 1
+                    found += p.found
+                    if rows:
+                        rows.writerow([k, f"{t:.4f}", int(p.found), f"{p.confidence:.3f}"]
+                                      + [f"{v:.4f}" if p.found else "" for v in p.params])
+                    if writer:
+                        try:
+                            writer.write(draw_overlay(frame, p, estimator.model.param_range))
+                        except SinkError as e:      # the overlay's fault (a full disk): the parameters go on
+                            logger.error("the overlay video stops: {}; tracking goes on", e)
+                            writer = None
+                    bar.advance(task)
+        except KeyboardInterrupt:
+            logger.info("stopped by the user after {} frames", n)
     logger.info("{} frames, face found in {} ({:.0%})", n, found, found / max(n, 1))
     if out_csv:
         logger.info("parameters written to {}", out_csv)

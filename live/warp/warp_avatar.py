@@ -22,7 +22,7 @@ from loguru import logger
 from live.avatar.avatar_file import WARP_FORMAT as FORMAT
 from live.avatar.avatar_file import AvatarError, content_digest, read_avatar_file
 from models.face.landmarks import PARAM_NAMES
-from models.weights_io import save_atomic
+from models.atomic_files import save_torch_atomic
 
 VERSION = 1
 MAX_SIDE = 720          # larger photos are downscaled: detail beyond this is not seen in a video call
@@ -51,7 +51,7 @@ class WarpAvatar:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return save_atomic(self.to_dict(), path)
+        return save_torch_atomic(self.to_dict(), path)
 
     @classmethod
     def from_dict(cls, d: dict, path: Path) -> "WarpAvatar":

@@ -141,15 +141,15 @@ class FaceModel:
         return FaceFit(pose=angles_from_rotation(rot), expression=self.expression_of(aligned), identity=p_id,
                        scale=scale, rotation=rot, translation=t, residual=residual)
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        np.savez_compressed(path, mean=self.mean.astype(np.float32), id_basis=self.id_basis.astype(np.float32),
+    def save(self, file) -> None:
+        """The model as npz, into an open binary file (the caller makes the write atomic:
+        models.atomic_files, which this package does not import)."""
+        np.savez_compressed(file, mean=self.mean.astype(np.float32), id_basis=self.id_basis.astype(np.float32),
                             id_std=self.id_std.astype(np.float32), exp_basis=self.exp_basis.astype(np.float32),
                             exp_scale=self.exp_scale.astype(np.float32), weights=self.weights.astype(np.float32), mirror=self.mirror.astype(np.int32),
                             param_range=self.param_range.astype(np.float32),
                             param_names=np.array(PARAM_NAMES), format_version=np.array(FORMAT_VERSION),
                             meta=np.array(repr(self.meta)))
-        return path
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "FaceModel":

@@ -30,7 +30,7 @@ from torch import nn
 
 from models.errors import first_line
 from models.identity.dlib_format import DAT_NAME, DlibFormatError, DlibNet, read_dlib_net
-from models.weights_io import atomic_path
+from models.atomic_files import atomic_path
 
 CHIP_SIZE = 150
 SAFETENSORS_FORMAT = "dlib_face_resnet_v1"
