@@ -27,7 +27,8 @@ def _merge(node, data: dict, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
     hints = field_hints(type(node))
-    names = {f.name for f in dataclasses.fields(node)}
+    fields = {f.name: f for f in dataclasses.fields(node)}
+    names = set(fields)
     for key, value in data.items():
         path = f"{prefix}{key}"
         if key not in names:
@@ -38,7 +39,18 @@ def _merge(node, data: dict, prefix: str = "") -> None:
         elif isinstance(current, dict):
             setattr(node, key, _merge_map(current, value, path))
         else:
-            setattr(node, key, coerce(value, hints[key], path))
+            value = coerce(value, hints[key], path)
+            _check_choices(value, fields[key].metadata.get("choices"), path)
+            setattr(node, key, value)
+
+
+def _check_choices(value, choices, key: str) -> None:
+    """A value (or each of a list's) among the option's allowed ones, as the command line checks its flags."""
+    if not choices or value is None:
+        return
+    for v in value if isinstance(value, list) else [value]:
+        if v not in choices:
+            raise ConfigError(f"{key}: {v!r} is not one of {', '.join(map(str, choices))}")
 
 
 def load_config(*paths: str | Path | None, overrides: dict[str, object] | None = None) -> LiveConfig:

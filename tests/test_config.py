@@ -64,3 +64,17 @@ def test_bad_files_name_the_key(tmp_path, text, message):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_a_config_file_value_outside_an_option_s_choices_is_refused_at_load(tmp_path):
+    """As the command line refuses `--gaze sideways`, so does a config file, naming the key and the choices
+    (it used to load and run, the value ignored or failing later)."""
+    from live.config_files import load_config
+    from live.options import ConfigError
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run:\n  gaze: sideways\n")
+    with pytest.raises(ConfigError, match=r"run\.gaze: 'sideways' is not one of follow, camera"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"engine\.backend: 'magic' is not one of"):
+        load_config(overrides={"engine.backend": "magic"})
+    assert load_config(overrides={"run.gaze": "camera"}).run.gaze == "camera"
