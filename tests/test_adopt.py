@@ -61,6 +61,7 @@ def test_adoption_recovers_a_known_remixed_matrix(face128):
     assert np.abs(after - before).max() < 0.10
 
 
+@pytest.mark.slow   # 23 s: in the slow step, to keep the default suite well under 10 minutes
 def test_adopt_command_on_the_fixture_and_bad_matrices(tmp_path, fixture_path, small_directions, capsys):
     """Rendering and tracking for real: the command writes a matrix live runs with, and says what it reached."""
     from live.cli import main
