@@ -96,7 +96,7 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
     """One avatar driven by one clip: appends per-frame rows; returns (outputs, references) for LPIPS/FID."""
     import cv2
 
-    from live.io.sinks import write_image
+    from models.atomic_files import write_image_atomic as write_image
     from live.io.sources import read_image_rgb
     from models.face.gaze import measure_gaze
     from models.identity.embedding import SAME_PERSON_DISTANCE, distance

@@ -113,7 +113,6 @@ class ModelStore:
                                   f"`live models verify` to rebuild it from the files.") from None
 
     def _write_index(self, index: dict[str, StoredModel]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self._index_path(), yaml.safe_dump({n: {k: v for k, v in asdict(m).items() if k != "name"}
                                                               for n, m in sorted(index.items())}, sort_keys=False))
 

@@ -66,16 +66,24 @@ def atomic_path(path: str | Path, companions: tuple[str, ...] = ()):
     try:
         yield tmp
         for written, final in extra + [(tmp, path)]:
-            _fsync_file(written)
-            if final.exists():      # keep the old file's permissions (a config made private stays private)
-                with contextlib.suppress(OSError):
-                    shutil.copymode(final, written)
-            _replace(written, final)
+            commit(written, final, sync_folder=False)
         _fsync_folder(path.parent)
     finally:
         for leftover in [tmp] + [w for w, _ in extra]:
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def commit(written: Path, final: Path, sync_folder: bool = True) -> None:
+    """A whole file under its final name: flushed to disk, the old file's permissions kept (a config made
+    private stays private), renamed over `final`, and the folder flushed so the rename survives a power cut."""
+    _fsync_file(written)
+    if final.exists():
+        with contextlib.suppress(OSError):
+            shutil.copymode(final, written)
+    _replace(written, final)
+    if sync_folder:
+        _fsync_folder(final.parent)
 
 
 def _replace(src: Path, dst: Path, attempts: int = 10) -> None:

@@ -15,7 +15,6 @@ place of a binary file become DownloadError, never a saved "model".
 from __future__ import annotations
 
 import errno
-import os
 import html
 import re
 import shutil
@@ -31,6 +30,7 @@ from typing import Callable
 
 from loguru import logger
 
+from models.atomic_files import commit
 from models.weights_io import file_sha256 as sha256_file
 
 CHUNK = 1 << 20
@@ -189,9 +189,7 @@ def download(urls: list[str], dest: Path, *, name: str, size: int | None = None,
             except Exception as e:
                 part.unlink()
                 raise DownloadError(f"{url}: the downloaded file does not load as {name}: {e}. It was removed.") from None
-        with open(part, "rb+") as f:    # on disk before it takes the final name (a power cut keeps it whole)
-            os.fsync(f.fileno())
-        part.replace(dest)
+        commit(part, dest)      # (the .part is this module's own resumable temporary file)
         return Fetched(dest, got_size, digest, url, resumed)
     raise DownloadError(errors[-1] if len(errors) == 1 else "every URL failed:\n  " + "\n  ".join(errors))
 

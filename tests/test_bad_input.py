@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NOISE = ("Traceback", "moov atom", "Camera index out of range", "[ERROR:", "W0000", "weights_only", "KeyError")
 
 
-def live(*args: str, home: Path) -> subprocess.CompletedProcess:
+def live(*args: str, home: Path, without: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`live ARGS` as a user runs it, with its own LIVE_HOME, the environment variables `without` unset."""
     import os
-    env = {**os.environ, "LIVE_HOME": str(home)}
+    env = {k: v for k, v in {**os.environ, "LIVE_HOME": str(home)}.items() if k not in without}
     return subprocess.run([sys.executable, "-m", "live", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -74,12 +75,9 @@ def test_a_damaged_video_and_a_missing_camera_say_it_without_ffmpeg_or_opencv_no
 def test_no_sink_that_delivers_stops_before_loading_the_tracker_without_a_misleading_line(sink, tmp_path):
     """Headless, with no virtual camera device here: the run stops at once, before the tracker loads (whose
     native logs would follow the error), and says nothing about frames going elsewhere."""
-    import os
     if sink == "vcam" and Path("/dev/video0").exists():
         pytest.skip("this machine has a video device: the virtual camera may open")
-    env = {k: v for k, v in {**os.environ, "LIVE_HOME": str(tmp_path)}.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    done = subprocess.run([sys.executable, "-m", "live", "run", "--sink", sink, "--frames", "2", "--source",
-                           str(SHARED / "media" / "lp_d0.mp4")], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = live("run", "--sink", sink, "--frames", "2", "--source", str(SHARED / "media" / "lp_d0.mp4"), home=tmp_path,
+                without=("DISPLAY", "WAYLAND_DISPLAY"))
     _one_clear_error(done, "no frame would go anywhere")
     assert "frames still go to the other sinks" not in done.stderr and "frames go to" not in done.stderr

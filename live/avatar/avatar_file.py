@@ -92,8 +92,6 @@ class Avatar:
         return d
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         return save_torch_atomic(self.to_dict(), path)
 
     # -- reading ---------------------------------------------------------------------------------

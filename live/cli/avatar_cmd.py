@@ -223,7 +223,7 @@ def show(opts: ShowCommand, cfg) -> int:
     import numpy as np
 
     from live.avatar.avatar_file import WARP_FORMAT, Avatar, read_avatar_file
-    from live.io.sinks import write_image
+    from models.atomic_files import write_image_atomic as write_image
     from live.warp.warp_avatar import WarpAvatar
     from models.face.landmarks import PARAM_NAMES
     d = read_avatar_file(opts.avatar)

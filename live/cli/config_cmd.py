@@ -39,7 +39,6 @@ def init(opts: InitCommand, cfg) -> int:
     if file.exists() and not opts.force:
         logger.error("{} exists already; use --force to overwrite it", file)
         return 1
-    file.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(file, to_yaml(LiveConfig()))
     print(file)
     return 0

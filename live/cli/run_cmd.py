@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from loguru import logger
 
@@ -48,7 +47,6 @@ def run_command(opts: RunCommand, cfg) -> int:
     from live.pipeline.loop import run
     report = run(cfg, record_frames=bool(opts.stats))
     if opts.stats:
-        Path(opts.stats).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(opts.stats, json.dumps({**report.as_dict(), "per_frame": report.per_frame}, indent=1))
     return 0
 
@@ -69,7 +67,7 @@ def generate_command(opts: GenerateCommand, cfg) -> int:
     import torch
 
     from live.engines.devices import resolve_device
-    from live.io.sinks import write_image
+    from models.atomic_files import write_image_atomic as write_image
     from live.pipeline.scene import generator_from_config
     from models.images import image_grid, to_uint8_rgb
     seeds = parse_seeds(opts.seeds)

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from live.directions.sampling import codes_for_seeds
-from live.io.sinks import FileSink, write_image
+from live.io.sinks import FileSink
+from models.atomic_files import write_image_atomic as write_image
 from models.direction_matrix import Directions, reenact
 from models.face.landmarks import PARAM_NAMES
 from models.face.params import ImageParams

@@ -196,9 +196,9 @@ class DirectionTrainer:
         if not self.dist.main:
             return
         save_torch_atomic({"format": "live.directions.trainer", "step": self.step, "options": asdict(self.opts),
-                     "A": {k: v.detach().cpu() for k, v in self.A.state_dict().items()},
-                     "optimiser": self.optimiser.state_dict(), "rng": self.rng.get_state(),
-                     "history": self.history, "generator_sha256": self.start.generator_sha256}, self.snapshot_path)
+                           "A": {k: v.detach().cpu() for k, v in self.A.state_dict().items()},
+                           "optimiser": self.optimiser.state_dict(), "rng": self.rng.get_state(),
+                           "history": self.history, "generator_sha256": self.start.generator_sha256}, self.snapshot_path)
 
     def _resume(self) -> None:
         if not self.snapshot_path.is_file():

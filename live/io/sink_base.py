@@ -1,13 +1,9 @@
-"""What every sink is: frames in (HxWx3 uint8 RGB), closed once; and the image helpers sinks share."""
+"""What every sink is: frames in (HxWx3 uint8 RGB), closed once; and the driver-beside-avatar view sinks share."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
-
 import numpy as np
-
-from models.atomic_files import write_image_atomic
 
 
 class SinkError(RuntimeError):
@@ -24,11 +20,6 @@ class Sink(ABC):
 
     def close(self) -> None:
         pass
-
-
-def write_image(path: str | Path, image_rgb: np.ndarray) -> Path:
-    """An RGB uint8 image to PNG/JPEG (folders made); OSError saying what to fix if it cannot be written."""
-    return write_image_atomic(path, image_rgb)
 
 
 def side_by_side(driver: np.ndarray | None, frame: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from loguru import logger
 
-from live.io.sink_base import Sink, SinkError, side_by_side, write_image  # noqa: F401  (the sinks' API)
+from live.io.sink_base import Sink, SinkError, side_by_side  # noqa: F401  (the sinks' API)
 from live.io.video_file import FileSink
 from models.errors import first_line
 

@@ -191,7 +191,7 @@ class CaptureStage(threading.Thread):
             raise SourceError(f"camera {self.spec} could not be opened: check it is connected, not used by another "
                               f"program (close Zoom/Meet's own preview), and that you may use it (Linux: the "
                               f"'video' group)")
-        lost_at, outage_frames, wait = None, 0, self.retry_s
+        lost_at, wait = None, self.retry_s
         try:
             while not self.stop_event.is_set():
                 ok, frame = self._read(cap)
@@ -199,13 +199,13 @@ class CaptureStage(threading.Thread):
                 if ok:
                     if lost_at is not None:
                         logger.info("camera {} is back after {:.1f} s", self.spec, now - lost_at)
-                        self.outages[-1].update(seconds=round(now - lost_at, 2), frames=outage_frames, ended=True)
+                        self.outages[-1].update(seconds=round(now - lost_at, 2), ended=True)
                         lost_at, wait = None, self.retry_s
                     self._emit(k, now - start, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
                     k += 1
                     continue
                 if lost_at is None:
-                    lost_at, outage_frames = now, 0
+                    lost_at = now
                     self.outages.append({"at_s": round(now - start, 2), "seconds": 0.0, "frames": 0, "ended": False})
                     logger.error("camera {} stopped delivering frames (unplugged, or taken by another program); "
                                  "retrying, the avatar holds and then eases to its neutral pose meanwhile", self.spec)
@@ -217,8 +217,8 @@ class CaptureStage(threading.Thread):
                 while time.perf_counter() < retry_at and not self.stop_event.is_set():
                     self._emit(k, time.perf_counter() - start, None)
                     k += 1
-                    outage_frames += 1
-                    self.outages[-1].update(seconds=round(time.perf_counter() - lost_at, 2), frames=outage_frames)
+                    self.outages[-1]["frames"] += 1
+                    self.outages[-1]["seconds"] = round(time.perf_counter() - lost_at, 2)
                     time.sleep(1.0 / self.fps)
                 cap = self._open_camera()
                 wait = min(wait * 2, MAX_RETRY_S)
