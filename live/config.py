@@ -14,7 +14,7 @@ from live.options import ConfigError, option, parse_size
 from models.face.landmarks import EXPRESSION_NAMES, POSE_NAMES
 
 __all__ = ["ConfigError", "EngineConfig", "GeneratorConfig", "LiveConfig", "LogConfig", "RunConfig",
-           "SmoothingConfig", "TrackingConfig"]
+           "ServeConfig", "SmoothingConfig", "TrackingConfig"]
 
 
 @dataclass
@@ -157,6 +157,25 @@ class RunConfig:
 
 
 @dataclass
+class ServeConfig:
+    host: str = option("127.0.0.1", "address to serve on. Anything but this machine (127.0.0.1, localhost, ::1) "
+                                    "needs HTTPS (--cert/--key or --self-signed) and a token in the URL, because "
+                                    "browsers give the camera only to secure pages")
+    port: int = option(8189, "port (0: any free one; the URL is printed)")
+    avatars: list = option([], "avatar files a connection may pick, the first is its default; empty: --avatar, or "
+                               "the bundled demo painting", name="offer", metavar="ME.pt")
+    max_connections: int = option(4, "browsers served at once; one more is refused with a message (each runs its own "
+                                     "tracker and renderer: about one CPU core for the mesh warp)")
+    uploads: bool = option(True, "let a page upload a photo that becomes a warp avatar for every connection")
+    max_upload_mb: float = option(10.0, "largest photo upload, MB")
+    cert: str | None = option(None, "TLS certificate (PEM) for HTTPS", metavar="PEM")
+    key: str | None = option(None, "its private key (PEM)", metavar="PEM")
+    self_signed: bool = option(False, "make a self-signed certificate for HTTPS (kept in the user config dir; its "
+                                      "SHA-256 fingerprint is printed to check in the browser)")
+    token: str | None = option(None, "the URL's access token for a remote server; empty: a new random one per start")
+
+
+@dataclass
 class LiveConfig:
     log: LogConfig = field(default_factory=LogConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -164,3 +183,4 @@ class LiveConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)

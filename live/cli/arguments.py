@@ -38,12 +38,15 @@ def cli_fields(cls) -> list[dataclasses.Field]:
             if f.metadata.get("cli", True) and not is_section(f) and unwrap_optional(hints[f.name])[0] is not dict]
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", title: str | None = None) -> None:
-    """One argument per field of dataclass `cls`; dest is `prefix + field name`."""
+def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", title: str | None = None,
+                  leave_out: tuple[str, ...] = ()) -> None:
+    """One argument per field of dataclass `cls` (but those named in `leave_out`); dest is `prefix + field name`."""
     target = parser.add_argument_group(title) if title else parser
     hints = field_hints(cls)
     exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for f in cli_fields(cls):
+        if f.name in leave_out:
+            continue
         meta, (hint, _) = f.metadata, unwrap_optional(hints[f.name])
         default = _default_of(f)
         required = default is MISSING or meta.get("required", False)
@@ -106,11 +109,13 @@ def build(args: argparse.Namespace, cls, prefix: str = ""):
     return cls(**given_values(args, cls, prefix))
 
 
-def add_config_sections(parser: argparse.ArgumentParser, *sections: str) -> None:
-    """The flags of these config sections (e.g. "run", "engine"), grouped, dest `section__field`."""
+def add_config_sections(parser: argparse.ArgumentParser, *sections: str, leave_out: tuple[str, ...] = ()) -> None:
+    """The flags of these config sections (e.g. "run", "engine"), grouped, dest `section__field`; `leave_out`:
+    "section.key" names a command does not use."""
     hints = field_hints(LiveConfig)
     for name in sections:
-        add_arguments(parser, hints[name], prefix=f"{name}__", title=f"{name} (config keys {name}.*)")
+        skip = tuple(key.partition(".")[2] for key in leave_out if key.startswith(name + "."))
+        add_arguments(parser, hints[name], prefix=f"{name}__", title=f"{name} (config keys {name}.*)", leave_out=skip)
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
@@ -123,14 +128,16 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, func, help: str, options=None,
-                sections: tuple[str, ...] = (), description: str | None = None) -> argparse.ArgumentParser:
+                sections: tuple[str, ...] = (), description: str | None = None,
+                leave_out: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     """A subcommand whose arguments are the fields of the dataclass `options` and the flags of the
-    config `sections`; it runs `func(options instance or None, config) -> exit status`."""
+    config `sections` (but the "section.key" ones in `leave_out`); it runs `func(options instance or None,
+    config) -> exit status`."""
     p = sub.add_parser(name, help=help, description=description)
     if options is not None:
         add_arguments(p, options, prefix="opt__")
     for section in sections:
-        add_config_sections(p, section)
+        add_config_sections(p, section, leave_out=leave_out)
 
     def handler(args: argparse.Namespace, cfg: LiveConfig) -> int:
         return func(build(args, options, prefix="opt__") if options is not None else None, cfg)

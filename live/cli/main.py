@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         gan_cmd,
         models_cmd,
         run_cmd,
+        serve_cmd,
     )
     parser = argparse.ArgumentParser(prog="live", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", "-c", metavar="FILE", help="YAML config file (see `live config show`)")
     add_arguments(parser, LogConfig, prefix="log__")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run_cmd, doctor_cmd, models_cmd, face_cmd, directions_cmd, avatar_cmd, gan_cmd, config_cmd):
+    for module in (run_cmd, serve_cmd, doctor_cmd, models_cmd, face_cmd, directions_cmd, avatar_cmd, gan_cmd,
+                   config_cmd):
         module.register(sub)
     _describe_all(parser)
     return parser

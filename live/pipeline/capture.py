@@ -1,5 +1,6 @@
 """The capture stage: frames from a camera, a video file, a still image, a recorded face-parameter track
-(`live track`'s CSV: parameters instead of images), or the synthetic driver.
+(`live track`'s CSV: parameters instead of images), the synthetic driver, or a feed that another part of
+the program fills (`live serve`: a browser's camera arriving over WebRTC).
 
 A camera is read on this thread as fast as it delivers; the hand-off keeps only the newest
 frame. A camera that is busy, missing or unplugged mid-run (its reads fail or raise) is reopened
@@ -33,6 +34,7 @@ from live.pipeline.slots import Closed, LatestSlot
 from live.tracking.track_file import is_track_file, read_track
 
 SYNTHETIC = "synthetic"
+FEED = "feed"           # frames put into a LatestSlot by someone else: (time s, RGB image, perf_counter when received)
 MAX_RETRY_S = 8.0       # the longest wait between attempts to reopen a lost camera
 
 
@@ -71,26 +73,32 @@ def resolve_source(spec: str) -> str:
 
 class CaptureStage(threading.Thread):
     def __init__(self, spec: str, out: LatestSlot, fps: float, fast: bool = False, loop: bool = False,
-                 camera_size=(640, 480), camera_fps: float = 30.0, mjpg: bool = True, retry_s: float = 1.0):
+                 camera_size=(640, 480), camera_fps: float = 30.0, mjpg: bool = True, retry_s: float = 1.0,
+                 feed: LatestSlot | None = None):
         super().__init__(name="capture", daemon=True)
         self.spec, self.out, self.fps, self.fast, self.loop = spec, out, fps, fast, loop
+        self.feed = feed
         self.camera_size, self.camera_fps, self.mjpg, self.retry_s = camera_size, camera_fps, mjpg, retry_s
         self.stop_event = threading.Event()
         self.frames = 0           # frames read from the source (or made by the clock)
         self.dropped_at_stop = 0  # read while the run was stopping, never handed on
         self.outages: list[dict] = []   # {at_s, seconds, frames, ended}: the camera delivered nothing
         self.error: BaseException | None = None
-        self.kind = ("synthetic" if spec == SYNTHETIC else "camera" if is_camera(spec)
+        if (spec == FEED) != (feed is not None):
+            raise ValueError("a feed source needs its feed, and only it takes one")
+        self.kind = ("synthetic" if spec == SYNTHETIC else "feed" if spec == FEED else "camera" if is_camera(spec)
                      else "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES
                      else "track" if is_track_file(spec) else "video")
 
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _emit(self, index: int, t: float, image, params: np.ndarray | None = None) -> None:
+    def _emit(self, index: int, t: float, image, params: np.ndarray | None = None,
+              captured_at: float | None = None) -> None:
         self.frames += 1
+        stamp = time.perf_counter() if captured_at is None else captured_at
         try:
-            self.out.put(Captured(index, t, image, {"capture": time.perf_counter()}, params))
+            self.out.put(Captured(index, t, image, {"capture": stamp}, params))
         except Closed:
             self.dropped_at_stop += 1
             raise
@@ -98,7 +106,7 @@ class CaptureStage(threading.Thread):
     def run(self) -> None:
         try:
             {"synthetic": self._run_clock, "image": self._run_image, "video": self._run_video,
-             "track": self._run_track, "camera": self._run_camera}[self.kind]()
+             "track": self._run_track, "camera": self._run_camera, "feed": self._run_feed}[self.kind]()
         except Closed:
             pass
         except BaseException as e:  # reported by the loop, which stops cleanly
@@ -147,6 +155,18 @@ class CaptureStage(threading.Thread):
             if not self.loop:
                 return
             offset += last_t + 1.0 / fps
+
+    def _run_feed(self) -> None:
+        """Frames as the feed's filler delivers them (it keeps only the newest: a slow loop skips stale ones),
+        until the feed closes (the browser left) or the run stops. Latency counts from their arrival."""
+        k = 0
+        while not self.stop_event.is_set():
+            try:
+                t, image, received_at = self.feed.get(timeout=0.1)
+            except TimeoutError:
+                continue
+            self._emit(k, t, image, captured_at=received_at)
+            k += 1
 
     def _run_video(self) -> None:
         self._replay(lambda: ((t, frame, None) for _, t, frame in iter_video_rgb(self.spec)),

@@ -29,7 +29,7 @@ from live.config import LiveConfig
 from live.engines.devices import resolve_device
 from live.io.audio import start_audio
 from live.io.sinks import open_sinks
-from live.pipeline.capture import SYNTHETIC, CaptureStage, resolve_source
+from live.pipeline.capture import FEED, SYNTHETIC, CaptureStage, resolve_source
 from live.pipeline.gaze_follow import GazeFollower
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
@@ -82,13 +82,14 @@ class Stages:
                 "render->sinks": rendered.dropped, "in flight at stop": at_stop}
 
 
-def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls: Controls) -> Stages:
+def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls: Controls,
+                 feed: LatestSlot | None = None) -> Stages:
     synthetic = source == SYNTHETIC
     block = cfg.run.fast
     slots = (LatestSlot("capture", block), LatestSlot("motion", block), LatestSlot("render", block))
     capture = CaptureStage(source, slots[0], output_fps(cfg, source), fast=cfg.run.fast, loop=cfg.run.loop,
                            camera_size=tuple(int(v) for v in cfg.run.camera_size), camera_fps=cfg.run.camera_fps,
-                           mjpg=cfg.run.camera_mjpg, retry_s=cfg.run.camera_retry_s)
+                           mjpg=cfg.run.camera_mjpg, retry_s=cfg.run.camera_retry_s, feed=feed)
     # The synthetic driver and a recorded track bring their own parameters: no tracker is loaded.
     estimator = None if synthetic or is_track_file(source) else make_estimator(cfg.tracking)
     gaze = GazeFollower(cfg.run.gaze) if scene.kind == "warp" and estimator is not None else None
@@ -102,9 +103,12 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
 
 
 def output_fps(cfg: LiveConfig, source: str) -> float:
-    """run.fps, or the source's own: a clip's frame rate, the camera's requested one, 25 for the rest."""
+    """run.fps, or the source's own: a clip's frame rate, the camera's requested one, 25 for the rest (a feed:
+    the camera rate, as a browser's camera runs at about that)."""
     if cfg.run.fps:
         return float(cfg.run.fps)
+    if source == FEED:
+        return float(cfg.run.camera_fps)
     from live.io.sources import IMAGE_SUFFIXES, is_camera, video_fps
     if source == SYNTHETIC or Path(source).suffix.lower() in IMAGE_SUFFIXES:
         return 25.0
@@ -116,10 +120,16 @@ def output_fps(cfg: LiveConfig, source: str) -> float:
 
 
 class Pipeline:
-    """One run of the loop and everything it holds; `with Pipeline(cfg) as p: report = p.run()`."""
+    """One run of the loop and everything it holds; `with Pipeline(cfg) as p: report = p.run()`.
 
-    def __init__(self, cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSamples | None = None):
+    `feed` replaces run.source with frames someone else puts in (`live serve`: a browser's camera), and
+    `sinks` replaces run.sinks with sinks made by the caller (the stream back to that browser); both are
+    closed by the run like its own."""
+
+    def __init__(self, cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSamples | None = None,
+                 feed: LatestSlot | None = None, sinks: list | None = None):
         self.cfg, self.record_frames, self.sample_frames = cfg, record_frames, sample_frames
+        self.feed, self.given_sinks = feed, sinks
         self.resources = contextlib.ExitStack()
         self.report = RunReport()
         self.times = StageTimes()
@@ -165,7 +175,7 @@ class Pipeline:
     def _open(self) -> None:
         cfg = self.cfg
         device = str(resolve_device(cfg.engine.device))
-        self.source = source = resolve_source(cfg.run.source)
+        self.source = source = FEED if self.feed is not None else resolve_source(cfg.run.source)
         self.scene = scene = build_scene(cfg, device)
         for notice in scene.notices:
             logger.warning("{}", notice)
@@ -173,7 +183,8 @@ class Pipeline:
         self.renderer, what = make_renderer(scene, cfg.engine, out_size, cfg.generator.truncation, cfg.run.strength,
                                             cfg.run.latent_smoothing)
         logger.info("driving {} with {}; rendering: {}", scene.description,
-                    "the synthetic motion" if source == SYNTHETIC else f"source {source}", what)
+                    {SYNTHETIC: "the synthetic motion", FEED: "a browser's camera"}.get(source, f"source {source}"),
+                    what)
         self.controls = controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
         self.report = RunReport(engine=what, frame_log=FrameLog() if self.record_frames else None,
                                 frame_samples=self.sample_frames)
@@ -184,14 +195,15 @@ class Pipeline:
                     "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else ""]
 
         # the sinks first: a run whose frames could go nowhere stops before the tracker loads
-        self.sinks = SinkSet(open_sinks(cfg.run.sinks, output_fps(cfg, source), out_size, cfg.run.vcam_device,
+        self.sinks = SinkSet(self.given_sinks if self.given_sinks is not None else
+                             open_sinks(cfg.run.sinks, output_fps(cfg, source), out_size, cfg.run.vcam_device,
                                         controls, hud))
         self._closing("the sinks", self._close_sinks)
         controls.preview = any(s.name == "window" and s.delivers for s in self.sinks)
         self.audio = start_audio(cfg.run.audio_delay, cfg.run.audio_input, cfg.run.audio_output)
         if self.audio is not None:
             self._closing("the audio", self.audio.close)
-        self.stages = build_stages(cfg, scene, source, self.renderer, controls)
+        self.stages = build_stages(cfg, scene, source, self.renderer, controls, self.feed)
         if self.stages.motion.estimator is not None:
             self._closing("the face tracker", self.stages.motion.estimator.close, unless_stuck="motion")
         self.watch = _identity_watch(cfg, scene)

@@ -1,0 +1,68 @@
+"""Start `live serve` from the config: the avatars, TLS and token, the URL to open, then serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from aiohttp import web
+from loguru import logger
+
+from live.config import LiveConfig
+from live.paths import config_dir, data_dir
+from live.serve.avatars import AvatarCatalogue
+from live.serve.server import EXTENSION, AvatarServer
+from live.serve.tls import ServeSetupError, access_token, server_tls
+
+
+def page_url(scheme: str, host: str, port: int, token: str | None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"{scheme}://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def serve(cfg: LiveConfig, ready=None) -> int:
+    """Serve until stopped. `ready(url)` is called once the port listens (tests; the URL is also printed)."""
+    s = cfg.serve
+    if s.max_connections < 1:
+        raise ServeSetupError("--max-connections must be at least 1")
+    paths = ([cfg.run.avatar] if cfg.run.avatar else []) + [p for p in s.avatars if p != cfg.run.avatar]
+    catalogue = AvatarCatalogue(paths, data_dir() / "serve-uploads", int(s.max_upload_mb * 1e6))
+    context, fingerprint = server_tls(s.host, s.cert, s.key, s.self_signed, config_dir())
+    token = access_token(s.host, s.token)
+    server = AvatarServer(cfg, catalogue, token)
+    return asyncio.run(_serve(server, s.host, s.port, context, fingerprint, ready))
+
+
+async def _serve(server: AvatarServer, host: str, port: int, context, fingerprint, ready) -> int:
+    runner = web.AppRunner(server.app(), handle_signals=True, access_log=None)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        await runner.cleanup()
+        raise ServeSetupError(f"cannot listen on {host}:{port} ({e.strerror}): another program uses the port; "
+                              "give another with --port (0: any free one)") from None
+    site = web.SockSite(runner, sock, ssl_context=context)
+    await site.start()
+    url = page_url("https" if context else "http", host, sock.getsockname()[1], server.token)
+    print(f"live serve: open {url}", flush=True)
+    if fingerprint:
+        print(f"  certificate SHA-256 fingerprint: {fingerprint}", flush=True)
+    names = ", ".join(c.id for c in server.catalogue.list())
+    print(f"  avatars: {names}; up to {server.cfg.serve.max_connections} connections", flush=True)
+    print(f"  browser extension (a 'live avatar' camera for web call apps): load unpacked from {EXTENSION}",
+          flush=True)
+    logger.info("serving on {}", url)
+    if ready is not None:
+        ready(url)
+    try:
+        await asyncio.Event().wait()        # until Ctrl-C / SIGTERM cancels it
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await runner.cleanup()             # on_shutdown closes every connection and waits for its loop
+    return 0

@@ -1,0 +1,168 @@
+// The live serve page: the browser's camera goes to the server over WebRTC, the avatar comes back.
+// window.liveState and window.grabFrame are read by the tests (tests/test_serve_browser.py).
+"use strict";
+
+const query = new URLSearchParams(location.search);
+const token = query.get("token");
+const $ = (id) => document.getElementById(id);
+const state = (window.liveState = { phase: "idle", error: null, stats: null, id: null, received: 0 });
+let pc = null, camera = null, retries = 0, figuresTimer = null;
+
+function api(path) {
+  return token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
+}
+
+function say(text, isError = false) {
+  $("notice").textContent = text;
+  $("notice").classList.toggle("error", isError);
+  if (isError) state.error = text;
+}
+
+function missingFeature() {
+  if (!window.RTCPeerConnection) return "This browser has no WebRTC: use a current Chrome, Edge, Firefox or Safari.";
+  if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia)
+    return "The camera is only given to secure pages: open this page over https (start live serve with --cert/--key " +
+      "or --self-signed), or on this machine as http://127.0.0.1.";
+  return null;
+}
+
+async function loadAvatars() {
+  const r = await fetch(api("/api/avatars"));
+  const info = await r.json();
+  if (!r.ok) throw new Error(info.error || r.statusText);
+  const select = $("avatar");
+  select.replaceChildren(...info.avatars.map((a) => new Option(a.name + (a.uploaded ? " (uploaded)" : ""), a.id)));
+  select.value = query.get("avatar") || info.default;
+  $("upload-label").hidden = !info.uploads;
+}
+
+async function upload(file) {
+  say(`Making an avatar from ${file.name} ...`);
+  const r = await fetch(api(`/api/avatars?name=${encodeURIComponent(file.name)}`), { method: "POST", body: file });
+  const info = await r.json();
+  if (!r.ok) return say(`That photo was not taken: ${info.error}`, true);
+  await loadAvatars();
+  $("avatar").value = info.id;
+  say(`Avatar made from ${file.name}. Press Start (or Stop and Start) to drive it.`);
+}
+
+function waitForIce(peer) {
+  // aiortc takes no trickled candidates: the offer goes out with all of them
+  if (peer.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => peer.iceGatheringState === "complete" && resolve();
+    peer.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 3000);
+  });
+}
+
+async function start() {
+  const missing = missingFeature();
+  if (missing) return say(missing, true);
+  stop(false);
+  state.phase = "starting"; state.error = null;
+  $("start").disabled = true; $("stop").disabled = false;
+  try {
+    camera = camera || (await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false }));
+  } catch (e) {
+    $("start").disabled = false;
+    state.phase = "idle";
+    return say(`No camera: ${e.message}. Allow the camera for this page, or close other programs that use it.`, true);
+  }
+  $("camera").srcObject = camera;
+  pc = new RTCPeerConnection({ iceServers: [] });
+  const channel = pc.createDataChannel("stats");
+  channel.onmessage = (m) => {
+    const data = JSON.parse(m.data);
+    if (data.error) say(`The server's loop stopped: ${data.error}`, true); else state.stats = data;
+  };
+  camera.getVideoTracks().forEach((t) => pc.addTrack(t, camera));
+  pc.ontrack = (e) => {
+    $("avatar-video").srcObject = new MediaStream([e.track]);
+    countFrames($("avatar-video"));
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc && pc.connectionState === "connected") { state.phase = "streaming"; retries = 0; say("Streaming."); }
+    if (pc && pc.connectionState === "failed") reconnect();
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIce(pc);
+  let r, answer;
+  try {
+    r = await fetch(api("/api/offer"), {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", avatar: $("avatar").value || null }),
+    });
+    answer = await r.json();
+  } catch (e) {
+    stop(false);
+    return say(`The live server does not answer (${e.message}): is \`live serve\` still running?`, true);
+  }
+  if (!r.ok) { stop(false); return say(answer.error || r.statusText, true); }
+  state.id = answer.id;
+  await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+  say("Connecting ...");
+  figuresTimer = setInterval(showFigures, 1000);
+}
+
+function reconnect() {
+  stop(false);
+  if (retries >= 5) return say("The connection to the server dropped, and trying again did not work. Press Start.", true);
+  retries += 1;
+  say(`The connection dropped; trying again (${retries}/5) ...`, true);
+  setTimeout(start, 1000 * retries);
+}
+
+function stop(releaseCamera = true) {
+  if (pc) { pc.close(); pc = null; }
+  clearInterval(figuresTimer);
+  if (releaseCamera && camera) { camera.getTracks().forEach((t) => t.stop()); camera = null; }
+  state.phase = "idle";
+  $("start").disabled = false; $("stop").disabled = true;
+}
+
+function countFrames(video) {
+  // frames actually presented, for the page's own fps figure
+  if (!video.requestVideoFrameCallback) return;
+  const tick = () => { state.received += 1; video.requestVideoFrameCallback(tick); };
+  video.requestVideoFrameCallback(tick);
+}
+
+let lastCount = 0, lastTime = performance.now();
+async function showFigures() {
+  const now = performance.now();
+  const fps = ((state.received - lastCount) * 1000) / (now - lastTime);
+  lastCount = state.received; lastTime = now;
+  $("f-received").textContent = `${fps.toFixed(1)} fps`;
+  const s = state.stats;
+  if (s) {
+    $("f-loop").textContent = `${s.loop_fps} fps`;
+    $("f-added").textContent = `${s.added_ms ?? "-"} ms`;
+    $("f-stages").textContent = `${s.track_ms ?? "-"} / ${s.render_ms ?? "-"} ms`;
+    $("f-face").textContent = `${Math.round(100 * s.face_share)} %`;
+  }
+  if (!pc) return;
+  const report = await pc.getStats();
+  report.forEach((r) => {
+    if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined)
+      $("f-rtt").textContent = `${(r.currentRoundTripTime * 1000).toFixed(0)} ms`;
+  });
+}
+
+window.grabFrame = (which = "avatar-video") => {
+  const video = $(which);
+  if (!video.videoWidth) return null;
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  return canvas.toDataURL("image/jpeg", 0.9);
+};
+
+$("start").onclick = start;
+$("stop").onclick = () => { stop(); say("Stopped."); };
+$("photo").onchange = (e) => e.target.files.length && upload(e.target.files[0]);
+if (query.get("view") === "avatar") document.body.classList.add("avatar-only");
+const missing = missingFeature();
+if (missing) { say(missing, true); $("start").disabled = true; }
+else loadAvatars().then(() => { if (query.get("autostart")) start(); })
+  .catch((e) => say(`The server's avatar list did not load: ${e.message}`, true));
