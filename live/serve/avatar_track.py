@@ -89,7 +89,8 @@ class TrackSink(Sink):
 
 async def receive_frames(track, feed: LatestSlot, counters: dict) -> None:
     """The browser's camera frames into `feed` as (seconds since the first, RGB, arrival), until the track or the feed
-    ends. `counters["received"]` counts them (the loop's own report counts what it took)."""
+    ends. `counters`: "received" counts them (the loop's own report counts what it took), "last_at" is the
+    perf_counter of the newest."""
     start = None
     while True:
         try:
@@ -100,6 +101,7 @@ async def receive_frames(track, feed: LatestSlot, counters: dict) -> None:
         start = now if start is None else start
         image = frame.to_ndarray(format="rgb24")      # about a millisecond at 640x480: not worth a thread hop
         counters["received"] = counters.get("received", 0) + 1
+        counters["last_at"] = now
         try:
             feed.put((now - start, image, now))
         except Closed:

@@ -78,8 +78,8 @@ class AvatarCatalogue:
     def check_upload(self, data: bytes) -> str:
         """The photo's format, or UploadRefused saying what is wrong (nothing decoded yet)."""
         if len(data) > self.max_upload_bytes:
-            raise UploadRefused(f"the photo is {len(data) / 1e6:.1f} MB; this server takes up to "
-                                f"{self.max_upload_bytes / 1e6:.0f} MB (serve.max_upload_mb)", 413)
+            raise UploadRefused(f"the photo is {len(data) / 1e6:.1f} MB: this server takes up to "
+                                f"{self.max_upload_bytes / 1e6:g} MB (serve.max_upload_mb)", 413)
         if not data:
             raise UploadRefused("the upload is empty: send a JPEG, PNG or WebP photo")
         kind = image_kind(data)

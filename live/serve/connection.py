@@ -27,6 +27,7 @@ from live.serve.avatars import AvatarChoice
 from models.errors import first_line
 
 STATS_EVERY_S = 0.5
+SILENT_S = 10.0         # a browser that sent frames and then nothing for this long is gone (killed, asleep)
 
 
 class OfferRefused(ValueError):
@@ -71,7 +72,9 @@ class Connection:
         async def on_state():
             logger.debug("connection {}: {}", self.id, pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
-                await self.close("the browser left" if pc.connectionState == "closed" else "the network dropped")
+                dropped = "failed" in (pc.connectionState, pc.iceConnectionState)
+                await self.close("the connection dropped (the browser stopped answering)" if dropped
+                                 else "the browser left")
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         if not any(t.kind == "video" for t in pc.getTransceivers()):
@@ -117,8 +120,14 @@ class Connection:
         return out
 
     async def _send_stats(self) -> None:
+        """The figures to the page; and a browser that stopped sending is let go (WebRTC itself notices only
+        after about 30 s, all that time holding one of the server's connections)."""
         while not self.closed:
             await asyncio.sleep(STATS_EVERY_S)
+            last = self.counters.get("last_at")
+            if last is not None and time.perf_counter() - last > SILENT_S:
+                await self.close(f"the browser sent no frame for {SILENT_S:.0f} s")
+                return
             channel = self._channel
             if channel is not None and channel.readyState == "open":
                 channel.send(json.dumps(self.stats()))
@@ -132,7 +141,8 @@ class Connection:
             self._channel.send(json.dumps({"error": self.error}))
         self.feed.close()               # the loop drains and stops; its thread ends by itself
         for task in self._tasks:
-            task.cancel()
+            if task is not asyncio.current_task():      # the stats task may be the one closing
+                task.cancel()
         await self.pc.close()
         if self.on_closed is not None:
             self.on_closed(self)

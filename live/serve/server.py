@@ -91,8 +91,8 @@ class AvatarServer:
         try:
             data = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return refuse(413, f"the photo is larger than this server's {self.cfg.serve.max_upload_mb:g} MB "
-                               "(serve.max_upload_mb)")
+            return refuse(413, f"the photo is too large: this server takes up to {self.cfg.serve.max_upload_mb:g} "
+                               "MB (serve.max_upload_mb)")
         try:
             self.catalogue.check_upload(data)           # cheap checks before waiting for the CPU
             async with self._uploading:

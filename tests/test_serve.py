@@ -1,0 +1,202 @@
+"""`live serve` without a browser: a Python WebRTC client (aiortc) against the server as a user starts it.
+
+What a connection gets (the avatar stream, the loop's figures), what is refused and how (bad offers, unknown
+avatars, uploads that are not photos, too many connections, a remote host without HTTPS or token), and that
+the server keeps serving the others through all of it. The real-browser tests are test_serve_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+
+from bench.browser_session import live_server, server_output
+from tests.conftest import ROOT
+from tests.serve_support import clip
+from tests.webrtc_client import Client, http
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with live_server("--max-upload-mb", "1", home=tmp_path_factory.mktemp("serve_home")) as (url, proc):
+        yield url, proc
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_connection_gets_the_avatar_stream_and_the_loops_figures(server):
+    url, _ = server
+
+    async def session():
+        c = Client(url, str(clip()))
+        status, answer = await c.start()
+        assert status == 200, answer
+        await c.wait_frames(45, 90)
+        while not c.stats or c.stats[-1]["written"] < 30:
+            await asyncio.sleep(0.2)
+        listed = (await asyncio.to_thread(http, url + "api/stats"))[1]["connections"]
+        await c.close()
+        return c, answer, listed
+
+    c, answer, listed = run(session())
+    assert {shape for _, shape in c.frames} == {(512, 512, 3)}       # the run's output size
+    last = c.stats[-1]
+    assert last["id"] == answer["id"] and last["avatar"] == "demo"
+    assert last["face_share"] >= 0.9, last          # the clip's face was tracked in the browser's frames
+    assert last["added_ms"] > 0 and last["track_ms"] > 0 and last["render_ms"] > 0, last
+    assert [s["id"] for s in listed] == [answer["id"]]
+    deadline = time.monotonic() + 15
+    while http(url + "api/stats")[1]["connections"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert http(url + "api/stats")[1]["connections"] == [], "the closed connection is still listed"
+
+
+def test_bad_offers_are_refused_with_what_to_send(server):
+    url, _ = server
+    status, body = http(url + "api/offer", b"not json")
+    assert status == 400 and '"sdp"' in body["error"]
+    status, body = http(url + "api/offer", json.dumps({"sdp": "v=0 nonsense", "type": "offer"}).encode())
+    assert status == 400 and body["error"].startswith("the offer could not be answered"), body
+    status, body = http(url + "api/offer", json.dumps({"sdp": "x", "type": "offer", "avatar": "../../etc"}).encode())
+    assert status == 404 and "offers demo" in body["error"], body
+
+    async def without_video():
+        from aiortc import RTCConfiguration, RTCPeerConnection
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.createDataChannel("stats")
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await asyncio.to_thread(http, url + "api/offer", json.dumps(
+            {"sdp": pc.localDescription.sdp, "type": "offer"}).encode())
+        await pc.close()
+        return answer
+    status, body = run(without_video())
+    assert status == 400 and "no video" in body["error"], body
+    assert http(url + "api/stats")[1]["connections"] == []       # nothing half-open was left behind
+
+
+def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_an_avatar(server, tmp_path):
+    import cv2
+    url, _ = server
+    upload = url + "api/avatars"
+    cases = {
+        "text": (b"# my notes\nnot a photo", 415, "not a JPEG, PNG or WebP"),
+        "empty": (b"", 400, "empty"),
+        "too large": (b"\xff\xd8\xff" + bytes(1_200_000), 413, "up to 1 MB"),
+        "damaged": (b"\x89PNG\r\n\x1a\n" + bytes(200), 415, "does not decode"),
+        "no face": (cv2.imencode(".png", np.full((400, 400, 3), 128, np.uint8))[1].tobytes(), 422, "no face"),
+    }
+    for what, (data, code, words) in cases.items():
+        status, body = http(upload, data, "application/octet-stream")
+        assert status == code and words in body["error"], (what, status, body)
+        assert str(tmp_path.parent) not in body["error"]     # no server paths in what the browser is told
+    portrait = (clip().parent / "portrait_einstein.jpg").read_bytes()
+    status, made = http(upload + "?name=einstein", portrait, "image/jpeg")
+    assert status == 200 and made["id"].startswith("upload-") and made["kind"] == "warp", made
+    again = http(upload + "?name=einstein", portrait, "image/jpeg")[1]
+    assert again["id"] == made["id"]                       # the same photo is the same avatar
+    listed = http(upload)[1]
+    assert [a["id"] for a in listed["avatars"]] == ["demo", made["id"]] and listed["default"] == "demo"
+
+    async def drive_it():
+        c = Client(url, str(clip()), avatar=made["id"])
+        status, answer = await c.start()
+        assert status == 200, answer
+        await c.wait_frames(20, 90)
+        while not c.stats:
+            await asyncio.sleep(0.2)
+        await c.close()
+        return c.stats[-1]
+    assert run(drive_it())["avatar"] == made["id"]
+
+
+def test_one_connection_too_many_is_refused_and_the_others_go_on(tmp_path):
+    with live_server("--max-connections", "1", home=tmp_path / "home") as (url, proc):
+        async def crowd():
+            first, second = Client(url, str(clip())), Client(url, str(clip()))
+            assert (await first.start())[0] == 200
+            await first.wait_frames(10, 90)
+            refused = await second.start()
+            before = len(first.frames)
+            await asyncio.sleep(2.0)
+            after = len(first.frames)
+            await first.close()
+            await second.close()
+            await asyncio.sleep(1.0)
+            third = Client(url, str(clip()))
+            taken = await third.start()
+            await third.wait_frames(5, 90)
+            await third.close()
+            return refused, after - before, taken
+        (status, body), more, (status3, _) = run(crowd())
+    assert status == 503 and "already drives 1" in body["error"] and "--max-connections" in body["error"], body
+    assert more >= 10, f"the first connection got {more} frames in the 2 s after the refusal"
+    assert status3 == 200, "the slot was not given back when the first connection closed"
+
+
+@pytest.mark.slow
+def test_a_client_killed_mid_stream_frees_its_connection(tmp_path):
+    """A browser that vanishes (killed, network gone) sends no goodbye: the server lets it go after
+    connection.SILENT_S without frames and serves the next one."""
+    with live_server("--max-connections", "1", home=tmp_path / "home") as (url, proc):
+        script = ("import asyncio, os, signal, sys\n"
+                  "from tests.webrtc_client import Client\n"
+                  "async def main():\n"
+                  f"    c = Client({url!r}, {str(clip())!r})\n"
+                  "    assert (await c.start())[0] == 200\n"
+                  "    await c.wait_frames(15, 90)\n"
+                  "    os.kill(os.getpid(), signal.SIGKILL)\n"
+                  "asyncio.run(main())\n")
+        killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=180)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+        start = time.monotonic()
+        while http(url + "api/stats")[1]["connections"] and time.monotonic() - start < 60:
+            time.sleep(0.5)
+        freed_after = time.monotonic() - start
+        assert not http(url + "api/stats")[1]["connections"], "the killed client's connection was never let go"
+
+        async def next_one():
+            c = Client(url, str(clip()))
+            status, body = await c.start()
+            await c.wait_frames(5, 90)
+            await c.close()
+            return status
+        assert run(next_one()) == 200
+    assert freed_after < 20, f"freed after {freed_after:.0f} s"
+    assert "sent no frame for 10 s" in server_output(proc)
+
+
+def test_a_remote_host_needs_https_and_a_token(tmp_path):
+    env = {**os.environ, "LIVE_HOME": str(tmp_path / "home")}
+    plain = subprocess.run([sys.executable, "-m", "live", "serve", "--host", "0.0.0.0", "--port", "0"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 2
+    assert "browsers give the camera only to secure pages" in plain.stderr and "--self-signed" in plain.stderr
+    with live_server("--host", "0.0.0.0", "--self-signed", home=tmp_path / "home") as (url, proc):
+        parts = urllib.parse.urlsplit(url)
+        token = urllib.parse.parse_qs(parts.query)["token"][0]
+        assert parts.scheme == "https" and len(token) >= 20
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        base = f"https://127.0.0.1:{parts.port}/"
+        status, body = http(base + "api/avatars", context=context)
+        assert status == 401 and "token" in body["error"]
+        status, body = http(base + "api/avatars?token=wrong" + token[5:], context=context)
+        assert status == 401
+        status, body = http(base + "api/avatars?token=" + token, context=context)
+        assert status == 200 and body["default"] == "demo"
+        served = ssl.get_server_certificate(("127.0.0.1", parts.port))
+        from live.serve.tls import certificate_fingerprint
+        assert f"fingerprint: {certificate_fingerprint(served.encode())}" in "".join(proc.lines)
+    # the certificate is kept for the next start on the same host
+    assert (tmp_path / "home" / "config" / "serve-cert.pem").is_file()

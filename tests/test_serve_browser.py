@@ -1,0 +1,104 @@
+"""`live serve` in a real Chromium (Debian's package, driven by Selenium; CI installs it, see .ci/run): its fake
+camera plays a talking-head clip, the page or a call app shows what the server sends back, and the frames
+the page shows are tracked: the avatar's jaw and yaw must follow the clip's (Pearson >= 0.6) with the mesh
+warp. Skipped, with the install command, where Chromium is not installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.browser_session import (
+    EXTENSION,
+    chromium,
+    clip_to_y4m,
+    follow_check,
+    live_server,
+    record,
+    set_extension_server,
+    static_site,
+    wait_for,
+    who_is_shown,
+)
+from tests.serve_support import clip, needs_chromium
+
+pytestmark = [pytest.mark.slow, needs_chromium]
+FOLLOWS = 0.6           # the issue's bound; a working loop reaches about 0.98 on lp_d3 (bench/RESULTS.md)
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def assert_shows_the_avatar(shots, driver_id, avatar_id):
+    """The face shown is the demo painting's, not the driver's sent back (dlib distance under 0.6 = same)."""
+    from live.io.sources import read_image_rgb
+    from live.pipeline.scene import DEMO_PHOTO
+    who = who_is_shown(shots, driver_id, avatar_id, read_image_rgb(DEMO_PHOTO))
+    assert who["faces"] >= 5 and who["to_photo"] < 0.6 <= who["to_driver"], who
+
+
+@pytest.fixture(scope="module")
+def fake_camera(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("camera") / "lp_d3.y4m"
+    clip_to_y4m(clip("lp_d3.mp4"), out)
+    return out
+
+
+def test_the_page_shows_an_avatar_that_follows_the_browsers_camera(fake_camera, tmp_path):
+    with live_server("--max-connections", "1", home=tmp_path / "home") as (url, proc):
+        browser = chromium(fake_camera)
+        try:
+            browser.get(url + "?autostart=1")
+            wait_for(browser, "return window.liveState.phase === 'streaming' && window.liveState.received > 10",
+                     60, "the avatar stream")
+            shots = record(browser, ("camera", "avatar-video"), 66, 120)
+            figures = browser.execute_script("return window.liveState.stats")
+            # a second page while the one connection is taken: told why, and the first goes on
+            first = browser.current_window_handle
+            browser.switch_to.new_window("window")
+            browser.get(url + "?autostart=1")
+            notice = wait_for(browser, "return window.liveState.error", 30, "the refusal on the second page")
+            browser.switch_to.window(first)
+            received = browser.execute_script("return window.liveState.received")
+            wait_for(browser, f"return window.liveState.received > {received + 15}", 20, "frames after the refusal")
+        finally:
+            browser.quit()
+    follow = follow_check(shots, "camera", "avatar-video")
+    assert follow["jaw_r"] >= FOLLOWS and follow["yaw_r"] >= FOLLOWS, follow
+    assert_shows_the_avatar(shots, "camera", "avatar-video")
+    assert figures["face_share"] >= 0.9 and figures["loop_fps"] > 0 and figures["added_ms"] > 0, figures
+    assert "already drives 1" in notice, notice
+
+
+def test_the_extension_gives_a_call_app_a_live_avatar_camera(fake_camera, tmp_path):
+    with live_server(home=tmp_path / "home") as (url, proc), static_site(ASSETS) as call_app:
+        browser = chromium(fake_camera, EXTENSION)
+        try:
+            set_extension_server(browser, EXTENSION, url)
+            browser.get(call_app + "call_app.html")
+            state = wait_for(browser, "const s = window.callState; return s && (s.ready || s.error) ? s : null", 60,
+                             "the call app's camera")
+            assert state["error"] is None and state["picked"] == "live avatar", state
+            assert "live avatar" in state["devices"] and len(state["devices"]) >= 2, state   # the real one stays
+            wait_for(browser, "return document.getElementById('remote').videoWidth > 0", 60, "the avatar camera")
+            shots = record(browser, ("local", "remote"), 66, 180)
+        finally:
+            browser.quit()
+    # the call app's self-view is its own capture of the fake camera, which Chromium may start apart from the
+    # extension's: the clip can run seconds apart in the two, so the lag is searched further
+    follow = follow_check(shots, "local", "remote", max_lag_ms=4000)
+    assert follow["jaw_r"] >= FOLLOWS and follow["yaw_r"] >= FOLLOWS, follow
+    assert_shows_the_avatar(shots, "local", "remote")
+    assert {shot["remote"].shape for shot in shots} == {(512, 512, 3)}
+
+
+def test_the_extension_says_when_no_server_answers(fake_camera, tmp_path):
+    with static_site(ASSETS) as call_app:
+        browser = chromium(fake_camera, EXTENSION)
+        try:
+            set_extension_server(browser, EXTENSION, "http://127.0.0.1:9")      # nothing listens there
+            browser.get(call_app + "call_app.html")
+            state = wait_for(browser, "const s = window.callState; return s && (s.ready || s.error) ? s : null", 60,
+                             "the call app's answer")
+        finally:
+            browser.quit()
+    assert state["error"].startswith("NotReadableError") and "live serve" in state["error"], state
