@@ -20,6 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "live" / "serve" / "extension"
 CHROMIUM_INSTALL = "apt-get install -y chromium chromium-driver   (Debian/Ubuntu, as root; then pip install selenium)"
+LAG_STEP_MS = 16.7      # the lag search's step: half a frame at 30 fps
 URL_LINE = re.compile(r"live serve: open (\S+)")
 
 
@@ -106,7 +107,8 @@ def chromium(fake_video: Path, extension: Path | None = None):
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
-# Grabs the named video elements together every `every_ms` into window.__shots (JPEG data URLs), n times.
+# Grabs the named video elements together every `every_ms` into window.__shots (JPEG data URLs, at most 320 px
+# wide), n times.
 RECORDER = """
 const [ids, everyMs, n] = arguments;
 window.__shots = [];
@@ -117,8 +119,9 @@ const timer = setInterval(() => {
   for (const id of ids) {
     const v = document.getElementById(id);
     if (!v || !v.videoWidth) return;
-    canvas.width = v.videoWidth; canvas.height = v.videoHeight;
-    canvas.getContext("2d").drawImage(v, 0, 0);
+    const scale = Math.min(1, 320 / v.videoWidth);   // small grabs: cheap enough for several pages at once
+    canvas.width = Math.round(v.videoWidth * scale); canvas.height = Math.round(v.videoHeight * scale);
+    canvas.getContext("2d").drawImage(v, 0, 0, canvas.width, canvas.height);
     shot[id] = canvas.toDataURL("image/jpeg", 0.85);
   }
   window.__shots.push(shot);
@@ -127,10 +130,14 @@ const timer = setInterval(() => {
 """
 
 
-def record(driver, ids: tuple[str, str], every_ms: int, n: int, timeout: float = 90.0) -> list[dict]:
-    """n pairs of frames grabbed in the page at the same moments: [{t (ms), id: RGB image}]."""
-    import cv2
+def start_recording(driver, ids: tuple[str, str], every_ms: int, n: int) -> None:
+    """The page grabs the named videos together every `every_ms`, n times, on its own (several pages at once)."""
     driver.execute_script(RECORDER, list(ids), every_ms, n)
+
+
+def collect_recording(driver, ids: tuple[str, str], n: int, timeout: float = 90.0) -> list[dict]:
+    """What start_recording grabbed: [{t (ms), id: RGB image}] (waits for all n)."""
+    import cv2
     shots: list[dict] = []
     deadline = time.monotonic() + timeout
     while len(shots) < n and time.monotonic() < deadline:
@@ -146,14 +153,23 @@ def record(driver, ids: tuple[str, str], every_ms: int, n: int, timeout: float =
     return out
 
 
+def record(driver, ids: tuple[str, str], every_ms: int, n: int, timeout: float = 90.0) -> list[dict]:
+    """n pairs of frames grabbed in the page at the same moments: [{t (ms), id: RGB image}]."""
+    start_recording(driver, ids, every_ms, n)
+    return collect_recording(driver, ids, n, timeout)
+
+
 def wait_for(driver, script: str, timeout: float, what: str):
+    """The script's value once truthy; else an error that shows what the page said (its notice, its state)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = driver.execute_script(script)
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+    seen = driver.execute_script("const n = document.getElementById('notice'); return [n ? n.textContent : null, "
+                                 "window.liveState || window.callState || null]")
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s; the page shows {seen}")
 
 
 def follow_check(shots: list[dict], driver_id: str, avatar_id: str, max_lag_ms: float = 1000.0) -> dict:
@@ -172,20 +188,24 @@ def follow_check(shots: list[dict], driver_id: str, avatar_id: str, max_lag_ms: 
             est.close()
     drv, ava = params(driver_id), params(avatar_id)
     cols = [PARAM_NAMES.index("jaw"), PARAM_NAMES.index("yaw")]
-    dt = float(np.median(np.diff([s["t"] for s in shots])))
+    # by time, not by sample: a busy page's timer fires late, so the grabs are not evenly spaced
+    t = np.array([s["t"] for s in shots], dtype=np.float64)
+    found = np.isfinite(drv[:, cols]).all(1)
     best = None
-    for lag in range(0, int(max_lag_ms / dt) + 1):
-        a, b = drv[:len(drv) - lag, cols], ava[lag:, cols]
-        ok = np.isfinite(a).all(1) & np.isfinite(b).all(1)
-        if ok.sum() < 20:
+    for lag in np.arange(0.0, max_lag_ms + 1e-9, LAG_STEP_MS):
+        late = t - lag                      # the driver as shown `lag` ms before each avatar grab
+        inside = (late >= t[found][0]) & np.isfinite(ava[:, cols]).all(1) if found.any() else found
+        if inside.sum() < 20:
             continue
-        r = [float(np.corrcoef(a[ok, j], b[ok, j])[0, 1]) for j in range(2)]
+        a = np.stack([np.interp(late[inside], t[found], drv[found, c]) for c in cols], 1)
+        b = ava[inside][:, cols]
+        r = [float(np.corrcoef(a[:, j], b[:, j])[0, 1]) for j in range(2)]
         if best is None or sum(r) > sum(best["r"]):
-            best = {"lag": lag, "r": r, "pairs": int(ok.sum())}
+            best = {"lag": float(lag), "r": r, "pairs": int(inside.sum())}
     assert best is not None, "too few frames with a face on both sides"
-    return {"jaw_r": round(best["r"][0], 3), "yaw_r": round(best["r"][1], 3), "lag_ms": round(best["lag"] * dt),
-            "pairs": best["pairs"], "shots": len(shots), "every_ms": round(dt, 1),
-            "driver_found": float(np.isfinite(drv).all(1).mean()), "avatar_found": float(np.isfinite(ava).all(1).mean())}
+    return {"jaw_r": round(best["r"][0], 3), "yaw_r": round(best["r"][1], 3), "lag_ms": round(best["lag"]),
+            "pairs": best["pairs"], "shots": len(shots), "every_ms": round(float(np.median(np.diff(t))), 1),
+            "driver_found": float(found.mean()), "avatar_found": float(np.isfinite(ava).all(1).mean())}
 
 
 def unpacked_extension_id(folder: Path) -> str:

@@ -67,7 +67,8 @@ def latent_blend_ref(w_s, w_avg, A, bias, dp, strength, psi: float) -> np.ndarra
 def _numba_kernel():
     import numba
 
-    @numba.njit(cache=True)
+    # nogil: the loop's other threads (and `live serve`'s event loop) run while this one draws
+    @numba.njit(cache=True, nogil=True)
     def blend(w_s, w_avg, A, bias, dp, strength, psi, Ls, out):
         L, S = w_s.shape
         P = dp.shape[0]

@@ -105,7 +105,8 @@ def _numba_kernel():
             return np.float32(-1.0)
         return min(max(v, np.float32(-3.402823466e+38)), np.float32(3.402823466e+38))
 
-    @numba.njit(cache=True)
+    # nogil: the loop's other threads (and `live serve`'s event loop) run while this one draws
+    @numba.njit(cache=True, nogil=True)
     def post(img, out_h, out_w, x0, y0, cw, ch, fill, out):
         H, W = img.shape[1], img.shape[2]
         sx = np.float32(W / cw)

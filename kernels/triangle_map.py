@@ -69,7 +69,8 @@ def triangle_map_ref(dst, src, triangles, height: int, width: int,
 def _numba_kernel():
     import numba
 
-    @numba.njit(cache=True)
+    # nogil: the loop's other threads (and `live serve`'s event loop) run while this one draws
+    @numba.njit(cache=True, nogil=True)
     def fill(dst, src, triangles, map_x, map_y, tol):
         height, width = map_x.shape
         for t in range(triangles.shape[0]):

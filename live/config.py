@@ -164,8 +164,9 @@ class ServeConfig:
     port: int = option(8189, "port (0: any free one; the URL is printed)")
     avatars: list = option([], "avatar files a connection may pick, the first is its default; empty: --avatar, or "
                                "the bundled demo painting", name="offer", metavar="ME.pt")
-    max_connections: int = option(4, "browsers served at once; one more is refused with a message (each runs its own "
-                                     "tracker and renderer: about one CPU core for the mesh warp)")
+    max_connections: int = option(0, "browsers served at once, one more is refused with a message; 0: one per CPU "
+                                     "core (each runs its own tracker and renderer: about a core for the mesh warp at "
+                                     "30 fps; bench/RESULTS.md has 1, 2 and 4 streams on two cores)")
     uploads: bool = option(True, "let a page upload a photo that becomes a warp avatar for every connection")
     max_upload_mb: float = option(10.0, "largest photo upload, MB")
     cert: str | None = option(None, "TLS certificate (PEM) for HTTPS", metavar="PEM")

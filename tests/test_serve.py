@@ -200,3 +200,31 @@ def test_a_remote_host_needs_https_and_a_token(tmp_path):
         assert f"fingerprint: {certificate_fingerprint(served.encode())}" in "".join(proc.lines)
     # the certificate is kept for the next start on the same host
     assert (tmp_path / "home" / "config" / "serve-cert.pem").is_file()
+
+
+def test_the_avatar_track_hands_the_encoder_only_the_newest_frame():
+    from aiortc.mediastreams import MediaStreamError
+
+    from live.serve.avatar_track import AvatarTrack, TrackSink
+
+    async def scenario():
+        track = AvatarTrack(asyncio.get_running_loop())
+        sink = TrackSink(track)
+        frames = [np.full((64, 48, 3), v, np.uint8) for v in (10, 20, 30)]
+        await asyncio.to_thread(lambda: [sink.write(f) for f in frames])      # the loop's thread
+        first = await track.recv()
+        waiting = asyncio.ensure_future(track.recv())      # nothing new yet: it waits, it does not resend
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await asyncio.to_thread(sink.write, np.full((64, 48, 3), 40, np.uint8))
+        second = await asyncio.wait_for(waiting, 5)
+        sink.close()
+        with pytest.raises(MediaStreamError):
+            await asyncio.wait_for(track.recv(), 5)
+        return track, first, second
+
+    track, first, second = run(scenario())
+    assert int(first.to_ndarray(format="rgb24").mean()) in (29, 30, 31)     # the newest of three (YUV rounding)
+    assert int(second.to_ndarray(format="rgb24").mean()) in (39, 40, 41)
+    assert track.replaced == 2 and track.sent == 2
+    assert second.pts > first.pts and first.time_base == second.time_base

@@ -89,8 +89,9 @@ class TrackSink(Sink):
 
 async def receive_frames(track, feed: LatestSlot, counters: dict) -> None:
     """The browser's camera frames into `feed` as (seconds since the first, RGB, arrival), until the track or the feed
-    ends. `counters`: "received" counts them (the loop's own report counts what it took), "last_at" is the
-    perf_counter of the newest."""
+    ends. `counters`: "received" counts them (the loop's own report counts what it took), "skipped" those
+    passed over because a newer one was already decoded (a busy event loop), "last_at" is the perf_counter of
+    the newest."""
     start = None
     while True:
         try:
@@ -99,9 +100,13 @@ async def receive_frames(track, feed: LatestSlot, counters: dict) -> None:
             return
         now = time.perf_counter()
         start = now if start is None else start
-        image = frame.to_ndarray(format="rgb24")      # about a millisecond at 640x480: not worth a thread hop
         counters["received"] = counters.get("received", 0) + 1
         counters["last_at"] = now
+        waiting = getattr(track, "_queue", None)      # aiortc's decoded frames not yet taken
+        if waiting is not None and waiting.qsize() > 0:
+            counters["skipped"] = counters.get("skipped", 0) + 1     # a newer one is already there
+            continue
+        image = frame.to_ndarray(format="rgb24")      # about a millisecond at 640x480: not worth a thread hop
         try:
             feed.put((now - start, image, now))
         except Closed:

@@ -30,12 +30,23 @@ STATS_EVERY_S = 0.5
 SILENT_S = 10.0         # a browser that sent frames and then nothing for this long is gone (killed, asleep)
 
 
+def tolerate_a_busy_machine() -> None:
+    """aioice ends a connection after 6 consent checks in a row (one every 5 s) get no answer within 0.5 s, with
+    no retry. On a loaded machine (several streams on two cores, the browser on the same CPU) the event loop
+    answers late for half a minute at a time and every stream dies mid-call. The browser's frames are the
+    better sign of life: a connection whose browser sends nothing for SILENT_S is closed (Connection)."""
+    import aioice.ice
+    if hasattr(aioice.ice, "CONSENT_FAILURES"):
+        aioice.ice.CONSENT_FAILURES = 10 ** 6
+
+
 class OfferRefused(ValueError):
     """An offer this server cannot answer (no camera video in it); the message says what to send."""
 
 
 class Connection:
     def __init__(self, connection_id: str, cfg: LiveConfig, avatar: AvatarChoice, on_closed=None):
+        tolerate_a_busy_machine()
         self.id, self.avatar, self.on_closed = connection_id, avatar, on_closed
         self.cfg = copy.deepcopy(cfg)
         self.cfg.run.avatar = avatar.path
@@ -111,10 +122,13 @@ class Connection:
                "loop_fps": round(report.fps, 1) if report else 0.0,
                "written": report.written if report else 0,
                "face_share": round(report.found_frames / report.written, 3) if report and report.written else 0.0,
-               "dropped_in_feed": self.feed.dropped, "replaced_before_encoding": self.track.replaced}
+               "dropped_in_feed": self.feed.dropped + self.counters.get("skipped", 0),
+               "replaced_before_encoding": self.track.replaced}
         if times is not None:
             out.update({f"{name}_ms": round(times.recent_median(name, 60), 1)
                         for name in ("added", "track", "render")})
+        budget = p.stages.motion.budget if p is not None and hasattr(p, "stages") else None
+        out["adaptations"] = [a["step"] for a in budget.adaptations] if budget is not None else []
         if self.error:
             out["error"] = self.error
         return out

@@ -38,8 +38,8 @@ def refuse(status: int, message: str) -> web.Response:
 
 
 class AvatarServer:
-    def __init__(self, cfg: LiveConfig, catalogue: AvatarCatalogue, token: str | None):
-        self.cfg, self.catalogue, self.token = cfg, catalogue, token
+    def __init__(self, cfg: LiveConfig, catalogue: AvatarCatalogue, token: str | None, max_connections: int):
+        self.cfg, self.catalogue, self.token, self.max_connections = cfg, catalogue, token, max_connections
         self.connections: dict[str, Connection] = {}
         self._ids = itertools.count(1)
         self._uploading = asyncio.Semaphore(1)      # one avatar made at a time: it takes the CPU for a second
@@ -115,7 +115,7 @@ class AvatarServer:
             avatar = self.catalogue.get(avatar_id)
         except KeyError as e:
             return refuse(404, e.args[0])
-        limit = self.cfg.serve.max_connections
+        limit = self.max_connections
         if len(self.connections) >= limit:
             self.refused_full += 1
             return refuse(503, f"this server already drives {limit} avatar streams (serve.max_connections): close "
@@ -138,7 +138,7 @@ class AvatarServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({"connections": [c.stats() for c in self.connections.values()],
-                                  "max_connections": self.cfg.serve.max_connections,
+                                  "max_connections": self.max_connections,
                                   "refused_full": self.refused_full})
 
     async def _close_all(self, app: web.Application) -> None:

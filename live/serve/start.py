@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 from aiohttp import web
@@ -24,17 +25,28 @@ def page_url(scheme: str, host: str, port: int, token: str | None) -> str:
 def serve(cfg: LiveConfig, ready=None) -> int:
     """Serve until stopped. `ready(url)` is called once the port listens (tests; the URL is also printed)."""
     s = cfg.serve
-    if s.max_connections < 1:
-        raise ServeSetupError("--max-connections must be at least 1")
+    if s.max_connections < 0:
+        raise ServeSetupError("--max-connections must be 0 (one per CPU core) or more")
+    max_connections = s.max_connections or os.cpu_count() or 1
     paths = ([cfg.run.avatar] if cfg.run.avatar else []) + [p for p in s.avatars if p != cfg.run.avatar]
     catalogue = AvatarCatalogue(paths, data_dir() / "serve-uploads", int(s.max_upload_mb * 1e6))
     context, fingerprint = server_tls(s.host, s.cert, s.key, s.self_signed, config_dir())
     token = access_token(s.host, s.token)
-    server = AvatarServer(cfg, catalogue, token)
+    server = AvatarServer(cfg, catalogue, token, max_connections)
     return asyncio.run(_serve(server, s.host, s.port, context, fingerprint, ready))
 
 
+def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """aiortc's own tasks that still try to send after a browser left raise ConnectionError nobody awaits; that
+    is the end of a connection, already reported, not an error worth a traceback."""
+    if isinstance(context.get("exception"), ConnectionError):
+        logger.debug("after a connection ended: {}", context.get("exception"))
+        return
+    loop.default_exception_handler(context)
+
+
 async def _serve(server: AvatarServer, host: str, port: int, context, fingerprint, ready) -> int:
+    asyncio.get_running_loop().set_exception_handler(_quiet_closed_connections)
     runner = web.AppRunner(server.app(), handle_signals=True, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -53,7 +65,7 @@ async def _serve(server: AvatarServer, host: str, port: int, context, fingerprin
     if fingerprint:
         print(f"  certificate SHA-256 fingerprint: {fingerprint}", flush=True)
     names = ", ".join(c.id for c in server.catalogue.list())
-    print(f"  avatars: {names}; up to {server.cfg.serve.max_connections} connections", flush=True)
+    print(f"  avatars: {names}; up to {server.max_connections} connections at once", flush=True)
     print(f"  browser extension (a 'live avatar' camera for web call apps): load unpacked from {EXTENSION}",
           flush=True)
     logger.info("serving on {}", url)
