@@ -102,3 +102,18 @@ def test_the_extension_says_when_no_server_answers(fake_camera, tmp_path):
         finally:
             browser.quit()
     assert state["error"].startswith("NotReadableError") and "live serve" in state["error"], state
+
+
+def test_a_browser_without_webrtc_is_told_what_to_use(fake_camera, tmp_path):
+    with live_server(home=tmp_path / "home") as (url, proc):
+        browser = chromium(fake_camera)
+        try:     # as in a browser that has no WebRTC: the page's scripts find no RTCPeerConnection
+            browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": "delete window.RTCPeerConnection;"})
+            browser.get(url + "?autostart=1")
+            notice = wait_for(browser, "return window.liveState.error", 30, "the page's message")
+            start_disabled = browser.execute_script("return document.getElementById('start').disabled")
+        finally:
+            browser.quit()
+    assert "no WebRTC" in notice and "Chrome" in notice, notice
+    assert start_disabled

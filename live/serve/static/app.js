@@ -74,7 +74,8 @@ async function start() {
   const channel = pc.createDataChannel("stats");
   channel.onmessage = (m) => {
     const data = JSON.parse(m.data);
-    if (data.error) say(`The server's loop stopped: ${data.error}`, true); else state.stats = data;
+    if (data.error) say(`The server's loop stopped: ${data.error}`, true);
+    else { state.stats = data; matchServerPace(data.loop_fps); }
   };
   camera.getVideoTracks().forEach((t) => pc.addTrack(t, camera));
   pc.ontrack = (e) => {
@@ -103,6 +104,22 @@ async function start() {
   await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
   say("Connecting ...");
   figuresTimer = setInterval(showFigures, 1000);
+}
+
+async function matchServerPace(loopFps) {
+  // A server that cannot keep up (a slow CPU, many streams) would still be sent every camera frame, and
+  // decoding the surplus queues up seconds of delay before its loop sees a frame: send it what it uses.
+  if (!pc || !loopFps) return;
+  const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  if (!sender) return;
+  const cap = loopFps > 26 ? null : Math.max(5, Math.ceil(loopFps * 1.25));
+  const params = sender.getParameters();
+  if (!params.encodings || !params.encodings.length) return;
+  const now = params.encodings[0].maxFramerate ?? null;
+  if (now === cap || (now && cap && Math.abs(now - cap) < 3)) return;
+  if (cap === null) delete params.encodings[0].maxFramerate; else params.encodings[0].maxFramerate = cap;
+  state.sendFps = cap;
+  try { await sender.setParameters(params); } catch (e) { /* a browser that cannot cap keeps sending all */ }
 }
 
 function reconnect() {
