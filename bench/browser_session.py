@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def live_server(*args: str, home: Path, timeout: float = 60.0):
             if time.monotonic() > deadline:
                 raise AssertionError("live serve printed no URL:\n" + "".join(lines))
         proc.lines = lines
+        # keep reading what it prints: a full pipe would block the server mid-run
+        proc.reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+        proc.reader.start()
         yield url, proc
     finally:
         if proc.poll() is None:
@@ -65,8 +69,8 @@ def live_server(*args: str, home: Path, timeout: float = 60.0):
 
 def server_output(proc) -> str:
     """Everything the server printed (after it stopped)."""
-    rest = proc.stdout.read() if proc.stdout else ""
-    return "".join(proc.lines) + rest
+    proc.reader.join(10)
+    return "".join(proc.lines)
 
 
 def clip_to_y4m(clip: Path, out: Path, size: int = 320, seconds: float = 12.0) -> float:

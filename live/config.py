@@ -162,11 +162,13 @@ class ServeConfig:
                                     "needs HTTPS (--cert/--key or --self-signed) and a token in the URL, because "
                                     "browsers give the camera only to secure pages")
     port: int = option(8189, "port (0: any free one; the URL is printed)")
-    avatars: list = option([], "avatar files a connection may pick, the first is its default; empty: --avatar, or "
-                               "the bundled demo painting", name="offer", metavar="ME.pt")
+    avatars: list = option([], "more avatar files a page may pick (after --avatar, the default); none: --avatar, or "
+                               "the bundled demo painting", metavar="ME.pt")
     max_connections: int = option(0, "browsers served at once, one more is refused with a message; 0: one per CPU "
                                      "core (each runs its own tracker and renderer: about a core for the mesh warp at "
                                      "30 fps; bench/RESULTS.md has 1, 2 and 4 streams on two cores)")
+    max_uploads: int = option(50, "uploaded photos' avatars kept (in the user data dir, listed again after a "
+                                  "restart); the oldest go first")
     uploads: bool = option(True, "let a page upload a photo that becomes a warp avatar for every connection")
     max_upload_mb: float = option(10.0, "largest photo upload, MB")
     cert: str | None = option(None, "TLS certificate (PEM) for HTTPS", metavar="PEM")

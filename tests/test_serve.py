@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -43,7 +44,8 @@ def test_a_connection_gets_the_avatar_stream_and_the_loops_figures(server):
         status, answer = await c.start()
         assert status == 200, answer
         await c.wait_frames(45, 90)
-        while not c.stats or c.stats[-1]["written"] < 30:
+        deadline = time.monotonic() + 60
+        while (not c.stats or c.stats[-1]["written"] < 30) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         listed = (await asyncio.to_thread(http, url + "api/stats"))[1]["connections"]
         await c.close()
@@ -82,7 +84,49 @@ def test_bad_offers_are_refused_with_what_to_send(server):
         return answer
     status, body = run(without_video())
     assert status == 400 and "no video" in body["error"], body
+    status, body = http(url + "api/offer", json.dumps({"sdp": "x", "type": "offer", "avatar": [1]}).encode())
+    assert status == 400, body
     assert http(url + "api/stats")[1]["connections"] == []       # nothing half-open was left behind
+
+
+def test_other_web_sites_cannot_drive_a_local_server(server):
+    """A loopback server has no token: a page of another site must not reach it through the user's browser
+    (a form POST needs no CORS preflight; a rebound DNS name carries a foreign Host)."""
+    import urllib.error
+    url, _ = server
+    form = urllib.request.Request(url + "api/offer", b'{"sdp": "x", "type": "offer"}', {"Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(form, timeout=30)
+    assert refused.value.code == 415 and "application/json" in json.loads(refused.value.read())["error"]
+    rebound = urllib.request.Request(url + "api/avatars", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(rebound, timeout=30)
+    assert refused.value.code == 421
+    assert http(url.replace("127.0.0.1", "localhost") + "api/avatars")[0] == 200
+
+
+def test_a_connection_that_never_connects_is_let_go(server):
+    """An answered offer whose browser vanishes before ICE completes (Stop pressed while connecting, a tab
+    closed): no frame ever comes, and the server lets it go after connection.SILENT_S."""
+    from live.serve.connection import SILENT_S
+    url, _ = server
+
+    async def vanish():
+        from aiortc import RTCConfiguration, RTCPeerConnection
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("video", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp.replace("a=end-of-candidates\r\n", "")    # as Chromium sends it
+        answer = await asyncio.to_thread(http, url + "api/offer", json.dumps({"sdp": sdp, "type": "offer"}).encode())
+        await pc.close()                          # gone before connecting: no goodbye reaches the server
+        return answer
+    status, answer = run(vanish())
+    assert status == 200, answer
+    assert [c["id"] for c in http(url + "api/stats")[1]["connections"]] == [answer["id"]]
+    deadline = time.monotonic() + SILENT_S + 15
+    while http(url + "api/stats")[1]["connections"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert http(url + "api/stats")[1]["connections"] == [], "the connection that never connected is still held"
 
 
 def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_an_avatar(server, tmp_path):
@@ -90,14 +134,16 @@ def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_
     url, _ = server
     upload = url + "api/avatars"
     cases = {
-        "text": (b"# my notes\nnot a photo", 415, "not a JPEG, PNG or WebP"),
-        "empty": (b"", 400, "empty"),
-        "too large": (b"\xff\xd8\xff" + bytes(1_200_000), 413, "up to 1 MB"),
-        "damaged": (b"\x89PNG\r\n\x1a\n" + bytes(200), 415, "does not decode"),
-        "no face": (cv2.imencode(".png", np.full((400, 400, 3), 128, np.uint8))[1].tobytes(), 422, "no face"),
+        "text": (b"# my notes\nnot a photo", "image/png", 415, "not a JPEG, PNG or WebP"),
+        "not said to be an image": (b"\xff\xd8\xff", "text/plain", 415, "send the request as image/jpeg"),
+        "empty": (b"", "image/jpeg", 400, "empty"),
+        "too large": (b"\xff\xd8\xff" + bytes(1_200_000), "image/jpeg", 413, "up to 1 MB"),
+        "damaged": (b"\x89PNG\r\n\x1a\n" + bytes(200), "image/png", 415, "does not decode"),
+        "no face": (cv2.imencode(".png", np.full((400, 400, 3), 128, np.uint8))[1].tobytes(), "image/png", 422,
+                    "no face"),
     }
-    for what, (data, code, words) in cases.items():
-        status, body = http(upload, data, "application/octet-stream")
+    for what, (data, content_type, code, words) in cases.items():
+        status, body = http(upload, data, content_type)
         assert status == code and words in body["error"], (what, status, body)
         assert str(tmp_path.parent) not in body["error"]     # no server paths in what the browser is told
     portrait = (clip().parent / "portrait_einstein.jpg").read_bytes()
@@ -113,7 +159,8 @@ def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_
         status, answer = await c.start()
         assert status == 200, answer
         await c.wait_frames(20, 90)
-        while not c.stats:
+        deadline = time.monotonic() + 60
+        while not c.stats and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await c.close()
         return c.stats[-1]
@@ -127,9 +174,7 @@ def test_one_connection_too_many_is_refused_and_the_others_go_on(tmp_path):
             assert (await first.start())[0] == 200
             await first.wait_frames(10, 90)
             refused = await second.start()
-            before = len(first.frames)
-            await asyncio.sleep(2.0)
-            after = len(first.frames)
+            await first.wait_frames(len(first.frames) + 10, 60)     # the first goes on
             await first.close()
             await second.close()
             await asyncio.sleep(1.0)
@@ -137,10 +182,9 @@ def test_one_connection_too_many_is_refused_and_the_others_go_on(tmp_path):
             taken = await third.start()
             await third.wait_frames(5, 90)
             await third.close()
-            return refused, after - before, taken
-        (status, body), more, (status3, _) = run(crowd())
+            return refused, taken
+        (status, body), (status3, _) = run(crowd())
     assert status == 503 and "already drives 1" in body["error"] and "--max-connections" in body["error"], body
-    assert more >= 10, f"the first connection got {more} frames in the 2 s after the refusal"
     assert status3 == 200, "the slot was not given back when the first connection closed"
 
 
@@ -197,9 +241,22 @@ def test_a_remote_host_needs_https_and_a_token(tmp_path):
         assert status == 200 and body["default"] == "demo"
         served = ssl.get_server_certificate(("127.0.0.1", parts.port))
         from live.serve.tls import certificate_fingerprint
-        assert f"fingerprint: {certificate_fingerprint(served.encode())}" in "".join(proc.lines)
-    # the certificate is kept for the next start on the same host
-    assert (tmp_path / "home" / "config" / "serve-cert.pem").is_file()
+        fingerprint = certificate_fingerprint(served.encode())
+        assert f"fingerprint: {fingerprint}" in "".join(proc.lines)
+        # the page given the token sets a cookie; the page's script and API calls then need no token in the URL
+        from http.cookiejar import CookieJar
+        from urllib.request import HTTPCookieProcessor, HTTPSHandler, build_opener
+        opener = build_opener(HTTPSHandler(context=context), HTTPCookieProcessor(CookieJar()))
+        opener.open(base + "?token=" + token, timeout=30).read()
+        assert opener.open(base + "app.js", timeout=30).status == 200
+        assert http(base + "app.js", context=context)[0] == 401       # without the cookie, refused
+    key = tmp_path / "home" / "config" / "serve-key.pem"
+    assert key.stat().st_mode & 0o077 == 0, oct(key.stat().st_mode)
+    # the certificate is kept for the next start on the same host: the fingerprint the user checked stays
+    with live_server("--host", "0.0.0.0", "--self-signed", home=tmp_path / "home") as (url, proc):
+        port = urllib.parse.urlsplit(url).port
+        again = certificate_fingerprint(ssl.get_server_certificate(("127.0.0.1", port)).encode())
+    assert again == fingerprint
 
 
 def test_the_avatar_track_hands_the_encoder_only_the_newest_frame():

@@ -22,7 +22,11 @@ def http(url: str, data: bytes | None = None, content_type: str = "application/j
         with urllib.request.urlopen(req, timeout=60, context=context) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+        body = e.read()
+        try:
+            return e.code, json.loads(body)
+        except ValueError:
+            return e.code, {"error": body.decode(errors="replace")}
 
 
 class Client:

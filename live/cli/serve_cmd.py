@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from live.cli.arguments import add_command
+from live.serve import LOCAL_ONLY
 
 SERVE_DESCRIPTION = (
     "A web page and WebRTC endpoint on this machine: the page sends your browser's camera to the server, which "
@@ -14,16 +15,14 @@ SERVE_DESCRIPTION = (
     "Another address than this machine needs HTTPS and a token (see --host).")
 
 
-# run options about a local camera and local outputs: in `live serve` both are the browser's
-LOCAL_ONLY = tuple(f"run.{key}" for key in ("source", "camera_size", "camera_mjpg", "camera_retry_s", "fast", "loop",
-                                            "frames", "sinks", "vcam_device", "hud", "audio_delay", "audio_input",
-                                            "audio_output", "stats_every_s"))
+# the run options about a local camera and outputs: in `live serve` both are the browser's
+LOCAL_ONLY_FLAGS = tuple(f"run.{key}" for key in LOCAL_ONLY)
 
 
 def register(sub) -> None:
     add_command(sub, "serve", serve_command, "serve the avatar to a browser over WebRTC (no camera driver needed)",
                 None, sections=("serve", "run", "generator", "engine", "tracking", "smoothing"),
-                description=SERVE_DESCRIPTION, leave_out=LOCAL_ONLY)
+                description=SERVE_DESCRIPTION, leave_out=LOCAL_ONLY_FLAGS)
 
 
 def serve_command(opts, cfg) -> int:

@@ -50,8 +50,9 @@ def image_kind(data: bytes) -> str | None:
 
 
 class AvatarCatalogue:
-    def __init__(self, paths: list[str], upload_dir: Path, max_upload_bytes: int):
+    def __init__(self, paths: list[str], upload_dir: Path, max_upload_bytes: int, max_uploads: int = 50):
         self.upload_dir, self.max_upload_bytes = Path(upload_dir), int(max_upload_bytes)
+        self.max_uploads = max(int(max_uploads), 0)
         self._lock = threading.Lock()
         self._choices: dict[str, AvatarChoice] = {}
         for path in paths:
@@ -62,6 +63,16 @@ class AvatarCatalogue:
         if not self._choices:
             self._choices[DEMO_ID] = AvatarChoice(DEMO_ID, "demo painting (Vermeer)", None, "warp")
         self.default_id = next(iter(self._choices))
+        for kept in self._kept_uploads():       # earlier uploads are listed again after a restart
+            avatar_id = f"upload-{kept.stem[:8]}"
+            self._choices[avatar_id] = AvatarChoice(avatar_id, "uploaded photo", str(kept), "warp", uploaded=True)
+
+    def _kept_uploads(self) -> list[Path]:
+        """Uploaded avatars on disk, oldest first; beyond max_uploads the oldest are removed."""
+        kept = sorted(self.upload_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime) if self.upload_dir.is_dir() else []
+        while len(kept) > self.max_uploads:
+            kept.pop(0).unlink(missing_ok=True)
+        return kept
 
     def list(self) -> list[AvatarChoice]:
         with self._lock:
@@ -104,6 +115,11 @@ class AvatarCatalogue:
         if shape[0] * shape[1] > MAX_PIXELS:
             raise UploadRefused(f"the photo is {shape[1]}x{shape[0]} px; this server takes up to "
                                 f"{MAX_PIXELS / 1e6:.0f} megapixels", 413)
+        if target.exists():
+            try:
+                load_warp_avatar(target)
+            except AvatarError:         # made by another version, or damaged: made again from this photo
+                target.unlink()
         if not target.exists():
             photo = self.upload_dir / f"{digest}.{kind.lower()}"
             write_bytes_atomic(photo, data)
@@ -120,6 +136,9 @@ class AvatarCatalogue:
         choice = AvatarChoice(avatar_id, (name or "uploaded photo")[:60], str(target), "warp", uploaded=True)
         with self._lock:
             self._choices[avatar_id] = choice
+            kept = set(map(str, self._kept_uploads()))
+            for old_id in [c.id for c in self._choices.values() if c.uploaded and c.path not in kept]:
+                del self._choices[old_id]
         return choice
 
 

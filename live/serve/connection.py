@@ -5,29 +5,35 @@
 
 The loop runs on threads of its own (opening it loads the tracker: a second or two, off the event loop).
 Statistics go to the page on its "stats" data channel twice a second and to `GET /api/stats`. The
-connection ends when the browser leaves, the network drops (ICE fails), the loop stops, or the server
-closes it; each path ends in `close()`, which runs once.
+connection ends when the browser leaves, the network drops, the browser goes silent (no frame for
+SILENT_S, counted from the answer, so one that never connects is let go too), the loop stops, or the
+server closes it; each path ends in `close()`, which runs once and tells the page why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import json
+import re
 import threading
 import time
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from loguru import logger
 
-from live.config import LiveConfig
+from live.config import LiveConfig, RunConfig
 from live.pipeline.slots import LatestSlot
 from live.serve.avatar_track import AvatarTrack, TrackSink, receive_frames
+from live.serve import LOCAL_ONLY
 from live.serve.avatars import AvatarChoice
 from models.errors import first_line
 
 STATS_EVERY_S = 0.5
-SILENT_S = 10.0         # a browser that sent frames and then nothing for this long is gone (killed, asleep)
+SILENT_S = 10.0         # a browser that sent nothing for this long (since the answer, or its last frame) is gone
+FPS_WINDOW_S = 2.0      # the fps the page shows and paces its camera by: over the last two seconds
+PATH_LIKE = re.compile(r"(?:[A-Za-z]:)?[/\\][^\s'\"]*[/\\]([^\s/\\'\"]+)")
 
 
 def tolerate_a_busy_machine() -> None:
@@ -40,6 +46,11 @@ def tolerate_a_busy_machine() -> None:
         aioice.ice.CONSENT_FAILURES = 10 ** 6
 
 
+def for_the_browser(text: str) -> str:
+    """A message with the server's folders taken out (file names kept): the page is not told the server's paths."""
+    return PATH_LIKE.sub(r"\1", text)
+
+
 class OfferRefused(ValueError):
     """An offer this server cannot answer (no camera video in it); the message says what to send."""
 
@@ -49,6 +60,9 @@ class Connection:
         tolerate_a_busy_machine()
         self.id, self.avatar, self.on_closed = connection_id, avatar, on_closed
         self.cfg = copy.deepcopy(cfg)
+        defaults = RunConfig()
+        for key in LOCAL_ONLY:
+            setattr(self.cfg.run, key, copy.deepcopy(getattr(defaults, key)))
         self.cfg.run.avatar = avatar.path
         self.cfg.run.stats_every_s = 0.0        # per connection, the page and /api/stats carry the figures
         self.loop = asyncio.get_running_loop()
@@ -58,10 +72,13 @@ class Connection:
         self.track = AvatarTrack(self.loop)
         self.counters: dict = {}
         self.started = time.time()
+        self.answered_at: float | None = None
         self.pipeline = None
         self.report = None
         self.error: str | None = None
+        self.ended: str | None = None          # why it ended, once it has
         self.closed = False
+        self._written = collections.deque()     # (perf_counter, frames written) over the last FPS_WINDOW_S
         self._tasks: list[asyncio.Task] = []
         self._channel = None
         self._thread = threading.Thread(target=self._run_loop, name=f"serve-{connection_id}", daemon=True)
@@ -78,6 +95,7 @@ class Connection:
         @pc.on("datachannel")
         def on_channel(channel):
             self._channel = channel
+            channel.on("open", self._tell_the_end)      # a loop that failed before the channel opened
 
         @pc.on("connectionstatechange")
         async def on_state():
@@ -93,8 +111,9 @@ class Connection:
         # the avatar goes back on the transceiver the camera came in on (sendrecv), one m-line each way
         pc.addTrack(self.track)
         await pc.setLocalDescription(await pc.createAnswer())
+        self.answered_at = time.perf_counter()
         self._thread.start()
-        self._tasks.append(asyncio.ensure_future(self._send_stats()))
+        self._tasks.append(asyncio.ensure_future(self._watch()))
         return pc.localDescription
 
     def _run_loop(self) -> None:
@@ -108,8 +127,18 @@ class Connection:
             logger.error("connection {}: the loop stopped: {}", self.id, self.error)
         finally:
             self.track.finish()
-            if not self.loop.is_closed():
+            try:
                 asyncio.run_coroutine_threadsafe(self.close("the loop stopped"), self.loop)
+            except RuntimeError:        # the event loop is already closed: the server is gone
+                pass
+
+    def _recent_fps(self, written: int) -> float:
+        now = time.perf_counter()
+        self._written.append((now, written))
+        while len(self._written) > 2 and now - self._written[0][0] > FPS_WINDOW_S:
+            self._written.popleft()
+        (t0, w0), (t1, w1) = self._written[0], self._written[-1]
+        return (w1 - w0) / (t1 - t0) if t1 > t0 else 0.0
 
     def stats(self) -> dict:
         """Figures so far: what came in, what the loop made of it, how long it took."""
@@ -119,7 +148,7 @@ class Connection:
         out = {"id": self.id, "avatar": self.avatar.id, "seconds": round(time.time() - self.started, 1),
                "state": "closed" if self.closed else self.pc.connectionState,
                "received": self.counters.get("received", 0), "sent": self.track.sent,
-               "loop_fps": round(report.fps, 1) if report else 0.0,
+               "loop_fps": round(self._recent_fps(report.written), 1) if report else 0.0,
                "written": report.written if report else 0,
                "face_share": round(report.found_frames / report.written, 3) if report and report.written else 0.0,
                "dropped_in_feed": self.feed.dropped + self.counters.get("skipped", 0),
@@ -130,36 +159,51 @@ class Connection:
         budget = p.stages.motion.budget if p is not None and hasattr(p, "stages") else None
         out["adaptations"] = [a["step"] for a in budget.adaptations] if budget is not None else []
         if self.error:
-            out["error"] = self.error
+            out["error"] = for_the_browser(self.error)
         return out
 
-    async def _send_stats(self) -> None:
-        """The figures to the page; and a browser that stopped sending is let go (WebRTC itself notices only
-        after about 30 s, all that time holding one of the server's connections)."""
+    async def _watch(self) -> None:
+        """The figures to the page; and a browser that sends nothing is let go (with ICE consent left to
+        this, WebRTC itself would never notice a browser that vanished before its first frame)."""
         while not self.closed:
             await asyncio.sleep(STATS_EVERY_S)
-            last = self.counters.get("last_at")
-            if last is not None and time.perf_counter() - last > SILENT_S:
+            last = self.counters.get("last_at", self.answered_at)
+            if time.perf_counter() - last > SILENT_S:
                 await self.close(f"the browser sent no frame for {SILENT_S:.0f} s")
                 return
             channel = self._channel
             if channel is not None and channel.readyState == "open":
                 channel.send(json.dumps(self.stats()))
 
+    def _tell_the_end(self) -> None:
+        """The page learns why the server ended its stream (it then does not reconnect into the same end)."""
+        channel = self._channel
+        if self.ended is None or channel is None or channel.readyState != "open":
+            return
+        message = {"closed": self.ended}
+        if self.error:
+            message["error"] = for_the_browser(self.error)
+        try:
+            channel.send(json.dumps(message))
+        except Exception as e:            # the transport is already going: the page learns from WebRTC
+            logger.debug("connection {}: the end was not sent: {}", self.id, e)
+
     async def close(self, why: str = "closed by the server") -> None:
         if self.closed:
             return
         self.closed = True
+        self.ended = why
         logger.info("connection {} ({}) ended: {}; {}", self.id, self.avatar.id, why, self.stats())
-        if self.error and self._channel is not None and self._channel.readyState == "open":
-            self._channel.send(json.dumps({"error": self.error}))
-        self.feed.close()               # the loop drains and stops; its thread ends by itself
-        for task in self._tasks:
-            if task is not asyncio.current_task():      # the stats task may be the one closing
-                task.cancel()
-        await self.pc.close()
-        if self.on_closed is not None:
-            self.on_closed(self)
+        try:
+            self._tell_the_end()
+            self.feed.close()               # the loop drains and stops; its thread ends by itself
+            for task in self._tasks:
+                if task is not asyncio.current_task():      # the watch task may be the one closing
+                    task.cancel()
+            await self.pc.close()
+        finally:
+            if self.on_closed is not None:
+                self.on_closed(self)
 
     def join(self, timeout: float) -> bool:
         """Wait (blocking) for the loop's thread; True when it ended."""

@@ -24,13 +24,14 @@ from loguru import logger
 
 from live.config import LiveConfig
 from live.serve.avatars import AvatarCatalogue, UploadRefused
-from live.serve.connection import Connection, OfferRefused
+from live.serve.connection import Connection, OfferRefused, for_the_browser
 from models.errors import first_line
 
 STATIC = Path(__file__).resolve().parent / "static"
 EXTENSION = Path(__file__).resolve().parent / "extension"
 TOKEN_COOKIE = "live_token"
 CLOSE_TIMEOUT_S = 10.0
+UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 def refuse(status: int, message: str) -> web.Response:
@@ -38,8 +39,10 @@ def refuse(status: int, message: str) -> web.Response:
 
 
 class AvatarServer:
-    def __init__(self, cfg: LiveConfig, catalogue: AvatarCatalogue, token: str | None, max_connections: int):
+    def __init__(self, cfg: LiveConfig, catalogue: AvatarCatalogue, token: str | None, max_connections: int,
+                 local_hosts: tuple[str, ...] = ()):
         self.cfg, self.catalogue, self.token, self.max_connections = cfg, catalogue, token, max_connections
+        self.local_hosts = local_hosts      # a loopback server: the Host names it answers to (DNS rebinding)
         self.connections: dict[str, Connection] = {}
         self._ids = itertools.count(1)
         self._uploading = asyncio.Semaphore(1)      # one avatar made at a time: it takes the CPU for a second
@@ -47,7 +50,7 @@ class AvatarServer:
 
     def app(self) -> web.Application:
         max_body = int(self.cfg.serve.max_upload_mb * 1e6) + 65536
-        app = web.Application(middlewares=[self._check_token], client_max_size=max_body)
+        app = web.Application(middlewares=[self._check_origin, self._check_token], client_max_size=max_body)
         app.router.add_get("/", self._page)
         app.router.add_get("/app.js", self._static("app.js", "text/javascript"))
         app.router.add_get("/style.css", self._static("style.css", "text/css"))
@@ -57,6 +60,20 @@ class AvatarServer:
         app.router.add_get("/api/stats", self._stats)
         app.on_shutdown.append(self._close_all)
         return app
+
+    @web.middleware
+    async def _check_origin(self, request: web.Request, handler):
+        """Other web sites must not drive this server through the user's browser. A loopback server has no token,
+        so: only its own Host names (a rebound DNS name is refused), and POSTs only with the content types the
+        page and the extension send, which a cross-site form cannot (it would need a CORS preflight, never
+        granted here)."""
+        if self.local_hosts and request.host.lower() not in self.local_hosts:
+            return refuse(421, f"this server answers to {self.local_hosts[0]} only, not {request.host!r}")
+        if request.method == "POST":
+            wanted = UPLOAD_TYPES if request.path == "/api/avatars" else ("application/json",)
+            if request.content_type not in wanted:
+                return refuse(415, f"send the request as {' or '.join(wanted)}, not {request.content_type!r}")
+        return await handler(request)
 
     @web.middleware
     async def _check_token(self, request: web.Request, handler):
@@ -100,6 +117,10 @@ class AvatarServer:
                     None, self.catalogue.add_upload, data, request.query.get("name", ""))
         except UploadRefused as e:
             return refuse(e.status, str(e))
+        except Exception as e:          # a full disk, a tracker that fails: said, and the server serves on
+            logger.error("an upload failed: {}", first_line(e, 300))
+            return refuse(500, "the server could not make an avatar of this photo (its log says why); try "
+                               "another photo or pick one of its avatars")
         logger.info("uploaded photo -> avatar {}", choice.id)
         return web.json_response(choice.public())
 
@@ -107,7 +128,7 @@ class AvatarServer:
         try:
             body = await request.json()
             sdp, kind, avatar_id = body["sdp"], body.get("type", "offer"), body.get("avatar")
-            if kind != "offer" or not isinstance(sdp, str):
+            if kind != "offer" or not isinstance(sdp, str) or not isinstance(avatar_id, (str, type(None))):
                 raise ValueError
         except (ValueError, KeyError, TypeError, json.JSONDecodeError):
             return refuse(400, 'send JSON {"sdp": the offer\'s SDP, "type": "offer", "avatar": an id or null}')
@@ -129,7 +150,7 @@ class AvatarServer:
             return refuse(400, str(e))
         except Exception as e:          # an SDP aiortc cannot read
             await connection.close("refused")
-            return refuse(400, f"the offer could not be answered: {first_line(e, 200)}")
+            return refuse(400, f"the offer could not be answered: {for_the_browser(first_line(e, 200))}")
         logger.info("connection {}: avatar {}", connection.id, avatar.id)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "id": connection.id})
 
@@ -142,6 +163,7 @@ class AvatarServer:
                                   "refused_full": self.refused_full})
 
     async def _close_all(self, app: web.Application) -> None:
+        self.max_connections = 0                # an offer still being answered is refused from now on
         connections = list(self.connections.values())
         await asyncio.gather(*(c.close("the server stopped") for c in connections), return_exceptions=True)
         loop = asyncio.get_running_loop()

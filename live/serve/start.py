@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 
@@ -13,7 +14,7 @@ from live.config import LiveConfig
 from live.paths import config_dir, data_dir
 from live.serve.avatars import AvatarCatalogue
 from live.serve.server import EXTENSION, AvatarServer
-from live.serve.tls import ServeSetupError, access_token, server_tls
+from live.serve.tls import ServeSetupError, access_token, is_loopback, server_tls
 
 
 def page_url(scheme: str, host: str, port: int, token: str | None) -> str:
@@ -29,11 +30,14 @@ def serve(cfg: LiveConfig, ready=None) -> int:
         raise ServeSetupError("--max-connections must be 0 (one per CPU core) or more")
     max_connections = s.max_connections or os.cpu_count() or 1
     paths = ([cfg.run.avatar] if cfg.run.avatar else []) + [p for p in s.avatars if p != cfg.run.avatar]
-    catalogue = AvatarCatalogue(paths, data_dir() / "serve-uploads", int(s.max_upload_mb * 1e6))
+    catalogue = AvatarCatalogue(paths, data_dir() / "serve-uploads", int(s.max_upload_mb * 1e6), s.max_uploads)
     context, fingerprint = server_tls(s.host, s.cert, s.key, s.self_signed, config_dir())
     token = access_token(s.host, s.token)
     server = AvatarServer(cfg, catalogue, token, max_connections)
-    return asyncio.run(_serve(server, s.host, s.port, context, fingerprint, ready))
+    try:
+        return asyncio.run(_serve(server, s.host, s.port, context, fingerprint, ready))
+    except (KeyboardInterrupt, web.GracefulExit):       # Ctrl-C, SIGTERM: a normal end
+        return 0
 
 
 def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -56,8 +60,14 @@ async def _serve(server: AvatarServer, host: str, port: int, context, fingerprin
     except OSError as e:
         sock.close()
         await runner.cleanup()
-        raise ServeSetupError(f"cannot listen on {host}:{port} ({e.strerror}): another program uses the port; "
-                              "give another with --port (0: any free one)") from None
+        why = {errno.EADDRINUSE: "another program uses the port; give another with --port (0: any free one)",
+               errno.EACCES: "ports under 1024 need admin rights; use a higher --port",
+               errno.EADDRNOTAVAIL: "this machine has no such address; give one of its own with --host (0.0.0.0: "
+                                    "all of them)"}.get(e.errno, "check --host and --port")
+        raise ServeSetupError(f"cannot listen on {host}:{port} ({e.strerror}): {why}") from None
+    if is_loopback(host):       # the names a browser on this machine uses; any other Host is refused
+        bound = sock.getsockname()[1]
+        server.local_hosts = tuple(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]"))
     site = web.SockSite(runner, sock, ssl_context=context)
     await site.start()
     url = page_url("https" if context else "http", host, sock.getsockname()[1], server.token)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import os
 import secrets
 import ssl
 from pathlib import Path
 
-from models.atomic_files import write_bytes_atomic
+from models.atomic_files import atomic_path, write_bytes_atomic
 
 LOOPBACK_NAMES = ("localhost",)
 SELF_SIGNED_DAYS = 365
@@ -55,16 +56,19 @@ def self_signed_certificate(folder: Path, host: str) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
     cert_path, key_path = folder / "serve-cert.pem", folder / "serve-key.pem"
+    PUBLIC = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     now = dt.datetime.now(dt.timezone.utc)
     if cert_path.exists() and key_path.exists():
         try:
             old = x509.load_pem_x509_certificate(cert_path.read_bytes())
             names = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             hosts = [str(v) for v in names.get_values_for_type(x509.IPAddress)] + names.get_values_for_type(x509.DNSName)
-            if host in hosts and old.not_valid_after_utc > now + dt.timedelta(days=1):
+            key_pem = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            pair = key_pem.public_key().public_bytes(*PUBLIC) == old.public_key().public_bytes(*PUBLIC)
+            if pair and host in hosts and old.not_valid_after_utc > now + dt.timedelta(days=1):
                 return cert_path, key_path
-        except (ValueError, x509.ExtensionNotFound):
-            pass                       # unreadable or foreign: made anew below
+        except (ValueError, TypeError, x509.ExtensionNotFound):
+            pass                       # unreadable, foreign or not a pair (a start cut between the two): made anew
     key = ec.generate_private_key(ec.SECP256R1())
     alt = [x509.DNSName("localhost")]
     try:
@@ -78,9 +82,11 @@ def self_signed_certificate(folder: Path, host: str) -> tuple[Path, Path]:
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .sign(key, hashes.SHA256()))
     folder.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-    key_path.chmod(0o600)
+    with atomic_path(key_path) as tmp:  # created 0600: the key is never readable by others, not even mid-write
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
     write_bytes_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 

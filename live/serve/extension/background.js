@@ -28,7 +28,8 @@ async function offer({server, token, body}) {
       signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
     });
   } catch (err) {
-    return {ok: false, error: `no live server at ${base}: start it with \`live serve\` (${err.message})`};
+    return {ok: false, error: `no live server answers (${err.message}): start it with \`live serve\`, or set its ` +
+      "address in the extension's options"};
   }
   let json = null;
   try {

@@ -19,7 +19,21 @@
     });
   });
 
+  // Any script in any page can post to this bridge. The avatar stream is a camera, so only a page the user
+  // gave the camera to may have it: inject.js asks for the real camera first, which prompts; a page that
+  // skips that and posts an offer on its own is refused here.
+  async function cameraAllowed() {
+    try {
+      return (await navigator.permissions.query({name: "camera"})).state === "granted";
+    } catch (err) {
+      return false;
+    }
+  }
+
   async function relay(pageBody) {
+    if (!(await cameraAllowed())) {
+      return {ok: false, error: "this page has not been given the camera; allow it, then pick 'live avatar'"};
+    }
     let server = DEFAULTS.server;
     try {
       const settings = await chrome.storage.local.get(DEFAULTS);
@@ -33,15 +47,15 @@
       if (body.avatar === null && settings.avatar) body.avatar = settings.avatar;
       const reply = await chrome.runtime.sendMessage(
         {kind: "offer", server, token: settings.token || "", body});
-      if (!reply) return {server, ok: false, error: "the live avatar extension gave no answer"};
+      if (!reply) return {ok: false, error: "the live avatar extension gave no answer"};
+      // the answer's SDP only (not the server's address or anything else it said)
       return reply.ok
-        ? {server, ok: true, body: reply.body}
-        : {server, ok: false, error: String(reply.error || "unknown error")};
+        ? {ok: true, body: {sdp: String(reply.body.sdp || ""), type: "answer"}}
+        : {ok: false, error: String(reply.error || "unknown error")};
     } catch (err) {
       // Typically "Extension context invalidated" after the extension was
       // reloaded: this page still runs the old content scripts.
-      return {server, ok: false,
-        error: `the live avatar extension failed (${err && err.message}); reload the page`};
+      return {ok: false, error: `the live avatar extension failed (${err && err.message}); reload the page`};
     }
   }
 })();

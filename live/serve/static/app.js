@@ -6,7 +6,8 @@ const query = new URLSearchParams(location.search);
 const token = query.get("token");
 const $ = (id) => document.getElementById(id);
 const state = (window.liveState = { phase: "idle", error: null, stats: null, id: null, received: 0 });
-let pc = null, camera = null, retries = 0, figuresTimer = null;
+let pc = null, camera = null, retries = 0, figuresTimer = null, retryTimer = null;
+let generation = 0;   // bumped by stop(): a start() still awaiting finds it changed and gives up
 
 function api(path) {
   return token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
@@ -28,7 +29,7 @@ function missingFeature() {
 
 async function loadAvatars() {
   const r = await fetch(api("/api/avatars"));
-  const info = await r.json();
+  const info = await answerOf(r);
   if (!r.ok) throw new Error(info.error || r.statusText);
   const select = $("avatar");
   select.replaceChildren(...info.avatars.map((a) => new Option(a.name + (a.uploaded ? " (uploaded)" : ""), a.id)));
@@ -36,10 +37,21 @@ async function loadAvatars() {
   $("upload-label").hidden = !info.uploads;
 }
 
+async function answerOf(r) {
+  // the server answers JSON; a proxy or a crash may not
+  try { return await r.json(); } catch (e) { return { error: `${r.status} ${r.statusText}` }; }
+}
+
 async function upload(file) {
   say(`Making an avatar from ${file.name} ...`);
-  const r = await fetch(api(`/api/avatars?name=${encodeURIComponent(file.name)}`), { method: "POST", body: file });
-  const info = await r.json();
+  let r, info;
+  try {
+    r = await fetch(api(`/api/avatars?name=${encodeURIComponent(file.name)}`), {
+      method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    info = await answerOf(r);
+  } catch (e) {
+    return say(`The upload did not reach the server (${e.message}).`, true);
+  }
   if (!r.ok) return say(`That photo was not taken: ${info.error}`, true);
   await loadAvatars();
   $("avatar").value = info.id;
@@ -56,10 +68,12 @@ function waitForIce(peer) {
   });
 }
 
-async function start() {
+async function start(reconnecting = false) {
   const missing = missingFeature();
   if (missing) return say(missing, true);
   stop(false);
+  const mine = generation;
+  const stale = () => mine !== generation;       // Stop was pressed meanwhile
   state.phase = "starting"; state.error = null;
   $("start").disabled = true; $("stop").disabled = false;
   try {
@@ -69,57 +83,53 @@ async function start() {
     state.phase = "idle";
     return say(`No camera: ${e.message}. Allow the camera for this page, or close other programs that use it.`, true);
   }
+  if (stale()) return;
   $("camera").srcObject = camera;
-  pc = new RTCPeerConnection({ iceServers: [] });
-  const channel = pc.createDataChannel("stats");
+  const peer = (pc = new RTCPeerConnection({ iceServers: [] }));
+  const channel = peer.createDataChannel("stats");
   channel.onmessage = (m) => {
     const data = JSON.parse(m.data);
-    if (data.error) say(`The server's loop stopped: ${data.error}`, true);
-    else { state.stats = data; matchServerPace(data.loop_fps); }
+    if (data.closed) {            // the server ended the stream and says why: no reconnecting into the same end
+      stop(false);
+      say(`The server ended the stream: ${data.error || data.closed}. Press Start to try again.`, true);
+    } else { state.stats = data; matchServerPace(data.loop_fps); }
   };
-  camera.getVideoTracks().forEach((t) => pc.addTrack(t, camera));
-  pc.ontrack = (e) => {
+  camera.getVideoTracks().forEach((t) => peer.addTrack(t, camera));
+  peer.ontrack = (e) => {
     $("avatar-video").srcObject = new MediaStream([e.track]);
     countFrames($("avatar-video"));
   };
-  pc.onconnectionstatechange = () => {
-    if (pc && pc.connectionState === "connected") { state.phase = "streaming"; retries = 0; say("Streaming."); }
-    if (pc && pc.connectionState === "failed") reconnect();
+  peer.onconnectionstatechange = () => {
+    if (pc !== peer) return;
+    if (peer.connectionState === "connected") { state.phase = "streaming"; retries = 0; say("Streaming."); }
+    if (peer.connectionState === "failed") reconnect();
   };
-  await pc.setLocalDescription(await pc.createOffer());
-  await waitForIce(pc);
+  await peer.setLocalDescription(await peer.createOffer());
+  await waitForIce(peer);
+  if (stale()) return peer.close();
   let r, answer;
   try {
     r = await fetch(api("/api/offer"), {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", avatar: $("avatar").value || null }),
+      body: JSON.stringify({ sdp: peer.localDescription.sdp, type: "offer", avatar: $("avatar").value || null }),
     });
-    answer = await r.json();
+    answer = await answerOf(r);
   } catch (e) {
+    if (stale()) return;
     stop(false);
     return say(`The live server does not answer (${e.message}): is \`live serve\` still running?`, true);
   }
-  if (!r.ok) { stop(false); return say(answer.error || r.statusText, true); }
+  if (stale()) return peer.close();     // the server lets the unanswered connection go within seconds
+  if (!r.ok) {
+    stop(false);
+    // full while reconnecting: the dropped connection's place frees within seconds, so keep trying
+    if (r.status === 503 && reconnecting) return reconnect();
+    return say(answer.error || r.statusText, true);
+  }
   state.id = answer.id;
-  await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+  await peer.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
   say("Connecting ...");
   figuresTimer = setInterval(showFigures, 1000);
-}
-
-async function matchServerPace(loopFps) {
-  // A server that cannot keep up (a slow CPU, many streams) would still be sent every camera frame, and
-  // decoding the surplus queues up seconds of delay before its loop sees a frame: send it what it uses.
-  if (!pc || !loopFps) return;
-  const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
-  if (!sender) return;
-  const cap = loopFps > 26 ? null : Math.max(5, Math.ceil(loopFps * 1.25));
-  const params = sender.getParameters();
-  if (!params.encodings || !params.encodings.length) return;
-  const now = params.encodings[0].maxFramerate ?? null;
-  if (now === cap || (now && cap && Math.abs(now - cap) < 3)) return;
-  if (cap === null) delete params.encodings[0].maxFramerate; else params.encodings[0].maxFramerate = cap;
-  state.sendFps = cap;
-  try { await sender.setParameters(params); } catch (e) { /* a browser that cannot cap keeps sending all */ }
 }
 
 function reconnect() {
@@ -127,10 +137,12 @@ function reconnect() {
   if (retries >= 5) return say("The connection to the server dropped, and trying again did not work. Press Start.", true);
   retries += 1;
   say(`The connection dropped; trying again (${retries}/5) ...`, true);
-  setTimeout(start, 1000 * retries);
+  retryTimer = setTimeout(() => start(true), 2000 * retries);
 }
 
 function stop(releaseCamera = true) {
+  generation += 1;
+  clearTimeout(retryTimer);
   if (pc) { pc.close(); pc = null; }
   clearInterval(figuresTimer);
   if (releaseCamera && camera) { camera.getTracks().forEach((t) => t.stop()); camera = null; }
@@ -175,7 +187,7 @@ window.grabFrame = (which = "avatar-video") => {
   return canvas.toDataURL("image/jpeg", 0.9);
 };
 
-$("start").onclick = start;
+$("start").onclick = () => { retries = 0; start(); };
 $("stop").onclick = () => { stop(); say("Stopped."); };
 $("photo").onchange = (e) => e.target.files.length && upload(e.target.files[0]);
 if (query.get("view") === "avatar") document.body.classList.add("avatar-only");
