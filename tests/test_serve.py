@@ -105,6 +105,7 @@ def test_other_web_sites_cannot_drive_a_local_server(server):
     assert http(url.replace("127.0.0.1", "localhost") + "api/avatars")[0] == 200
 
 
+@pytest.mark.slow   # several seconds (a server of its own, or a wait): CI's slow step
 def test_a_connection_that_never_connects_is_let_go(server):
     """An answered offer whose browser vanishes before ICE completes (Stop pressed while connecting, a tab
     closed): no frame ever comes, and the server lets it go after connection.SILENT_S."""
@@ -167,6 +168,7 @@ def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_
     assert run(drive_it())["avatar"] == made["id"]
 
 
+@pytest.mark.slow   # several seconds (a server of its own, or a wait): CI's slow step
 def test_one_connection_too_many_is_refused_and_the_others_go_on(tmp_path):
     with live_server("--max-connections", "1", home=tmp_path / "home") as (url, proc):
         async def crowd():
@@ -220,6 +222,7 @@ def test_a_client_killed_mid_stream_frees_its_connection(tmp_path):
     assert "sent no frame for 10 s" in server_output(proc)
 
 
+@pytest.mark.slow   # several seconds (a server of its own, or a wait): CI's slow step
 def test_a_remote_host_needs_https_and_a_token(tmp_path):
     env = {**os.environ, "LIVE_HOME": str(tmp_path / "home")}
     plain = subprocess.run([sys.executable, "-m", "live", "serve", "--host", "0.0.0.0", "--port", "0"], cwd=ROOT,
@@ -285,3 +288,34 @@ def test_the_avatar_track_hands_the_encoder_only_the_newest_frame():
     assert int(second.to_ndarray(format="rgb24").mean()) in (39, 40, 41)
     assert track.replaced == 2 and track.sent == 2
     assert second.pts > first.pts and first.time_base == second.time_base
+
+
+def test_frames_without_a_face_keep_the_avatar_stream_going(server, tmp_path):
+    """A camera that shows no face (the user stepped away): the avatar keeps coming at its rest pose, and the
+    figures say no face was found."""
+    import av
+    url, _ = server
+    empty = tmp_path / "empty_room.mp4"
+    with av.open(str(empty), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for k in range(90):
+            image = np.full((240, 320, 3), 90 + k % 30, np.uint8)       # a wall, lit a little unevenly
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+    async def session():
+        c = Client(url, str(empty))
+        assert (await c.start())[0] == 200
+        await c.wait_frames(30, 90)
+        deadline = time.monotonic() + 30
+        while (not c.stats or c.stats[-1]["written"] < 20) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await c.close()
+        return c
+    c = run(session())
+    last = c.stats[-1]
+    assert last["written"] >= 20 and last["face_share"] == 0.0, last
+    assert {shape for _, shape in c.frames} == {(512, 512, 3)}
