@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from bench.browser_session import live_server, server_output
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_shared
 from tests.serve_support import clip
 from tests.webrtc_client import Client, http
 
@@ -318,4 +318,30 @@ def test_frames_without_a_face_keep_the_avatar_stream_going(server, tmp_path):
     c = run(session())
     last = c.stats[-1]
     assert last["written"] >= 20 and last["face_share"] == 0.0, last
+    assert {shape for _, shape in c.frames} == {(512, 512, 3)}
+
+
+@pytest.mark.slow   # makes an avatar and a direction matrix for the fixture generator first
+@needs_shared
+def test_a_stylegan2_avatar_is_served_like_a_warp_one(tmp_path, quick_avatar, small_directions):
+    """The paper's renderer behind live serve: the same Pipeline, a generator per connection. (The quick
+    avatar holds no identity limits, which each connection would measure first: seconds of CPU; off here.)"""
+    with live_server("-a", str(quick_avatar), "-d", str(small_directions), "--no-identity-guard", "--backend",
+                     "eager", home=tmp_path / "home") as (url, proc):
+        listed = http(url + "api/avatars")[1]
+        assert [(a["id"], a["kind"]) for a in listed["avatars"]] == [("me", "stylegan2")]
+
+        async def session():
+            c = Client(url, str(clip()))
+            status, answer = await c.start()
+            assert status == 200, answer
+            await c.wait_frames(10, 120)
+            deadline = time.monotonic() + 60
+            while (not c.stats or c.stats[-1]["written"] < 10) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await c.close()
+            return c
+        c = run(session())
+    last = c.stats[-1]
+    assert last["avatar"] == "me" and last["written"] >= 10 and last["face_share"] >= 0.9, last
     assert {shape for _, shape in c.frames} == {(512, 512, 3)}

@@ -10,8 +10,35 @@ import time
 import urllib.error
 import urllib.request
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaPlayer
+import functools
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+
+@functools.cache
+def clip_frames(path: str, size: int = 256) -> tuple[np.ndarray, ...]:
+    """The clip's frames, square and small, decoded once per test session."""
+    from live.io.sources import iter_video_rgb
+    return tuple(frame for _, _, frame in iter_video_rgb(path, size=(size, size)))
+
+
+class ClipCamera(VideoStreamTrack):
+    """A camera that plays a clip at 30 fps, from the top again at its end, for as long as it is asked
+    (aiortc's MediaPlayer stops at the end of an mp4 even when told to loop)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.frames = clip_frames(path)
+        self.k = 0
+
+    async def recv(self):
+        import av
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self.frames[self.k % len(self.frames)], format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        self.k += 1
+        return frame
 
 
 def http(url: str, data: bytes | None = None, content_type: str = "application/json",
@@ -42,8 +69,8 @@ class Client:
         self._pull = None
 
     async def start(self) -> tuple[int, dict]:
-        self.player = MediaPlayer(self.clip, loop=True)
-        self.pc.addTrack(self.player.video)
+        self.camera = ClipCamera(self.clip)
+        self.pc.addTrack(self.camera)
         channel = self.pc.createDataChannel("stats")
         channel.on("message", lambda m: self.stats.append(json.loads(m)))
 
@@ -73,5 +100,5 @@ class Client:
     async def close(self) -> None:
         if self._pull is not None:
             self._pull.cancel()
-        self.player.video.stop()
+        self.camera.stop()
         await self.pc.close()
