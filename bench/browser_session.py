@@ -73,6 +73,22 @@ def server_output(proc) -> str:
     return "".join(proc.lines)
 
 
+def server_connections(url: str) -> list[dict]:
+    """What the server's /api/stats lists now."""
+    import json
+    import urllib.request
+    with urllib.request.urlopen(url + "api/stats", timeout=30) as r:
+        return json.loads(r.read())["connections"]
+
+
+def wait_until_idle(url: str, timeout: float) -> bool:
+    """Whether the server holds no connection, waiting up to `timeout` s for it to let them go."""
+    deadline = time.monotonic() + timeout
+    while server_connections(url) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return not server_connections(url)
+
+
 def clip_to_y4m(clip: Path, out: Path, size: int = 320, seconds: float = 12.0) -> float:
     """The clip's first `seconds` as an uncompressed Y4M (what Chromium's fake camera plays, in a loop); its fps."""
     import cv2

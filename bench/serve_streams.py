@@ -12,10 +12,8 @@ machine's cores, as they do for a user running everything on one laptop.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +26,11 @@ from bench.browser_session import (
     collect_recording,
     follow_check,
     live_server,
+    server_connections,
     server_output,
     start_recording,
     wait_for,
+    wait_until_idle,
 )
 from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
@@ -72,8 +72,7 @@ def measure(url: str, camera: Path, n: int, shots: int) -> list[dict]:
                          "page_says": b.execute_script("return document.getElementById('notice').textContent"),
                          "page_fps": round((received - r0) / (time.perf_counter() - t0), 1),
                          **follow_check(recording, "camera", "avatar-video", max_lag_ms=MAX_LAG_MS)})
-        with urllib.request.urlopen(url + "api/stats", timeout=30) as r:
-            server = {c["id"]: c for c in json.loads(r.read())["connections"]}
+        server = {c["id"]: c for c in server_connections(url)}
         missing = [row["id"] for row in rows if row["id"] not in server]
         if missing:
             print(f"  the server no longer lists {missing} (it lists {sorted(server)})")
@@ -85,16 +84,6 @@ def measure(url: str, camera: Path, n: int, shots: int) -> list[dict]:
     finally:
         for b in browsers:
             b.quit()
-
-
-def _wait_until_idle(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(url + "api/stats", timeout=30) as r:
-            if not json.loads(r.read())["connections"]:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"the server still holds connections {timeout:.0f} s after their browsers quit")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -109,7 +98,9 @@ def run(args: argparse.Namespace) -> dict:
             for n in args.connections:
                 for k, row in enumerate(measure(url, camera, n, args.shots)):
                     results.append({"connections": n, "stream": k + 1, **row})
-                _wait_until_idle(url)       # the last browsers' connections let go before the next count
+                # the last browsers' connections let go before the next count
+                if not wait_until_idle(url, 30.0):
+                    raise AssertionError("the server still holds connections 30 s after their browsers quit")
         ended = [line.split("INFO", 1)[-1].strip() for line in server_output(proc).splitlines()
                  if " ended: " in line]
     summary = []

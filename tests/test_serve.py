@@ -20,7 +20,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from bench.browser_session import live_server, server_output
+from bench.browser_session import live_server, server_output, wait_until_idle
 from tests.conftest import ROOT, needs_shared
 from tests.serve_support import clip
 from tests.webrtc_client import Client, http
@@ -44,9 +44,7 @@ def test_a_connection_gets_the_avatar_stream_and_the_loops_figures(server):
         status, answer = await c.start()
         assert status == 200, answer
         await c.wait_frames(45, 90)
-        deadline = time.monotonic() + 60
-        while (not c.stats or c.stats[-1]["written"] < 30) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await c.wait_written(30, 60)
         listed = (await asyncio.to_thread(http, url + "api/stats"))[1]["connections"]
         await c.close()
         return c, answer, listed
@@ -58,10 +56,7 @@ def test_a_connection_gets_the_avatar_stream_and_the_loops_figures(server):
     assert last["face_share"] >= 0.9, last          # the clip's face was tracked in the browser's frames
     assert last["added_ms"] > 0 and last["track_ms"] > 0 and last["render_ms"] > 0, last
     assert [s["id"] for s in listed] == [answer["id"]]
-    deadline = time.monotonic() + 15
-    while http(url + "api/stats")[1]["connections"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert http(url + "api/stats")[1]["connections"] == [], "the closed connection is still listed"
+    assert wait_until_idle(url, 15), "the closed connection is still listed"
 
 
 def test_bad_offers_are_refused_with_what_to_send(server):
@@ -124,10 +119,7 @@ def test_a_connection_that_never_connects_is_let_go(server):
     status, answer = run(vanish())
     assert status == 200, answer
     assert [c["id"] for c in http(url + "api/stats")[1]["connections"]] == [answer["id"]]
-    deadline = time.monotonic() + SILENT_S + 15
-    while http(url + "api/stats")[1]["connections"] and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert http(url + "api/stats")[1]["connections"] == [], "the connection that never connected is still held"
+    assert wait_until_idle(url, SILENT_S + 15), "the connection that never connected is still held"
 
 
 def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_an_avatar(server, tmp_path):
@@ -160,9 +152,7 @@ def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_
         status, answer = await c.start()
         assert status == 200, answer
         await c.wait_frames(20, 90)
-        deadline = time.monotonic() + 60
-        while not c.stats and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await c.wait_written(1, 60)
         await c.close()
         return c.stats[-1]
     assert run(drive_it())["avatar"] == made["id"]
@@ -206,10 +196,8 @@ def test_a_client_killed_mid_stream_frees_its_connection(tmp_path):
         killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=180)
         assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
         start = time.monotonic()
-        while http(url + "api/stats")[1]["connections"] and time.monotonic() - start < 60:
-            time.sleep(0.5)
+        assert wait_until_idle(url, 60), "the killed client's connection was never let go"
         freed_after = time.monotonic() - start
-        assert not http(url + "api/stats")[1]["connections"], "the killed client's connection was never let go"
 
         async def next_one():
             c = Client(url, str(clip()))
@@ -310,9 +298,7 @@ def test_frames_without_a_face_keep_the_avatar_stream_going(server, tmp_path):
         c = Client(url, str(empty))
         assert (await c.start())[0] == 200
         await c.wait_frames(30, 90)
-        deadline = time.monotonic() + 30
-        while (not c.stats or c.stats[-1]["written"] < 20) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await c.wait_written(20, 30)
         await c.close()
         return c
     c = run(session())
@@ -336,9 +322,7 @@ def test_a_stylegan2_avatar_is_served_like_a_warp_one(tmp_path, quick_avatar, sm
             status, answer = await c.start()
             assert status == 200, answer
             await c.wait_frames(10, 120)
-            deadline = time.monotonic() + 60
-            while (not c.stats or c.stats[-1]["written"] < 10) and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+            await c.wait_written(10, 60)
             await c.close()
             return c
         c = run(session())

@@ -97,6 +97,12 @@ class Client:
                 raise AssertionError(f"{len(self.frames)} of {n} avatar frames within {timeout:.0f} s")
             await asyncio.sleep(0.1)
 
+    async def wait_written(self, n: int, timeout: float) -> None:
+        """Until the server's figures say its loop wrote n frames (or timeout s passed: the test's asserts say)."""
+        deadline = time.perf_counter() + timeout
+        while (not self.stats or self.stats[-1].get("written", 0) < n) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+
     async def close(self) -> None:
         if self._pull is not None:
             self._pull.cancel()

@@ -100,9 +100,7 @@ class AvatarCatalogue:
 
     def add_upload(self, data: bytes, name: str = "") -> AvatarChoice:
         """A warp avatar from an uploaded photo (blocking: a second or two); AvatarError if it has no usable face."""
-        import cv2
-        import numpy as np
-
+        from live.io.sources import SourceError
         from live.warp.warp_avatar import create_warp_avatar, load_warp_avatar
         from models.atomic_files import write_bytes_atomic
         kind = self.check_upload(data)
@@ -115,24 +113,18 @@ class AvatarCatalogue:
         if shape[0] * shape[1] > MAX_PIXELS:
             raise UploadRefused(f"the photo is {shape[1]}x{shape[0]} px; this server takes up to "
                                 f"{MAX_PIXELS / 1e6:.0f} megapixels", 413)
-        if target.exists():
-            try:
-                load_warp_avatar(target)
-            except AvatarError:         # made by another version, or damaged: made again from this photo
-                target.unlink()
-        if not target.exists():
+        if not _usable(target):         # none yet, or made by another version or damaged: made from this photo
             photo = self.upload_dir / f"{digest}.{kind.lower()}"
             write_bytes_atomic(photo, data)
             try:
-                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise UploadRefused(f"the {kind} file does not decode: it is damaged or cut short", 415)
                 create_warp_avatar(photo).save(target)
+            except SourceError:         # the header read, the pixels do not
+                raise UploadRefused(f"the {kind} file does not decode: it is damaged or cut short", 415) from None
             except AvatarError as e:
                 raise UploadRefused(str(e).replace(str(photo), "the photo"), 422) from None
             finally:
                 photo.unlink(missing_ok=True)
-        load_warp_avatar(target)            # what was saved reads back
+            load_warp_avatar(target)        # what was saved reads back
         choice = AvatarChoice(avatar_id, (name or "uploaded photo")[:60], str(target), "warp", uploaded=True)
         with self._lock:
             self._choices[avatar_id] = choice
@@ -140,6 +132,19 @@ class AvatarCatalogue:
             for old_id in [c.id for c in self._choices.values() if c.uploaded and c.path not in kept]:
                 del self._choices[old_id]
         return choice
+
+
+def _usable(avatar_file: Path) -> bool:
+    """An uploaded photo's avatar kept from before, that still loads (else it is removed)."""
+    from live.warp.warp_avatar import load_warp_avatar
+    if not avatar_file.exists():
+        return False
+    try:
+        load_warp_avatar(avatar_file)
+    except AvatarError:
+        avatar_file.unlink()
+        return False
+    return True
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:

@@ -51,7 +51,7 @@ class AvatarServer:
     def app(self) -> web.Application:
         max_body = int(self.cfg.serve.max_upload_mb * 1e6) + 65536
         app = web.Application(middlewares=[self._check_origin, self._check_token], client_max_size=max_body)
-        app.router.add_get("/", self._page)
+        app.router.add_get("/", self._static("index.html", "text/html"))
         app.router.add_get("/app.js", self._static("app.js", "text/javascript"))
         app.router.add_get("/style.css", self._static("style.css", "text/css"))
         app.router.add_get("/api/avatars", self._avatars)
@@ -87,9 +87,6 @@ class AvatarServer:
         if request.path == "/" and request.query.get("token"):
             response.set_cookie(TOKEN_COOKIE, self.token, secure=True, httponly=True, samesite="Strict")
         return response
-
-    async def _page(self, request: web.Request) -> web.Response:
-        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     def _static(self, name: str, content_type: str):
         async def handler(request: web.Request) -> web.Response:
