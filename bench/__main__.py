@@ -19,6 +19,7 @@ from bench import (
     serve_streams,
     synth_latency,
     track_latency,
+    warp_sheet,
     warp_sweeps,
 )
 
@@ -35,6 +36,7 @@ BENCHMARKS = (
     ("quality", quality, "reenactment quality as the paper measures it: CSIM, PSNR, SSIM, NME, pose, expression"),
     ("identity", identity_agreement, "dlib's face descriptor by our torch network against dlib itself, on real faces"),
     ("warp", warp_sweeps, "does the mesh warp draw what it is asked? parameter sweeps, tracked afterwards"),
+    ("warp-sheet", warp_sheet, "a contact sheet: the warp avatars at real clips' widest mouth, smile, blink, glance, turn"),
     ("faults", faults, "faults injected mid-run (camera, disk, sinks, SIGKILL while writing): recovered? lost?"),
     ("serve", serve_streams, "live serve with 1, 2, 4 browser connections: fps, latency, glass to glass per stream"),
     ("pipeline", pipeline_latency, "the whole live loop: per-stage and added latency, fps, drops, plot"),

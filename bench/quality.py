@@ -5,7 +5,8 @@ Self-reenactment: an avatar is made from a clip's first frame with a face, the c
 compared with the real frame, both cropped as the avatar was and brought to 256 px: CSIM, PSNR,
 SSIM, NME, pose and expression error (bench/reenactment_metrics.py says how each is defined).
 Cross-reenactment: an avatar from a portrait, driven by a clip; CSIM against the portrait's crop,
-pose and expression error against the avatar's own parameters plus the driver's change.
+pose and expression error against the avatar's own parameters plus the driver's change (as the loop asks
+for it: the eyes together, a blink as a share of the way to shut, live/pipeline/motion.py).
 Baselines on the same frames: "still" (the avatar's unmoved frame, repeated: any method must beat
 it on pose, expression and NME) and, for self-reenactment, "real" (the real frame at the
 generator's resolution: what a perfect renderer of that size would score).
@@ -100,7 +101,7 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
     from live.io.sources import read_image_rgb
     from models.face.gaze import measure_gaze
     from models.identity.embedding import SAME_PERSON_DISTANCE, distance
-    from live.pipeline.motion import lips_gate
+    from live.pipeline.motion import lips_gate, retarget_blinks
     from models.face.landmarks import PARAM_NAMES
     frames, params, gaps, gazes = tracked_driver(driver, until=10**6)
     found = np.isfinite(params).all(1)
@@ -122,9 +123,11 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
     picked = sample_frames(len(frames), first, args.frames)
     outputs, refs, strip = [], [], []
     for k in picked:
-        delta = lips_gate(np.nan_to_num(params[k] - params[first]) * reenactor.to_norm,      # as live run does,
-                          gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"),  # the first
-                          float(np.nan_to_num(gaps[first])))                                  # frame as rest
+        # as live run does, the first frame as rest: blinks retargeted, the jaw as the lips show it
+        change = retarget_blinks(np.nan_to_num(params[k] - params[first]), list(PARAM_NAMES), params[first],
+                                 reenactor.own, reenactor.shut)
+        delta = lips_gate(change * reenactor.to_norm, gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"),
+                          float(np.nan_to_num(gaps[first])))
         gaze = gazes[k] - gazes[first] if np.isfinite(gazes[k]).all() else None
         out = reenactor.render(delta, gaze)
         m_out = measurer(out)
@@ -140,7 +143,8 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
             refs.append(ref_img)
             strip.append(np.concatenate([ref_img, out], axis=0))
         else:
-            target = m_still.params + (params[k] - params[first]) if m_still.found and found[k] else None
+            # the driver's change as the loop asks for it (blinks retargeted)
+            target = m_still.params + change if m_still.found and found[k] else None
             target_gaze = (measure_gaze(m_still.landmarks) + gaze) if m_still.found and gaze is not None else None
             for method, m in (("output", m_out), ("still", m_still)):
                 row = compare(m, FaceMeasure(False), target_params=target, identity_ref=photo_ref.embedding,

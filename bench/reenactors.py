@@ -34,7 +34,13 @@ class StyleGANReenactor:
         self.engine_cfg = engine or EngineConfig(backend="eager", device="cpu")
         span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
         self.to_norm = 2 * directions.shift_scale / span     # raw parameter change -> normalised units
+        self.shut = directions.param_range[:, 1].numpy().astype(np.float64)     # the blink a shut eye reads
         self.avatar = self.renderer = None
+
+    @property
+    def own(self) -> np.ndarray:
+        """The avatar's own raw parameters (its photo's)."""
+        return self.avatar.p_s.numpy().astype(np.float64)
 
     def make(self, photo_path) -> None:
         from live.avatar.create import AvatarOptions, create_avatar
@@ -89,7 +95,13 @@ class WarpReenactor:
         self.model = FaceModel.load()
         self.space = ParameterSpace(PARAM_NAMES, self.model.param_range)
         self.to_norm = self.space.to_norm
+        self.shut = self.space.param_range[:, 1]            # the blink a shut eye reads
         self.avatar = self.renderer = self.crop = None
+
+    @property
+    def own(self) -> np.ndarray:
+        """The avatar's own raw parameters (its photo's)."""
+        return np.asarray(self.avatar.p_s, np.float64)
 
     def make(self, photo_path) -> None:
         from live.warp.renderer import WarpRenderer

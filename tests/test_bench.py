@@ -179,3 +179,26 @@ def test_directions_comparison_names_a_trained_matrix_by_its_loss_weights():
     assert labels == ["a.pt (trained 120 steps, lr 0.002, weights 1.0/1.0/0.5)",
                       "b.pt (trained 120 steps, lr 0.002, weights 1.0/0.0/0.5)", "c.pt (p_on_w, identity weight 10.0)"]
     assert [r["pearson"] for r in rows if r["params"] == "all 15"] == [0.2] * 3     # NaN (never moved) left out
+
+
+@needs_shared
+def test_bench_warp_sheet_shows_each_moment_before_and_now(tmp_path, capsys):
+    """A driver row of the clip's five moments, then per portrait the saved cells of an earlier run above this
+    run's; the cells are the portrait driven to those moments (not the photo repeated)."""
+    import cv2
+    import numpy as np
+    media = SHARED / "media"
+    common = ["--media", str(media), "--portraits", "portrait_einstein.jpg", "--clips", "lp_d0.mp4"]
+    first, cells = tmp_path / "first.jpg", tmp_path / "cells.npz"
+    main(["warp-sheet", *common, "-o", str(first), "--save-cells", str(cells)])
+    saved = np.load(cells)["portrait_einstein.jpg"]
+    assert saved.shape == (5, 160, 160, 3)
+    assert max(np.abs(saved[i].astype(int) - saved[0]).mean() for i in range(1, 5)) > 2     # the face moves
+    sheet = tmp_path / "sheet.jpg"
+    main(["warp-sheet", *common, "-o", str(sheet), "--before", str(cells)])
+    image = cv2.imread(str(sheet))
+    assert image.shape == (3 * 160, 5 * 160, 3)                        # driver, before, now
+    before_row = cv2.cvtColor(image[160:320], cv2.COLOR_BGR2RGB).astype(int)
+    below_label = slice(20, 160)
+    assert np.abs(before_row[below_label, :160] - saved[0][below_label]).mean() < 6   # (JPEG) the saved cell
+    assert "before from" in capsys.readouterr().out

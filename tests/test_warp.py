@@ -139,7 +139,10 @@ def test_sweeps_are_drawn_as_asked(portrait):
     for name in ("yaw", "pitch", "roll"):
         assert rows[name]["cross_talk"] < 0.2, rows[name]
     for name in ("blink_left", "blink_right"):
-        assert rows[name]["pearson"] >= 0.9, rows[name]
+        # 0.96 / 0.96 and 1.00 / 1.13 here; 0.26-0.69 when the closing lid was the photo's few pixels of lid stretched
+        # over the eye, the brows came down with it and the lids met only past the tracker's shut reading
+        # (live/warp/eyes.py)
+        assert 0.8 <= rows[name]["slope"] <= 1.3 and rows[name]["pearson"] >= 0.9, rows[name]
 
 
 @needs_shared
@@ -331,6 +334,50 @@ def test_a_full_blink_closes_the_eye_without_folding_it():
 
 
 @needs_shared
+@pytest.mark.parametrize("portrait", ["portrait_vermeer.jpg", "portrait_einstein.jpg"])
+def test_a_driver_s_full_blink_shuts_the_eye_as_a_blink(portrait):
+    """The blink the tracker reads on real shut eyes (the footage's 99th percentile) shuts the avatar's eyes, a
+    little less leaves them open; the upper lid does the travelling (a lower lid pushed up is a squint); the shut
+    lid is skin with a dark lash line, not the eye's white or iris."""
+    from models.face.gaze import eye_axes
+    renderer = _renderer(portrait)
+    own = renderer.model.fit(np.c_[renderer.src2d, renderer.landmarks_z]).params
+    shut = {n: renderer.model.param_range[PARAM_NAMES.index(n), 1] - own[PARAM_NAMES.index(n)]
+            for n in ("blink_left", "blink_right")}
+
+    def gaps(scale):
+        face = renderer.mesh(_delta(renderer, **{n: scale * v for n, v in shut.items()}) / renderer.space.to_norm)
+        face2d = face[:, :2].copy()
+        renderer._close_lids(face2d)
+        out = []
+        for eye, _, _, _ in renderer.lids:
+            _, _, down, width = eye_axes(face2d, eye)           # across the eye (its middle points may be offset along)
+            out.append((face2d[eye["lower"]] - face2d[eye["upper"]]) @ down / width)
+        return out
+
+    open_gaps = gaps(0.0)
+    assert max(gaps(1.0)) < 0.02, gaps(1.0)                           # met (within the mesh's own offsets)
+    assert min(np.subtract(open_gaps, gaps(0.7))) > 0 and min(gaps(0.7)) > 0.05, gaps(0.7)   # closing, not shut
+    still = renderer.mesh(np.zeros(len(PARAM_NAMES)))[:, :2]
+    moved = renderer.mesh(_delta(renderer, **shut) / renderer.space.to_norm)[:, :2]
+    for eye, _, _, _ in renderer.lids:
+        upper, lower = (np.linalg.norm(moved[eye[k]] - still[eye[k]]) for k in ("upper", "lower"))
+        assert lower < 0.3 * upper, (upper, lower)
+    frame = renderer(_delta(renderer, **shut))
+    for eye, upper, _, _ in renderer.lids:
+        # the shut eye's middle, between the lash line and the crease: skin, far from the photo's iris colour there
+        face2d = renderer.mesh(_delta(renderer, **shut) / renderer.space.to_norm)[:, :2].copy()
+        renderer._close_lids(face2d)
+        x, y = np.round(face2d[eye["upper"]] - [0, 0.08 * np.linalg.norm(face2d[eye["outer"]] - face2d[eye["inner"]])]).astype(int)
+        skin_luma = frame[y, x] @ [0.299, 0.587, 0.114]
+        iris = renderer.src2d[468 if eye["upper"] == 159 else 473].round().astype(int)
+        assert abs(skin_luma - renderer.photo[iris[1], iris[0]] @ [0.299, 0.587, 0.114]) > 25, (skin_luma,)
+        x, y = np.round(face2d[eye["upper"]]).astype(int)
+        lash = (frame[y - 2:y + 3, x - 2:x + 3] @ [0.299, 0.587, 0.114]).min()
+        assert lash < 0.6 * skin_luma, (lash, skin_luma)                  # the lash line is the darkest line
+
+
+@needs_shared
 def test_hair_and_neck_move_with_a_turning_head():
     """Just outside the face's outline, the picture moves as the outline does (no seam at the temple)."""
     renderer = _renderer("portrait_einstein.jpg")
@@ -427,6 +474,49 @@ def test_every_pixel_of_a_turned_head_has_a_source(portrait, monkeypatch):
                                      uncovered=renderer.identity if renderer.identity[0].shape == (4, 5) else
                                      tuple(m[:4, :5].copy() for m in renderer.identity))
     assert np.array_equal(map_x, np.tile(np.arange(5), (4, 1))) and np.array_equal(map_y, np.tile(np.arange(4)[:, None], (1, 5)))
+
+
+def test_a_user_s_full_blink_is_the_avatar_s_full_blink_through_the_motion_stage():
+    """Relative mode: the user's eyes rest at 0.6 (shut reads 2.6), the photo's wide-open ones at -0.6. The user's
+    full blink takes the avatar to shut, half of it half-way; a widening and everything else are copied as they
+    are; the absolute mode is the driver's own value."""
+    from live.pipeline.messages import Captured
+    from live.pipeline.motion import Controls, MotionStage, retarget_blinks
+    from live.pipeline.slots import LatestSlot
+    from models.face.params import ParameterSpace
+    left, right = PARAM_NAMES.index("blink_left"), PARAM_NAMES.index("blink_right")
+    span = np.array([[-6.0, 6.0]] * len(PARAM_NAMES))
+    span[[left, right], 1] = 2.6
+    space = ParameterSpace(PARAM_NAMES, span)
+    own, rest = np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES))
+    own[[left, right]], rest[[left, right]] = -0.6, 0.6
+    rest[0] = 3.0
+
+    class Recorded:              # a recorded track needs no tracker
+        def __call__(self, *args):
+            raise AssertionError
+    stage = MotionStage(LatestSlot("a"), LatestSlot("b"), Recorded(), None, space, own, Controls(), rest.copy(), 0.5, 0.5)
+    for blink, expected in ((2.6, 3.2), (1.6, 1.6), (0.1, -0.5)):       # shut, half-way, wider
+        driver = rest.copy()
+        driver[[left, right]] = blink
+        driver[0] = 13.0
+        stage.process(Captured(0, 0.0, None, params=driver))
+        raw = stage.last_delta / space.to_norm
+        assert raw[left] == pytest.approx(expected) and raw[right] == pytest.approx(expected), blink
+        assert raw[0] == pytest.approx(10.0)
+    stage.controls.absolute = True
+    stage.process(Captured(1, 0.04, None, params=driver))
+    assert (stage.last_delta / space.to_norm)[left] == pytest.approx(0.1 + 0.6)
+    # the eyes blink together (the tracker parts a turned head's eyes by up to 1.5), a wink stays one
+    apart, wink = np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES))
+    apart[[left, right]], wink[[left, right]] = (1.0, 0.2), (2.6, 0.0)
+    together = retarget_blinks(apart, list(PARAM_NAMES), np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES)), span[:, 1])
+    assert together[left] == pytest.approx(0.6) and together[right] == pytest.approx(0.6)
+    winked = retarget_blinks(wink, list(PARAM_NAMES), np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES)), span[:, 1])
+    assert winked[left] == pytest.approx(2.6) and winked[right] == 0.0
+    # a photo with its eyes already nearly shut has no room: its blink change is not blown up
+    assert retarget_blinks(np.ones(len(PARAM_NAMES)), list(PARAM_NAMES), rest, np.full(len(PARAM_NAMES), 2.5),
+                           span[:, 1])[left] == 1.0
 
 
 def test_the_lips_gate_follows_the_driver_s_visible_lips():

@@ -2,7 +2,8 @@
 
 Relative mode (default): delta_p = p(t) - p_neutral, the user's own resting pose from a
 calibration profile, or the median of the first second with a face; the avatar keeps its
-resting pose and copies the motion. Absolute mode: delta_p = p(t) - p_s, the paper's cross-
+resting pose and copies the motion; the eyes blink together, a blink as a share of the way to shut
+(retarget_blinks: the user's eyes and the photo's may rest open by different amounts). Absolute mode: delta_p = p(t) - p_s, the paper's cross-
 reenactment, where the avatar takes the driver's pose.
 Face lost: the last delta is held for `hold_s`, then eased to zero (the avatar's neutral) over
 `ease_s`; when the face is found again the delta eases back in over `ease_s`.
@@ -92,6 +93,42 @@ def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None, rest_ga
     return gated
 
 
+BLINKS = ("blink_left", "blink_right")
+BLINK_ROOM_LIMITS = (0.5, 2.0)          # the most a blink change is scaled down or up
+# The two eyes' blink changes (standard deviations) differ this much before one eye is drawn closing on its own (a
+# wink), and this much for it to be drawn whole. The tracker reads the eye turned away as more closed: a 15 degree
+# turn alone parts the eyes' readings by up to 1.5, which drawn per eye winks at the viewer.
+WINK_FROM, WINK_FULL = 1.5, 2.5
+
+
+def retarget_blinks(change: np.ndarray, names: list[str], neutral: np.ndarray, own: np.ndarray,
+                    shut: np.ndarray) -> np.ndarray:
+    """The driver's raw blink changes as the avatar draws them.
+    - Together: both eyes take their mean change (and their mean rooms, below) unless they differ by more than
+      WINK_FROM (a wink, drawn whole from WINK_FULL).
+    - A closing change as a share of the way to shut: scaled from the driver's room to shut (shut - its resting
+      blink) to the avatar's (shut - the photo's own), so the user's full blink shuts the avatar's eyes and
+      half of it half-closes them. `shut`: the blink the tracker reads on shut eyes (the parameter range's top,
+      the footage's 99th percentile). Without it a user whose open eyes read 0.6 while the photo's wide-open
+      ones read -0.6 gave a full blink that closed the avatar's eyes two thirds of the way: a squint. Opening
+      (a widening) is copied.
+    Everything else is returned as it came."""
+    out = np.array(change, np.float64)
+    if not all(n in names for n in BLINKS):
+        return out
+    k = [names.index(n) for n in BLINKS]
+    apart = abs(out[k[0]] - out[k[1]])
+    own_share = float(np.clip((apart - WINK_FROM) / (WINK_FULL - WINK_FROM), 0.0, 1.0))
+    def together(v):                # (eyes linked: their rooms to shut are the two eyes' mean too)
+        v = np.asarray(v, np.float64)[k]
+        return own_share * v + (1 - own_share) * v.mean()
+    out[k] = together(out)
+    for i, driver_room, avatar_room in zip(k, together(shut) - together(neutral), together(shut) - together(own)):
+        if out[i] > 0 and driver_room > 0.25 and avatar_room > 0.25:
+            out[i] *= float(np.clip(avatar_room / driver_room, *BLINK_ROOM_LIMITS))
+    return out
+
+
 def resting_pose(samples: np.ndarray, names: list[str], lips_gated: bool = True) -> np.ndarray:
     """The neutral pose from a stretch of tracked parameters [T, P]: each parameter's median, except the
     jaw's, which is its 10th percentile: a user who talks through the first second closes the lips between
@@ -129,6 +166,7 @@ class MotionStage(Stage):
         self._auto_gaps: list[float] = []
         self.rest_gap = 0.0        # the driver's lip gap at rest (a profile's neutral has closed lips)
         self.to_norm = space.to_norm
+        self.shut = np.asarray(space.param_range, np.float64)[:, 1]     # a shut eye's blink (the range's top)
         names = list(space.names)
         self.names = names
         self.jaw = names.index("jaw") if "jaw" in names else None
@@ -217,8 +255,13 @@ class MotionStage(Stage):
         if found:
             self.found_frames += 1
             ref = np.zeros_like(params) if self.synthetic else self._reference(params, c.t_source)
-            # While the neutral pose is being collected (ref None) the avatar stays neutral.
-            self.last_delta = (params - ref) * self.to_norm * self.mask if ref is not None else 0 * self.last_delta
+            if ref is None:          # while the neutral pose is being collected the avatar stays neutral
+                self.last_delta = 0 * self.last_delta
+            else:
+                change = (params - ref) * self.mask
+                if not self.synthetic and not self.controls.absolute:
+                    change = retarget_blinks(change, self.names, ref, self.p_s, self.shut)
+                self.last_delta = change * self.to_norm
             self.last_delta = lips_gate(self.last_delta, lip_gap, self.jaw,
                                         None if self.controls.absolute else self.rest_gap)
             if self.limits is not None:

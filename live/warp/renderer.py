@@ -18,8 +18,9 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   triangles far to near (the near cheek covers the far one); a pixel no triangle covers reads the
   photo's own;
 - eyes (live/warp/eyes.py): eyeballs drawn with the lids open under the face's triangles, so closing lids
-  slide over an eye that keeps its shape and colour; the gaze moves the iris; lids and lips meet, never
-  cross;
+  slide over an eye that keeps its shape and colour; a blink brings the upper lid down in the photo's lid
+  skin with a lash line, and shuts the eye when the driver's does; the gaze moves the iris; lids and lips
+  meet, never cross;
 - the mouth's inside, a hole of the mesh, is the photo's own where its mouth is open, else drawn
   (live/warp/mouth_interior.py): throat, teeth in the photo's eye-white colour, tongue, shaded.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.triangle_map import triangle_map
-from live.warp.eyes import Closures, WarpEyes
+from live.warp.eyes import BLINKS, Closures, WarpEyes, blink_basis, blink_gains
 from live.warp.mouth_interior import MouthInterior
 from live.warp.warp_avatar import WarpAvatar
 from models.face.mesh_topology import boundary_loops, face_triangles
@@ -132,6 +133,9 @@ class WarpRenderer:
 
         self.eyes = WarpEyes(self.photo, src2d, extra)       # eyeballs, lid rolling, lashes (live/warp/eyes.py)
         self.closures = Closures(src2d, self.eyes.lids)      # lids and lips that meet, never cross
+        self.closing_basis = blink_basis(self.model.exp_basis, self.model.mean)    # a blink, not a squint
+        self.blink_gain = np.ones(len(BLINKS))
+        self.blink_gain = blink_gains(self.mesh, fit.params, self.model.param_range[:, 1])
         extra += len(self.eyes.src)
 
         mouth2d = src2d[self.mouth]
@@ -151,8 +155,16 @@ class WarpRenderer:
         self.mouth_interior = None if self.own_mouth else MouthInterior(self.photo, avatar.landmarks)
 
     def mesh(self, delta_raw: np.ndarray) -> np.ndarray:
-        """The face's landmarks [478, 3] (camera frame, pixels) after the change."""
-        shape = self.aligned + np.tensordot(delta_raw[3:], self.model.exp_basis, 1)
+        """The face's landmarks [478, 3] (camera frame, pixels) after the change. A closing blink is drawn as one
+        (the upper lid travels, lower lid and brows stay: live/warp/eyes.py blink_basis), scaled so that the lids
+        meet where a real shut eye is tracked (blink_gains); a widening is the shape model's own motion."""
+        expression = np.array(delta_raw[3:], np.float64)
+        closing = np.zeros_like(expression)
+        lids = [k - 3 for k in BLINKS]
+        closing[lids] = np.maximum(expression[lids], 0.0) * self.blink_gain
+        expression[lids] = np.minimum(expression[lids], 0.0)      # a widening: the shape model's own motion
+        shape = (self.aligned + np.tensordot(expression, self.model.exp_basis, 1)
+                 + np.tensordot(closing, self.closing_basis, 1))
         rot = rotation_from_angles(*(self.pose0 + delta_raw[:3]))
         return self.scale * (shape - self.pivot_model) @ rot.T + self.pivot
 
@@ -209,7 +221,7 @@ class WarpRenderer:
         frame = cv2.remap(self.photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior is not None:
             self.mouth_interior.draw(frame, face2d)
-        self.eyes.draw_lashes(frame, face2d, closed)
+        self.eyes.draw_lids(frame, face2d, closed)
         return frame
 
     def warm_up(self) -> None:

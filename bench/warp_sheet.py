@@ -1,0 +1,155 @@
+"""A contact sheet of warp avatars driven by real clips (`python -m bench warp-sheet`).
+
+For each driving clip, the moments a viewer notices: its widest mouth, broadest smile, deepest blink,
+furthest glance aside and largest head turn, found on the tracked clip. Each portrait is driven to those
+moments the way the live loop drives it (relative to the clip's resting pose, the jaw gated by the visible
+lips, the gaze relative to the first second's). The sheet has a row of driver frames, then one row per
+portrait, or two with `--before`: cells saved by an earlier run (`--save-cells`), so a change to the renderer
+can be shown against the code before it: run this file with the older tree first on PYTHONPATH
+(`PYTHONPATH=OLD_TREE python bench/warp_sheet.py --save-cells before.npz`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+MOMENTS = ("widest mouth", "smile", "blink", "gaze aside", "largest turn")
+SHEET_CLIPS = ("lp_d3.mp4", "vox_driving.mp4")
+CELL = 160
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from bench.warp_sweeps import PORTRAITS
+    p.add_argument("--media", default="../shared/media")
+    p.add_argument("--portraits", nargs="+", default=list(PORTRAITS))
+    p.add_argument("--clips", nargs="+", default=list(SHEET_CLIPS))
+    p.add_argument("-o", "--output", default="bench/warp_contact_sheet_clips_cpu.jpg")
+    p.add_argument("--before", help="cells saved by an earlier run (--save-cells), shown above each portrait's row")
+    p.add_argument("--save-cells", help="also save this run's cells here (npz), for a later --before")
+
+
+def driver_moments(clip: Path) -> list[dict]:
+    """The clip's moments (MOMENTS order): its frame, and the change and gaze the live loop would draw."""
+    from live.config import LiveConfig
+    from live.io.sources import iter_video_rgb
+    from live.pipeline.gaze_follow import GazeFollower
+    from live.pipeline.motion import AUTO_NEUTRAL_S, lips_gate, resting_pose
+    from live.tracking.estimator import make_estimator, make_smoother
+    from models.face.landmarks import PARAM_NAMES, inner_lip_gap
+    cfg = LiveConfig()
+    estimator, smoother, gaze_follower = make_estimator(cfg.tracking), make_smoother(cfg.smoothing), GazeFollower()
+    index, params, gaps, times, gazes = [], [], [], [], []
+    try:
+        for k, t, frame in iter_video_rgb(clip):
+            raw = estimator(frame, k, t)
+            smoothed = smoother(raw)
+            if raw.found:
+                gaze = gaze_follower(raw.landmarks, t)
+                index.append(k)
+                params.append(smoothed.params)
+                gaps.append(inner_lip_gap(raw.landmarks))
+                times.append(t)
+                gazes.append(np.zeros(2) if gaze is None else gaze)
+    finally:
+        estimator.close()
+    params, gaps, times, gazes = np.array(params), np.array(gaps), np.array(times), np.array(gazes)
+    first = times - times[0] < AUTO_NEUTRAL_S
+    neutral, rest_gap = resting_pose(params[first], list(PARAM_NAMES)), float(np.percentile(gaps[first], 10))
+    change = params - neutral
+    col = {n: PARAM_NAMES.index(n) for n in ("yaw", "pitch", "jaw", "smile_left", "smile_right", "blink_left",
+                                              "blink_right")}
+    scores = (change[:, col["jaw"]], change[:, col["smile_left"]] + change[:, col["smile_right"]],
+              change[:, col["blink_left"]] + change[:, col["blink_right"]], np.abs(gazes[:, 0]),
+              np.abs(change[:, col["yaw"]]) + np.abs(change[:, col["pitch"]]))
+    picks = [int(np.argmax(s)) for s in scores]
+    wanted = {index[i]: i for i in picks}
+    frames = {k: f for k, _, f in iter_video_rgb(clip) if k in wanted}
+    return [{"frame": frames[index[i]], "change": change[i], "neutral": neutral, "gap": gaps[i], "rest_gap": rest_gap,
+             "gaze": gazes[i], "jaw": col["jaw"], "gate": lips_gate} for i in picks]
+
+
+def _cell(image: np.ndarray, centre: np.ndarray, size: float, label: str) -> np.ndarray:
+    """A square crop `size` px wide around `centre`, resized to CELL, labelled."""
+    import cv2
+    h, w = image.shape[:2]
+    half = int(size / 2)
+    x, y = np.round(centre).astype(int)
+    padded = cv2.copyMakeBorder(image, half, half, half, half, cv2.BORDER_REPLICATE)
+    crop = padded[y:y + 2 * half, x:x + 2 * half]
+    out = cv2.resize(crop, (CELL, CELL), interpolation=cv2.INTER_AREA)
+    cv2.putText(out, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def portrait_cells(portrait: Path, moments: list[dict]) -> np.ndarray:
+    """[len(moments), CELL, CELL, 3]: the portrait driven to each moment, cropped around its face."""
+    from live.pipeline import motion
+    from live.warp.renderer import WarpRenderer
+    from live.warp.warp_avatar import create_warp_avatar
+    from models.face.landmarks import PARAM_NAMES
+    from models.face.params import ParameterSpace
+    from models.face.shape_model import FaceModel
+    model = FaceModel.load()
+    space = ParameterSpace(PARAM_NAMES, model.param_range)
+    avatar = create_warp_avatar(portrait)
+    renderer = WarpRenderer(avatar, space, model)
+    oval = renderer.src2d[renderer.oval]
+    centre, size = oval.mean(0), 1.5 * float(np.ptp(oval, axis=0).max())
+    retarget_blinks = getattr(motion, "retarget_blinks", None)     # (an older tree has none: the change as it was)
+    cells = []
+    for m in moments:
+        change = m["change"]
+        if retarget_blinks is not None:
+            change = retarget_blinks(change, list(PARAM_NAMES), m["neutral"], avatar.p_s, model.param_range[:, 1])
+        delta = m["gate"](change * space.to_norm, m["gap"], m["jaw"], m["rest_gap"])
+        cells.append(_cell(renderer(delta, m["gaze"]), centre, size, ""))
+    return np.stack(cells)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import cv2
+
+    from models.atomic_files import atomic_path
+    media = Path(args.media)
+    moments, driver_row = [], []
+    for clip in args.clips:
+        found = driver_moments(media / clip)
+        moments += found
+        for name, m in zip(MOMENTS, found):
+            h, w = m["frame"].shape[:2]
+            driver_row.append(_cell(m["frame"], np.array([w / 2, h / 2]), min(h, w), f"{Path(clip).stem} {name}"))
+    before = dict(np.load(args.before)) if args.before else {}
+    rows, saved = [np.concatenate(driver_row, 1)], {}
+    for portrait in args.portraits:
+        cells = portrait_cells(media / portrait, moments)
+        saved[portrait] = cells
+        if portrait in before:
+            rows.append(np.concatenate([_label(c, "before") for c in before[portrait]], 1))
+            cells = np.stack([_label(c, "now") for c in cells])
+        rows.append(np.concatenate(list(cells), 1))
+    sheet = cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR)
+    _, jpeg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    with atomic_path(args.output) as tmp:
+        Path(tmp).write_bytes(jpeg.tobytes())
+    if args.save_cells:
+        with atomic_path(args.save_cells) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **saved)
+    print(f"{args.output}: {len(args.portraits)} portraits x {len(moments)} moments"
+          + (f", before from {args.before}" if args.before else ""))
+    return {"bench": "warp_sheet", "output": args.output}
+
+
+def _label(cell: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+    out = cell.copy()
+    cv2.putText(out, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+if __name__ == "__main__":         # run as a file, so an older tree on PYTHONPATH supplies the renderer
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args())
