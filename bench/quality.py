@@ -6,7 +6,7 @@ compared with the real frame, both cropped as the avatar was and brought to 256 
 SSIM, NME, pose and expression error (bench/reenactment_metrics.py says how each is defined).
 Cross-reenactment: an avatar from a portrait, driven by a clip; CSIM against the portrait's crop,
 pose and expression error against the avatar's own parameters plus the driver's change (as the loop asks
-for it: the eyes together, a blink as a share of the way to shut, live/pipeline/motion.py).
+for it: for a warp avatar the eyes together, a blink as a share of the way to shut, live/pipeline/motion.py).
 Baselines on the same frames: "still" (the avatar's unmoved frame, repeated: any method must beat
 it on pose, expression and NME) and, for self-reenactment, "real" (the real frame at the
 generator's resolution: what a perfect renderer of that size would score).
@@ -124,8 +124,9 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
     outputs, refs, strip = [], [], []
     for k in picked:
         # as live run does, the first frame as rest: blinks retargeted, the jaw as the lips show it
-        change = retarget_blinks(np.nan_to_num(params[k] - params[first]), list(PARAM_NAMES), params[first],
-                                 reenactor.own, reenactor.shut)
+        change = np.nan_to_num(params[k] - params[first])
+        if reenactor.retargets_blinks:
+            change = retarget_blinks(change, list(PARAM_NAMES), params[first], reenactor.own, reenactor.shut)
         delta = lips_gate(change * reenactor.to_norm, gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"),
                           float(np.nan_to_num(gaps[first])))
         gaze = gazes[k] - gazes[first] if np.isfinite(gazes[k]).all() else None

@@ -26,6 +26,7 @@ class StyleGANReenactor:
     """The paper's method: the photo inverted into W+, driven through the direction matrix A."""
 
     name = "stylegan2"
+    retargets_blinks = False     # as in live run (live/pipeline/motion.py MotionStage)
 
     def __init__(self, generator, directions, framing: str = "fixture", steps: int = 100, tune_steps: int = 0,
                  engine: EngineConfig | None = None, identity_guard: bool = True):
@@ -34,13 +35,7 @@ class StyleGANReenactor:
         self.engine_cfg = engine or EngineConfig(backend="eager", device="cpu")
         span = (directions.param_range[:, 1] - directions.param_range[:, 0]).numpy().astype(np.float64)
         self.to_norm = 2 * directions.shift_scale / span     # raw parameter change -> normalised units
-        self.shut = directions.param_range[:, 1].numpy().astype(np.float64)     # the blink a shut eye reads
         self.avatar = self.renderer = None
-
-    @property
-    def own(self) -> np.ndarray:
-        """The avatar's own raw parameters (its photo's)."""
-        return self.avatar.p_s.numpy().astype(np.float64)
 
     def make(self, photo_path) -> None:
         from live.avatar.create import AvatarOptions, create_avatar
@@ -87,6 +82,7 @@ class WarpReenactor:
     are compared in the VoxCeleb crop of the photo's face, at the evaluation size."""
 
     name = "warp"
+    retargets_blinks = True      # as in live run (live/pipeline/motion.py retarget_blinks)
 
     def __init__(self, **_):
         from models.face.landmarks import PARAM_NAMES

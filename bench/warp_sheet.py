@@ -6,7 +6,8 @@ moments the way the live loop drives it (relative to the clip's resting pose, th
 lips, the gaze relative to the first second's). The sheet has a row of driver frames, then one row per
 portrait, or two with `--before`: cells saved by an earlier run (`--save-cells`), so a change to the renderer
 can be shown against the code before it: run this file with the older tree first on PYTHONPATH
-(`PYTHONPATH=OLD_TREE python bench/warp_sheet.py --save-cells before.npz`).
+(`PYTHONPATH=OLD_TREE python bench/warp_sheet.py --save-cells before.npz`). The older tree must have the gaze
+follower and the atomic files (commit c3ef1e4 on).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def driver_moments(clip: Path) -> list[dict]:
-    """The clip's moments (MOMENTS order): its frame, and the change and gaze the live loop would draw."""
+    """The clip's moments (MOMENTS order): its frame, and the change and gaze the live loop would draw. (Tracked
+    here, not through bench.warp_sweeps.track_driver, which keeps neither gaze nor frame index: this file also runs
+    with an older tree's packages, module docstring.)"""
     from live.config import LiveConfig
     from live.io.sources import iter_video_rgb
     from live.pipeline.gaze_follow import GazeFollower
-    from live.pipeline.motion import AUTO_NEUTRAL_S, lips_gate, resting_pose
+    from live.pipeline.motion import AUTO_NEUTRAL_S, resting_pose
     from live.tracking.estimator import make_estimator, make_smoother
     from models.face.landmarks import PARAM_NAMES, inner_lip_gap
     cfg = LiveConfig()
@@ -68,7 +71,7 @@ def driver_moments(clip: Path) -> list[dict]:
     wanted = {index[i]: i for i in picks}
     frames = {k: f for k, _, f in iter_video_rgb(clip) if k in wanted}
     return [{"frame": frames[index[i]], "change": change[i], "neutral": neutral, "gap": gaps[i], "rest_gap": rest_gap,
-             "gaze": gazes[i], "jaw": col["jaw"], "gate": lips_gate} for i in picks]
+             "gaze": gazes[i]} for i in picks]
 
 
 def _cell(image: np.ndarray, centre: np.ndarray, size: float, label: str) -> np.ndarray:
@@ -104,7 +107,7 @@ def portrait_cells(portrait: Path, moments: list[dict]) -> np.ndarray:
         change = m["change"]
         if retarget_blinks is not None:
             change = retarget_blinks(change, list(PARAM_NAMES), m["neutral"], avatar.p_s, model.param_range[:, 1])
-        delta = m["gate"](change * space.to_norm, m["gap"], m["jaw"], m["rest_gap"])
+        delta = motion.lips_gate(change * space.to_norm, m["gap"], PARAM_NAMES.index("jaw"), m["rest_gap"])
         cells.append(_cell(renderer(delta, m["gaze"]), centre, size, ""))
     return np.stack(cells)
 
@@ -126,6 +129,9 @@ def run(args: argparse.Namespace) -> dict:
     for portrait in args.portraits:
         cells = portrait_cells(media / portrait, moments)
         saved[portrait] = cells
+        if portrait in before and before[portrait].shape != cells.shape:
+            raise SystemExit(f"{args.before}: its {portrait} cells are {before[portrait].shape[0]} moments, this run's "
+                             f"{cells.shape[0]}: make both with the same --clips")
         if portrait in before:
             rows.append(np.concatenate([_label(c, "before") for c in before[portrait]], 1))
             cells = np.stack([_label(c, "now") for c in cells])

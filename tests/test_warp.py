@@ -363,18 +363,23 @@ def test_a_driver_s_full_blink_shuts_the_eye_as_a_blink(portrait):
     for eye, _, _, _ in renderer.lids:
         upper, lower = (np.linalg.norm(moved[eye[k]] - still[eye[k]]) for k in ("upper", "lower"))
         assert lower < 0.3 * upper, (upper, lower)
+    from live.warp.mouth_interior import eye_white_colour
+    from models.face.mesh_topology import IRIS_CENTRES
     frame = renderer(_delta(renderer, **shut))
-    for eye, upper, _, _ in renderer.lids:
-        # the shut eye's middle, between the lash line and the crease: skin, far from the photo's iris colour there
-        face2d = renderer.mesh(_delta(renderer, **shut) / renderer.space.to_norm)[:, :2].copy()
-        renderer._close_lids(face2d)
-        x, y = np.round(face2d[eye["upper"]] - [0, 0.08 * np.linalg.norm(face2d[eye["outer"]] - face2d[eye["inner"]])]).astype(int)
-        skin_luma = frame[y, x] @ [0.299, 0.587, 0.114]
-        iris = renderer.src2d[468 if eye["upper"] == 159 else 473].round().astype(int)
-        assert abs(skin_luma - renderer.photo[iris[1], iris[0]] @ [0.299, 0.587, 0.114]) > 25, (skin_luma,)
+    white = eye_white_colour(renderer.photo, np.c_[renderer.src2d, renderer.landmarks_z])
+    face2d = renderer.mesh(_delta(renderer, **shut) / renderer.space.to_norm)[:, :2].copy()
+    renderer._close_lids(face2d)
+    for (eye, _, _, _), name, skin in zip(renderer.lids, ("eye_left", "eye_right"), renderer.lid_painter.skin):
+        # the shut lid a little above its edge: the photo's lid skin, not its iris or eye white
+        width = np.linalg.norm(face2d[eye["outer"]] - face2d[eye["inner"]])
+        x, y = np.round(face2d[eye["upper"]] - [0, 0.08 * width]).astype(int)
+        drawn = frame[y, x].astype(float)
+        iris = renderer.photo[tuple(np.round(renderer.src2d[IRIS_CENTRES[name]][::-1]).astype(int))].astype(float)
+        to_skin = np.linalg.norm(drawn - skin.mean(0))
+        assert to_skin < np.linalg.norm(drawn - iris) and to_skin < np.linalg.norm(drawn - white), (drawn, skin.mean(0))
         x, y = np.round(face2d[eye["upper"]]).astype(int)
         lash = (frame[y - 2:y + 3, x - 2:x + 3] @ [0.299, 0.587, 0.114]).min()
-        assert lash < 0.6 * skin_luma, (lash, skin_luma)                  # the lash line is the darkest line
+        assert lash < 0.6 * (drawn @ [0.299, 0.587, 0.114]), lash          # the lash line is the darkest line
 
 
 @needs_shared
@@ -495,7 +500,10 @@ def test_a_user_s_full_blink_is_the_avatar_s_full_blink_through_the_motion_stage
     class Recorded:              # a recorded track needs no tracker
         def __call__(self, *args):
             raise AssertionError
-    stage = MotionStage(LatestSlot("a"), LatestSlot("b"), Recorded(), None, space, own, Controls(), rest.copy(), 0.5, 0.5)
+    def stage_for(retarget, driven=None):
+        return MotionStage(LatestSlot("a"), LatestSlot("b"), Recorded(), None, space, own, Controls(), rest.copy(),
+                           0.5, 0.5, retarget=retarget, driven=driven)
+    stage = stage_for(True)
     for blink, expected in ((2.6, 3.2), (1.6, 1.6), (0.1, -0.5)):       # shut, half-way, wider
         driver = rest.copy()
         driver[[left, right]] = blink
@@ -507,6 +515,14 @@ def test_a_user_s_full_blink_is_the_avatar_s_full_blink_through_the_motion_stage
     stage.controls.absolute = True
     stage.process(Captured(1, 0.04, None, params=driver))
     assert (stage.last_delta / space.to_norm)[left] == pytest.approx(0.1 + 0.6)
+    # a StyleGAN2 avatar (no retargeting) gets the change as it is; an eye left undriven stays still
+    shut = rest.copy()
+    shut[[left, right]] = 2.6
+    plain, one_eye = stage_for(False), stage_for(True, driven=["blink_left"])
+    for s in (plain, one_eye):
+        s.process(Captured(0, 0.0, None, params=shut))
+    assert (plain.last_delta / space.to_norm)[left] == pytest.approx(2.0)
+    assert (one_eye.last_delta / space.to_norm)[left] == pytest.approx(3.2) and one_eye.last_delta[right] == 0.0
     # the eyes blink together (the tracker parts a turned head's eyes by up to 1.5), a wink stays one
     apart, wink = np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES))
     apart[[left, right]], wink[[left, right]] = (1.0, 0.2), (2.6, 0.0)
@@ -514,9 +530,13 @@ def test_a_user_s_full_blink_is_the_avatar_s_full_blink_through_the_motion_stage
     assert together[left] == pytest.approx(0.6) and together[right] == pytest.approx(0.6)
     winked = retarget_blinks(wink, list(PARAM_NAMES), np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES)), span[:, 1])
     assert winked[left] == pytest.approx(2.6) and winked[right] == 0.0
-    # a photo with its eyes already nearly shut has no room: its blink change is not blown up
-    assert retarget_blinks(np.ones(len(PARAM_NAMES)), list(PARAM_NAMES), rest, np.full(len(PARAM_NAMES), 2.5),
-                           span[:, 1])[left] == 1.0
+    wink[[left, right]] = (2.0, 0.0)                                          # half-way between linked and a wink
+    half = retarget_blinks(wink, list(PARAM_NAMES), np.zeros(len(PARAM_NAMES)), np.zeros(len(PARAM_NAMES)), span[:, 1])
+    assert half[left] == pytest.approx(1.5) and half[right] == pytest.approx(0.5)
+    # a photo with its eyes nearly shut has little room: its blink is scaled down, at most to half, and smoothly
+    nearly = [retarget_blinks(np.ones(len(PARAM_NAMES)), list(PARAM_NAMES), rest, np.full(len(PARAM_NAMES), o),
+                              span[:, 1])[left] for o in (2.34, 2.36, 2.5)]
+    assert nearly == pytest.approx([0.5, 0.5, 0.5])
 
 
 def test_the_lips_gate_follows_the_driver_s_visible_lips():

@@ -98,7 +98,7 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
                          driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze,
-                         budget=budget)
+                         budget=budget, retarget=scene.kind == "warp")
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
 
 

@@ -2,8 +2,9 @@
 
 Relative mode (default): delta_p = p(t) - p_neutral, the user's own resting pose from a
 calibration profile, or the median of the first second with a face; the avatar keeps its
-resting pose and copies the motion; the eyes blink together, a blink as a share of the way to shut
-(retarget_blinks: the user's eyes and the photo's may rest open by different amounts). Absolute mode: delta_p = p(t) - p_s, the paper's cross-
+resting pose and copies the motion. For a warp avatar the eyes blink together, a blink as a share
+of the way to shut (retarget_blinks: the user's eyes and the photo's may rest open by different
+amounts). Absolute mode: delta_p = p(t) - p_s, the paper's cross-
 reenactment, where the avatar takes the driver's pose.
 Face lost: the last delta is held for `hold_s`, then eased to zero (the avatar's neutral) over
 `ease_s`; when the face is found again the delta eases back in over `ease_s`.
@@ -93,8 +94,9 @@ def lips_gate(delta: np.ndarray, lip_gap: float | None, jaw: int | None, rest_ga
     return gated
 
 
-BLINKS = ("blink_left", "blink_right")
+BLINK_NAMES = ("blink_left", "blink_right")
 BLINK_ROOM_LIMITS = (0.5, 2.0)          # the most a blink change is scaled down or up
+MIN_ROOM = 0.25                         # a room to shut (SD) below this counts as this (eyes at rest nearly shut)
 # The two eyes' blink changes (standard deviations) differ this much before one eye is drawn closing on its own (a
 # wink), and this much for it to be drawn whole. The tracker reads the eye turned away as more closed: a 15 degree
 # turn alone parts the eyes' readings by up to 1.5, which drawn per eye winks at the viewer.
@@ -112,11 +114,11 @@ def retarget_blinks(change: np.ndarray, names: list[str], neutral: np.ndarray, o
       the footage's 99th percentile). Without it a user whose open eyes read 0.6 while the photo's wide-open
       ones read -0.6 gave a full blink that closed the avatar's eyes two thirds of the way: a squint. Opening
       (a widening) is copied.
-    Everything else is returned as it came."""
+    `shut` and the others are [P] raw vectors in `names` order; everything but the blinks is returned as it came."""
     out = np.array(change, np.float64)
-    if not all(n in names for n in BLINKS):
+    if not all(n in names for n in BLINK_NAMES):
         return out
-    k = [names.index(n) for n in BLINKS]
+    k = [names.index(n) for n in BLINK_NAMES]
     apart = abs(out[k[0]] - out[k[1]])
     own_share = float(np.clip((apart - WINK_FROM) / (WINK_FULL - WINK_FROM), 0.0, 1.0))
     def together(v):                # (eyes linked: their rooms to shut are the two eyes' mean too)
@@ -124,8 +126,8 @@ def retarget_blinks(change: np.ndarray, names: list[str], neutral: np.ndarray, o
         return own_share * v + (1 - own_share) * v.mean()
     out[k] = together(out)
     for i, driver_room, avatar_room in zip(k, together(shut) - together(neutral), together(shut) - together(own)):
-        if out[i] > 0 and driver_room > 0.25 and avatar_room > 0.25:
-            out[i] *= float(np.clip(avatar_room / driver_room, *BLINK_ROOM_LIMITS))
+        if out[i] > 0:
+            out[i] *= float(np.clip(max(avatar_room, MIN_ROOM) / max(driver_room, MIN_ROOM), *BLINK_ROOM_LIMITS))
     return out
 
 
@@ -146,9 +148,12 @@ class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, space, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
                  synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None,
-                 gaze=None, budget=None):
+                 gaze=None, budget=None, retarget=False):
         super().__init__("motion", inp, out)
         self.gaze = gaze          # a GazeFollower (live/pipeline/gaze_follow.py), or None: the photo's gaze
+        # blinks retargeted (retarget_blinks): measured for the warp renderer; a StyleGAN2 avatar's blink
+        # directions are trained on the footage's own changes, so they get the driver's change as it is
+        self.retarget = retarget
         self.budget = budget      # a TrackingBudget (live/pipeline/tracking_budget.py), or None: never adapt
         self._tracked: list[tuple[float, np.ndarray]] = []
         self._last_lip_gap: float | None = None
@@ -258,10 +263,10 @@ class MotionStage(Stage):
             if ref is None:          # while the neutral pose is being collected the avatar stays neutral
                 self.last_delta = 0 * self.last_delta
             else:
-                change = (params - ref) * self.mask
-                if not self.synthetic and not self.controls.absolute:
+                change = params - ref
+                if self.retarget and not self.synthetic and not self.controls.absolute:
                     change = retarget_blinks(change, self.names, ref, self.p_s, self.shut)
-                self.last_delta = change * self.to_norm
+                self.last_delta = change * self.to_norm * self.mask       # (an eye left undriven stays still)
             self.last_delta = lips_gate(self.last_delta, lip_gap, self.jaw,
                                         None if self.controls.absolute else self.rest_gap)
             if self.limits is not None:

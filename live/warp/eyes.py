@@ -11,9 +11,9 @@
 - A closing lid's edge reads the photo further up: the tracked lid often has a strip of eye white
   above it, which must not slide down with the lid; the lid's real edge (its lash line, or the white's
   top where a painting has no lashes) is found at avatar creation.
-- A blink is drawn as one: the upper lid comes down, the lower lid stays nearly still (blink_basis), the
-  lids meet when the request reaches the blink the tracker reads on real shut eyes (blink_gains), and
-  the closing lid is the photo's own lid skin with a lash line along its edge (draw_lids).
+- A blink is drawn as one: the upper lid comes down, the lower lid and the brows stay nearly still
+  (closing_blink_rows), and the lids meet when the request reaches the blink the tracker reads on real
+  shut eyes (blink_gains). The closing lid's skin and lashes are drawn by live/warp/lids.py.
 """
 
 from __future__ import annotations
@@ -22,56 +22,56 @@ import numpy as np
 
 from live.warp.mouth_interior import INNER_CORNERS as INNER_LIP_CORNERS
 from models.face.gaze import eye_axes
-from models.face.landmarks import CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, FOREHEAD, LIP_LOWER_INNER, LIP_UPPER_INNER
+from live.warp.pixels import LUMA, sample, smoothstep
+from models.face.landmarks import (CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, FOREHEAD, LIP_LOWER_INNER, LIP_UPPER_INNER,
+                                   POSE_NAMES)
 from models.face.mesh_topology import IRIS_CENTRES, boundary_loops, loop_arcs
 
 GAZE_LIMIT = (0.22, 0.12)               # the iris centre's largest move, in eye widths (across, up-down)
 IRIS_RIMS = {"eye_right": (469, 470, 471, 472), "eye_left": (474, 475, 476, 477)}   # the refined mesh's iris edge
 IRIS_POINTS = 10
-BLINKS = tuple(3 + EXPRESSION_NAMES.index(n) for n in ("blink_left", "blink_right"))
+EXP_BLINKS = tuple(EXPRESSION_NAMES.index(n) for n in ("blink_left", "blink_right"))   # rows of the expression basis
+BLINKS = tuple(len(POSE_NAMES) + k for k in EXP_BLINKS)                                 # the same in the 15-vector
 EYES = (("eye_left", EYE_LEFT), ("eye_right", EYE_RIGHT))
 # The mesh's ring above each upper lid (the lid's crease), point for point above the lid's loop from the outer
 # corner in; a tracked lid often sits below the lid's visible edge, with a strip of eye white above it.
 LID_CREASE = {"eye_left": (467, 260, 259, 257, 258, 286, 414), "eye_right": (247, 30, 29, 27, 28, 56, 190)}
 LID_ROLL_BY = 0.25      # closed this much, a lid's edge shows the photo's lash line (found above its tracked edge)
-LASH_FROM = 0.05        # closed this much, the lash line starts to show (at full darkness 0.3 later)
-LASH_DARKNESS = 1.0     # how far the lash line drawn along a closing lid's edge goes toward the photo's lash colour
-LASH_WIDTH = 0.05       # its thickness mid-lid, in eye widths
-LASH_SHADE = 0.6        # a shut eye's lash line is darker than an open one's: both rows of lashes and the lid's fold
 # In a real blink the upper lid travels and the lower one hardly moves, but the tracker's lower-lid points follow
-# its upper ones (its landmarks are coupled), so the shape model's blink lifts the lower lid by a third of the
-# closure. Drawn, that pushes the lower lid's skin up over the eye: a squint. The lower lid keeps this share of it.
+# its upper ones (its landmarks are coupled), so the shape model's blink lifts the lower lid by half the upper lid's
+# travel. Drawn, that pushes the lower lid's skin up over the eye: a squint. The lower lid keeps this share of it.
 LOWER_LID_SHARE = 0.2
 # Likewise its brow points follow the lids down (by more than the lid's own travel per unit): drawn, a blink lowered
 # the brows and the tracker read the face as tilting forward (up to 6 degrees of pitch on a full blink). What lies
 # above the lid's crease keeps this share of the blink's motion.
 BROW_SHARE = 0.2
-LID_SKIN_ABOVE = 0.2    # the lid's skin colour is read up to this many eye widths above its crease
-LID_SHADOW, LID_SHADOW_REACH = 0.5, 0.2    # a closing lid's shadow on the eye: darkening at its edge, reach (eye widths)
-LID_SKIN_BY = 0.15      # closed this much, the closing lid is drawn wholly in that skin (less: blended in)
+LID_REGION = 1.4        # eye widths from the eye's centre within which the blink's motion is reshaped (fading 0.3 on)
 
 
-def blink_basis(exp_basis: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """The expression basis [12, N, 3] with each blink's lower-lid motion (the lid and the skin under it, within
-    an eye width of the eye) cut to LOWER_LID_SHARE, the rest given to the upper lid's edge: the gap closed per
-    unit of blink is the same, the lids meet lower."""
-    out = exp_basis.copy()
+def closing_blink_rows(exp_basis: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """[2, N, 3] each closing blink's motion as drawn (EXP_BLINKS order): below the eye (the lower lid and the skin
+    under it) cut to LOWER_LID_SHARE, above the lid's crease (the brows) to BROW_SHARE, both with smooth edges; the
+    upper lid's edge takes what its lower lid lost, so the gap closed per unit of blink is the same and the lids
+    meet lower. A widening is drawn with the shape model's own rows."""
+    out = exp_basis[list(EXP_BLINKS)].copy()
     loops = boundary_loops()
-    for (name, eye), k in zip(EYES, BLINKS):
-        motion = out[k - 3]                              # BLINKS index the 15-vector; the basis starts at jaw
+    for motion, (name, eye) in zip(out, EYES):
         upper, lower = _lid_arcs(loops[name], eye)
         centre, right, down, width = eye_axes(mean, eye)
         offset = mean[:, :2] - centre
-        below = (offset @ down > 0) & (np.linalg.norm(offset, axis=1) < 1.2 * width)
+        along, depth = offset @ right, offset @ down
+        near = smoothstep((LID_REGION + 0.3 - np.linalg.norm(offset, axis=1) / width) / 0.3)
+        crease = mean[list(LID_CREASE[name]), :2] - centre
+        order = np.argsort(crease @ right)
+        crease_height = np.interp(along, (crease @ right)[order], -(crease @ down)[order])   # at each point's place
+        below = smoothstep(depth / (0.1 * width)) * near
+        above = smoothstep((-depth / np.maximum(crease_height, 1e-9) - 1.0) / 0.3) * near
+        before = motion.copy()
+        motion *= (1 - (1 - LOWER_LID_SHARE) * below - (1 - BROW_SHARE) * above)[:, None]
+        lost = before[lower] - motion[lower]                   # what the lower lid no longer travels, per point
         lx, ux = mean[lower, :2] @ right, mean[upper, :2] @ right
-        order = np.argsort(lx)
-        under = np.stack([np.interp(ux, lx[order], motion[lower[order], d]) for d in range(3)], 1)
-        edge = motion[upper] - (1 - LOWER_LID_SHARE) * under     # the lower lid's part of the closure, taken up
-        crease_height = float(-((mean[LID_CREASE[name], :2] - centre) @ down).min())
-        brow = (-(offset @ down) > 1.1 * crease_height) & (np.linalg.norm(offset, axis=1) < 1.6 * width)
-        motion[below] *= LOWER_LID_SHARE
-        motion[brow] *= BROW_SHARE
-        motion[upper] = edge
+        o = np.argsort(lx)
+        motion[upper] = before[upper] - np.stack([np.interp(ux, lx[o], lost[o, d]) for d in range(3)], 1)
     return out
 
 
@@ -161,8 +161,6 @@ class WarpEyes:
             # the lid's own edge too (its hull covers the whole opening whatever the crease's shape)
             outlines.append(np.concatenate([crease, lower, upper]))   # (lower has both corners)
         self.lash_at = [self._lash_line(upper, crease) for _, upper, _, crease in self.lids]
-        self.lid_skin = [self._lid_skin(eye, crease) for eye, _, _, crease in self.lids]
-        self.lash_colour = [self._lash_colour(upper, crease, lash) for (_, upper, _, crease), lash in zip(self.lids, self.lash_at)]
         self.vertices = np.concatenate([np.append(o, IRIS_CENTRES[name]) for o, (name, _) in zip(outlines, EYES)])
         self.iris_rims, triangles, rims = [], [], []
         k, rim_start = 0, first_vertex + len(self.vertices)
@@ -185,11 +183,9 @@ class WarpEyes:
         """Per upper-lid point, how far up toward the crease (0 at the tracked edge, 1 at the crease) the photo's
         lid edge is: coming down from the crease's skin, the first point that is not skin (lashes, or the eye's
         white where a painting has no lash line), at the middle of the lash band if there is one."""
-        h, w = self.photo.shape[:2]
         steps = np.linspace(0.0, 1.0, 25)
         a, b = self.src2d[upper], self.src2d[crease]
-        xy = np.round(a[:, None] + steps[None, :, None] * (b - a)[:, None]).astype(int)    # [lid points, steps, 2]
-        pixels = self.photo[np.clip(xy[..., 1], 0, h - 1), np.clip(xy[..., 0], 0, w - 1)].astype(np.float64)
+        pixels = sample(self.photo, a[:, None] + steps[None, :, None] * (b - a)[:, None])    # [lid points, steps, 3]
         out = np.zeros(len(upper))
         for i, row in enumerate(pixels):
             far = np.linalg.norm(row - row[steps >= 0.8].mean(0), axis=1)
@@ -197,7 +193,7 @@ class WarpEyes:
                 continue
             first = np.nonzero((far > 0.5 * far[steps <= 0.9].max()) & (steps <= 0.9))[0].max()  # nearest the crease
             band = np.arange(max(first - 3, 0), first + 1)
-            luma = row[band] @ np.array([0.299, 0.587, 0.114])
+            luma = row[band] @ LUMA
             out[i] = steps[band[np.argmin(luma)]] if np.ptp(luma) > 25 else steps[first]
         return out
 
@@ -237,89 +233,3 @@ class WarpEyes:
                 roll = min(c / LID_ROLL_BY, 1.0) * lash
                 out[upper] = self.src2d[upper] + roll[:, None] * (self.src2d[crease] - self.src2d[upper])
         return out, closed
-
-    def _lid_skin(self, eye: dict, crease: np.ndarray) -> np.ndarray:
-        """[len(crease), 3] the photo's lid skin above each crease point: the brighter pixels of the strip up to
-        LID_SKIN_ABOVE eye widths above it (brow hairs and the crease's shadow are the darker ones)."""
-        h, w = self.photo.shape[:2]
-        _, _, down, width = eye_axes(self.src2d, eye)
-        steps = np.linspace(0.02, LID_SKIN_ABOVE, 10) * width
-        xy = np.round(self.src2d[crease][:, None] - steps[None, :, None] * down).astype(int)    # [points, steps, 2]
-        strip = self.photo[np.clip(xy[..., 1], 0, h - 1), np.clip(xy[..., 0], 0, w - 1)].astype(np.float64)
-        luma = strip @ np.array([0.299, 0.587, 0.114])
-        keep = luma >= np.median(luma, axis=1, keepdims=True)
-        return np.stack([strip[i][keep[i]].mean(0) for i in range(len(crease))])
-
-    def draw_lids(self, frame: np.ndarray, points: np.ndarray, closed: list[float]) -> None:
-        """Each closing upper lid, from its crease down to its edge, in the photo's lid skin (a little darker
-        toward the edge, where a shut lid curves away), blended in by how closed the eye is; then its lash line.
-        The warped lid alone would stretch a few pixels of the photo's lid, with its lashes and the white under
-        them, over the whole eye."""
-        import cv2
-        h, w = frame.shape[:2]
-        for (eye, upper, lower, crease), skin, lash_colour, c in zip(self.lids, self.lid_skin, self.lash_colour, closed):
-            if c < 0.02:
-                continue
-            edge = points[np.concatenate([[eye["outer"]], upper, [eye["inner"]]])]
-            outline = np.concatenate([edge, points[crease][::-1]])
-            x0, y0 = np.floor(np.minimum(outline.min(0), points[lower].min(0))).astype(int) - 3
-            x1, y1 = np.ceil(np.maximum(outline.max(0), points[lower].max(0))).astype(int) + 4
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-            if x1 <= x0 or y1 <= y0:
-                continue
-            middle, right, down, width = eye_axes(points, eye)
-            mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-            cv2.fillPoly(mask, [np.round((outline - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
-            blur = max(int(0.06 * width) | 1, 3)
-            mask = cv2.GaussianBlur(mask, (blur, blur), 0)      # no seam where the drawn lid meets the warped skin
-            ys, xs = np.mgrid[y0:y1, x0:x1]
-            offset = np.stack([xs, ys], -1) - middle
-            along, across = offset @ right, offset @ down
-            skin_x = (points[crease] - middle) @ right
-            order = np.argsort(skin_x)
-            colour = np.stack([np.interp(along, skin_x[order], skin[order, d]) for d in range(3)], -1)
-            edge_x, edge_y = (edge - middle) @ right, (edge - middle) @ down
-            edge_order = np.argsort(edge_x)
-            above_edge = np.interp(along, edge_x[edge_order], edge_y[edge_order]) - across
-            colour *= (0.8 + 0.2 * np.sqrt(np.clip(above_edge / (0.35 * width), 0, 1)))[..., None]
-            a = (mask * min(c / LID_SKIN_BY, 1.0))[..., None]
-            # the lid's shadow on the eye under its edge
-            opening = np.zeros_like(mask)
-            cv2.fillPoly(opening, [np.round((np.concatenate([edge, points[lower][::-1]]) - [x0, y0]) * 16).astype(np.int32)],
-                         1.0, cv2.LINE_AA, 4)
-            shadow = opening * np.clip(1 + above_edge / (LID_SHADOW_REACH * width), 0, 1) * (above_edge < 0)
-            shade = 1 - LID_SHADOW * min(c / 0.3, 1.0) * shadow[..., None]
-            frame[y0:y1, x0:x1] = np.round(frame[y0:y1, x0:x1] * shade * (1 - a) + colour * a).astype(np.uint8)
-            self._lash_line_drawn(frame, edge, lash_colour, width, c)
-
-    def _lash_colour(self, upper: np.ndarray, crease: np.ndarray, lash: np.ndarray) -> np.ndarray:
-        """[3] the photo's own lash line: its darkest tenth between the tracked lid edge and a little past the
-        lash line (dark lashes on a photo, the lid's shadow on a painting that has none)."""
-        h, w = self.photo.shape[:2]
-        reach = np.minimum(lash + 0.3, 1.0)[:, None, None] * np.linspace(0, 1, 8)[None, :, None]
-        xy = np.round(self.src2d[upper][:, None] + reach * (self.src2d[crease] - self.src2d[upper])[:, None]).astype(int)
-        pixels = self.photo[np.clip(xy[..., 1], 0, h - 1), np.clip(xy[..., 0], 0, w - 1)].reshape(-1, 3).astype(np.float64)
-        luma = pixels @ np.array([0.299, 0.587, 0.114])
-        return LASH_SHADE * pixels[luma <= np.percentile(luma, 10)].mean(0)
-
-    @staticmethod
-    def _lash_line_drawn(frame: np.ndarray, line: np.ndarray, colour: np.ndarray, width: float, c: float) -> None:
-        """The lashes along a closing upper lid's edge, in the photo's lash colour: thickest in the middle,
-        thinning toward the corners, as on a shut eye."""
-        import cv2
-        if c < LASH_FROM:
-            return
-        h, w = frame.shape[:2]
-        x0, y0 = np.floor(line.min(0)).astype(int) - 3
-        x1, y1 = np.ceil(line.max(0)).astype(int) + 4
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 <= x0 or y1 <= y0:
-            return
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        fixed = np.round((line - [x0, y0]) * 16).astype(np.int32)
-        middle = np.sin(np.pi * (np.arange(len(line) - 1) + 0.5) / (len(line) - 1))   # 0 at the corners, 1 mid-lid
-        for i, share in enumerate(middle):
-            thick = max(int(round(LASH_WIDTH * width * (0.4 + 0.6 * share))), 1)
-            cv2.line(mask, tuple(fixed[i]), tuple(fixed[i + 1]), 255, thick, cv2.LINE_AA, 4)
-        a = mask[..., None] / 255.0 * LASH_DARKNESS * min((c - LASH_FROM) / 0.3, 1.0)
-        frame[y0:y1, x0:x1] = np.round(frame[y0:y1, x0:x1] * (1 - a) + colour * a).astype(np.uint8)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from live.warp.pixels import LUMA, sample, smoothstep
 from models.face.landmarks import EYE_LEFT, EYE_RIGHT, LIP_UPPER_INNER, MOUTH_LEFT, MOUTH_RIGHT
 from models.face.mesh_topology import boundary_loops, loop_arcs
 
@@ -27,17 +28,6 @@ LOWER_TEETH = 0.09
 TEETH_FROM, TEETH_FULL = 0.015, 0.07   # opening (mouth widths) where the teeth start to show / fully show
 TONGUE = (0.3, 0.12)               # the tongue's half-width and half-height, in mouth widths (larger reads as lip)
 TOOTH_WIDTH = 0.11                 # one incisor, in mouth widths (faint gaps between them)
-
-
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
-
-def _sample(photo: np.ndarray, points: np.ndarray) -> np.ndarray:
-    h, w = photo.shape[:2]
-    p = np.round(points).astype(int)
-    return photo[np.clip(p[:, 1], 0, h - 1), np.clip(p[:, 0], 0, w - 1)].astype(np.float64)
 
 
 def eye_white_colour(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
@@ -50,7 +40,7 @@ def eye_white_colour(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray | N
     pixels = photo[mask > 0].astype(np.float64)
     if len(pixels) < 12:
         return None
-    luma = pixels @ np.array([0.299, 0.587, 0.114])
+    luma = pixels @ LUMA
     bright = pixels[luma >= np.percentile(luma, 75)]
     return np.median(bright, axis=0)
 
@@ -59,14 +49,14 @@ class MouthInterior:
     def __init__(self, photo: np.ndarray, landmarks: np.ndarray):
         loops = boundary_loops()
         self.loop = loops["mouth"]
-        lips = _sample(photo, landmarks[self.loop, :2])
+        lips = sample(photo, landmarks[self.loop, :2])
         lip = np.median(lips, axis=0)
         self.throat = np.clip(lip * 0.2, 6, 60)
         tongue = lip * np.array([0.85, 0.62, 0.62])
         self.tongue = np.clip(tongue * 200 / max(tongue.max(), 1), 0, 255) if tongue.max() > 200 else tongue
         white = eye_white_colour(photo, landmarks)
         if white is None:
-            cheeks = _sample(photo, landmarks[[EYE_LEFT["lower"], EYE_RIGHT["lower"]], :2] * 0.5
+            cheeks = sample(photo, landmarks[[EYE_LEFT["lower"], EYE_RIGHT["lower"]], :2] * 0.5
                              + landmarks[[MOUTH_LEFT, MOUTH_RIGHT], :2] * 0.5)
             skin = cheeks.mean(0)
             white = skin.mean() + 0.35 * (skin - skin.mean())       # desaturated
@@ -118,7 +108,7 @@ class MouthInterior:
         if x1 <= x0 or y1 <= y0:
             return
         width, frame_of, (ux, uy), (lx, ly), opening = self._lips(points)
-        fade_in = float(_smoothstep((opening - self.own_opening) / 0.04))
+        fade_in = float(smoothstep((opening - self.own_opening) / 0.04))
         if opening <= 0.005 or fade_in <= 0:
             return
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
@@ -133,18 +123,18 @@ class MouthInterior:
         # tongue: low in the mouth, lit from above
         tongue_centre = bottom + 0.04
         t = (u / TONGUE[0]) ** 2 + ((v - tongue_centre) / TONGUE[1]) ** 2
-        tongue_a = _smoothstep((1.0 - t) / 0.25) * _smoothstep((opening - 0.06) / 0.12)
+        tongue_a = smoothstep((1.0 - t) / 0.25) * smoothstep((opening - 0.06) / 0.12)
         lit = np.clip(0.8 + 0.3 * (tongue_centre - v) / TONGUE[1], 0.55, 1.05)     # its top catches the light
         image += tongue_a[..., None] * (self.tongue * lit[..., None] - image)
         # teeth, recede and darken toward the corners
-        show = _smoothstep((opening - TEETH_FROM) / (TEETH_FULL - TEETH_FROM))
-        across = _smoothstep((0.85 - side) / 0.35)
+        show = smoothstep((opening - TEETH_FROM) / (TEETH_FULL - TEETH_FROM))
+        across = smoothstep((0.85 - side) / 0.35)
         gaps = 1.0 - 0.18 * np.exp(-((((u / TOOTH_WIDTH) + 0.5) % 1.0 - 0.5) * 2.2) ** 2 / 0.02)
         edge_u = UPPER_TEETH * (1 - 0.12 * np.abs(np.sin(np.pi * u / TOOTH_WIDTH)))     # each tooth's rounded edge
-        upper_a = _smoothstep((top + edge_u - v) / 0.012) * (v >= top - 0.02) * across * show
+        upper_a = smoothstep((top + edge_u - v) / 0.012) * (v >= top - 0.02) * across * show
         shade = (1.0 - 0.45 * side**2) * gaps
         image += upper_a[..., None] * (self.teeth * shade[..., None] - image)
-        lower_a = _smoothstep((v - (bottom - LOWER_TEETH)) / 0.012) * across * show * _smoothstep((opening - 0.1) / 0.1)
+        lower_a = smoothstep((v - (bottom - LOWER_TEETH)) / 0.012) * across * show * smoothstep((opening - 0.1) / 0.1)
         image += lower_a[..., None] * (self.teeth * 0.72 * shade[..., None] - image)
         # the lips' shadow along the inner edge
         shift = 4

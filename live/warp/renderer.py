@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.triangle_map import triangle_map
-from live.warp.eyes import BLINKS, Closures, WarpEyes, blink_basis, blink_gains
+from live.warp.eyes import EXP_BLINKS, Closures, WarpEyes, blink_gains, closing_blink_rows
+from live.warp.lids import LidPainter
 from live.warp.mouth_interior import MouthInterior
 from live.warp.warp_avatar import WarpAvatar
 from models.face.mesh_topology import boundary_loops, face_triangles
@@ -133,8 +134,9 @@ class WarpRenderer:
 
         self.eyes = WarpEyes(self.photo, src2d, extra)       # eyeballs, lid rolling, lashes (live/warp/eyes.py)
         self.closures = Closures(src2d, self.eyes.lids)      # lids and lips that meet, never cross
-        self.closing_basis = blink_basis(self.model.exp_basis, self.model.mean)    # a blink, not a squint
-        self.blink_gain = np.ones(len(BLINKS))
+        self.lid_painter = LidPainter(self.photo, src2d, self.eyes.lids, self.eyes.lash_at)   # live/warp/lids.py
+        self.closing_rows = closing_blink_rows(self.model.exp_basis, self.model.mean)   # a blink, not a squint
+        self.blink_gain = np.ones(len(EXP_BLINKS))        # (mesh() reads the gain that blink_gains measures with it)
         self.blink_gain = blink_gains(self.mesh, fit.params, self.model.param_range[:, 1])
         extra += len(self.eyes.src)
 
@@ -156,15 +158,14 @@ class WarpRenderer:
 
     def mesh(self, delta_raw: np.ndarray) -> np.ndarray:
         """The face's landmarks [478, 3] (camera frame, pixels) after the change. A closing blink is drawn as one
-        (the upper lid travels, lower lid and brows stay: live/warp/eyes.py blink_basis), scaled so that the lids
+        (the upper lid travels, lower lid and brows stay: live/warp/eyes.py closing_blink_rows), scaled so that the lids
         meet where a real shut eye is tracked (blink_gains); a widening is the shape model's own motion."""
         expression = np.array(delta_raw[3:], np.float64)
-        closing = np.zeros_like(expression)
-        lids = [k - 3 for k in BLINKS]
-        closing[lids] = np.maximum(expression[lids], 0.0) * self.blink_gain
+        lids = list(EXP_BLINKS)
+        closing = np.maximum(expression[lids], 0.0) * self.blink_gain
         expression[lids] = np.minimum(expression[lids], 0.0)      # a widening: the shape model's own motion
         shape = (self.aligned + np.tensordot(expression, self.model.exp_basis, 1)
-                 + np.tensordot(closing, self.closing_basis, 1))
+                 + np.tensordot(closing, self.closing_rows, 1))
         rot = rotation_from_angles(*(self.pose0 + delta_raw[:3]))
         return self.scale * (shape - self.pivot_model) @ rot.T + self.pivot
 
@@ -221,7 +222,7 @@ class WarpRenderer:
         frame = cv2.remap(self.photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior is not None:
             self.mouth_interior.draw(frame, face2d)
-        self.eyes.draw_lids(frame, face2d, closed)
+        self.lid_painter.draw(frame, face2d, closed)
         return frame
 
     def warm_up(self) -> None:
