@@ -4,8 +4,8 @@ Relative mode (default): delta_p = p(t) - p_neutral, the user's own resting pose
 calibration profile, or the median of the first second with a face; the avatar keeps its
 resting pose and copies the motion. For a warp avatar the eyes blink together, a blink as a share
 of the way to shut (retarget_blinks: the user's eyes and the photo's may rest open by different
-amounts). Absolute mode: delta_p = p(t) - p_s, the paper's cross-
-reenactment, where the avatar takes the driver's pose.
+amounts). Absolute mode: delta_p = p(t) - p_s, the paper's cross-reenactment, where the avatar
+takes the driver's pose.
 Face lost: the last delta is held for `hold_s`, then eased to zero (the avatar's neutral) over
 `ease_s`; when the face is found again the delta eases back in over `ease_s`.
 """

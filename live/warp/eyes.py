@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from live.warp.mouth_interior import INNER_CORNERS as INNER_LIP_CORNERS
-from models.face.gaze import eye_axes
 from live.warp.pixels import LUMA, sample, smoothstep
+from models.face.gaze import eye_axes
 from models.face.landmarks import (CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, FOREHEAD, LIP_LOWER_INNER, LIP_UPPER_INNER,
                                    POSE_NAMES)
 from models.face.mesh_topology import IRIS_CENTRES, boundary_loops, loop_arcs
