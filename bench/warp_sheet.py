@@ -82,9 +82,7 @@ def _cell(image: np.ndarray, centre: np.ndarray, size: float, label: str) -> np.
     x, y = np.round(centre).astype(int)
     padded = cv2.copyMakeBorder(image, half, half, half, half, cv2.BORDER_REPLICATE)
     crop = padded[y:y + 2 * half, x:x + 2 * half]
-    out = cv2.resize(crop, (CELL, CELL), interpolation=cv2.INTER_AREA)
-    cv2.putText(out, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
-    return out
+    return _label(cv2.resize(crop, (CELL, CELL), interpolation=cv2.INTER_AREA), label)
 
 
 def portrait_cells(portrait: Path, moments: list[dict]) -> np.ndarray:
@@ -149,6 +147,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _label(cell: np.ndarray, text: str) -> np.ndarray:
+    """A copy of the cell with `text` in its top left corner."""
     import cv2
     out = cell.copy()
     cv2.putText(out, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)

@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.records import append_json, default_json, machine
 from live.cli.table import print_table
+from live.warp.pixels import LUMA
 from models.face.landmarks import PARAM_NAMES, inner_lip_gap
 
 PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
@@ -120,13 +121,13 @@ def mouth_check(renderer, jaw: float) -> dict:
     mask = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(lips).astype(np.int32)], 255)
     inside = frame[cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0].astype(np.float64)
-    luma = inside @ np.array([0.299, 0.587, 0.114])
+    luma = inside @ LUMA
     from live.warp.mouth_interior import eye_white_colour
     landmarks = np.c_[renderer.src2d, np.zeros(len(renderer.src2d))]
     white = eye_white_colour(renderer.photo, landmarks)
     if white is None:   # eyes too small to sample: the brightest tenth of the face's own pixels instead
         white = np.percentile(renderer.photo.reshape(-1, 3), 90, axis=0)
-    bright = 0.7 * float(white @ np.array([0.299, 0.587, 0.114]))
+    bright = 0.7 * float(white @ LUMA)
     return {"param": "mouth inside", "tracked": f"{len(inside)} px",
             "luma_std": round(float(luma.std()), 1) if len(luma) else 0.0,
             "teeth_share": round(float((luma > bright).mean()), 3) if len(luma) else 0.0,

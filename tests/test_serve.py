@@ -23,7 +23,7 @@ import pytest
 from bench.browser_session import live_server, server_output, wait_until_idle
 from tests.conftest import ROOT, needs_shared
 from tests.serve_support import clip
-from tests.webrtc_client import Client, http
+from tests.webrtc_client import Client, http, stream
 
 
 @pytest.fixture(scope="module")
@@ -147,15 +147,7 @@ def test_uploads_that_are_not_a_usable_photo_are_refused_and_a_portrait_becomes_
     listed = http(upload)[1]
     assert [a["id"] for a in listed["avatars"]] == ["demo", made["id"]] and listed["default"] == "demo"
 
-    async def drive_it():
-        c = Client(url, str(clip()), avatar=made["id"])
-        status, answer = await c.start()
-        assert status == 200, answer
-        await c.wait_frames(20, 90)
-        await c.wait_written(1, 60)
-        await c.close()
-        return c.stats[-1]
-    assert run(drive_it())["avatar"] == made["id"]
+    assert run(stream(url, str(clip()), 20, written=1, avatar=made["id"])).stats[-1]["avatar"] == made["id"]
 
 
 @pytest.mark.slow   # several seconds (a server of its own, or a wait): CI's slow step
@@ -199,13 +191,7 @@ def test_a_client_killed_mid_stream_frees_its_connection(tmp_path):
         assert wait_until_idle(url, 60), "the killed client's connection was never let go"
         freed_after = time.monotonic() - start
 
-        async def next_one():
-            c = Client(url, str(clip()))
-            status, body = await c.start()
-            await c.wait_frames(5, 90)
-            await c.close()
-            return status
-        assert run(next_one()) == 200
+        run(stream(url, str(clip()), 5))                 # (asserts the offer is answered 200)
     assert freed_after < 20, f"freed after {freed_after:.0f} s"
     assert "sent no frame for 10 s" in server_output(proc)
 
@@ -285,23 +271,16 @@ def test_frames_without_a_face_keep_the_avatar_stream_going(server, tmp_path):
     url, _ = server
     empty = tmp_path / "empty_room.mp4"
     with av.open(str(empty), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
         for k in range(90):
             image = np.full((240, 320, 3), 90 + k % 30, np.uint8)       # a wall, lit a little unevenly
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 out.mux(packet)
-        for packet in stream.encode():
+        for packet in video.encode():
             out.mux(packet)
 
-    async def session():
-        c = Client(url, str(empty))
-        assert (await c.start())[0] == 200
-        await c.wait_frames(30, 90)
-        await c.wait_written(20, 30)
-        await c.close()
-        return c
-    c = run(session())
+    c = run(stream(url, str(empty), 30, written=20, written_s=30))
     last = c.stats[-1]
     assert last["written"] >= 20 and last["face_share"] == 0.0, last
     assert {shape for _, shape in c.frames} == {(512, 512, 3)}
@@ -317,15 +296,7 @@ def test_a_stylegan2_avatar_is_served_like_a_warp_one(tmp_path, quick_avatar, sm
         listed = http(url + "api/avatars")[1]
         assert [(a["id"], a["kind"]) for a in listed["avatars"]] == [("me", "stylegan2")]
 
-        async def session():
-            c = Client(url, str(clip()))
-            status, answer = await c.start()
-            assert status == 200, answer
-            await c.wait_frames(10, 120)
-            await c.wait_written(10, 60)
-            await c.close()
-            return c
-        c = run(session())
+        c = run(stream(url, str(clip()), 10, written=10, frames_s=120))
     last = c.stats[-1]
     assert last["avatar"] == "me" and last["written"] >= 10 and last["face_share"] >= 0.9, last
     assert {shape for _, shape in c.frames} == {(512, 512, 3)}

@@ -108,3 +108,17 @@ class Client:
             self._pull.cancel()
         self.camera.stop()
         await self.pc.close()
+
+
+async def stream(base_url: str, clip: str, frames: int, written: int = 0, avatar: str | None = None,
+                 frames_s: float = 90.0, written_s: float = 60.0) -> Client:
+    """One whole stream: started (its offer answered 200), `frames` avatar frames received within frames_s, the
+    server's loop at `written` frames (0: not waited for), closed. The closed Client keeps frames and stats."""
+    c = Client(base_url, clip, avatar)
+    status, answer = await c.start()
+    assert status == 200, answer
+    await c.wait_frames(frames, frames_s)
+    if written:
+        await c.wait_written(written, written_s)
+    await c.close()
+    return c
