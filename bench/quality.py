@@ -67,13 +67,15 @@ def _media(args, name: str) -> Path:
 
 def tracked_driver(clip: Path, until: int):
     """(frames [list of RGB], params [T, 15] smoothed, lip gaps [T], gazes [T, 2]; NaN where no face) for
-    frames 0..until. The lip gap (mouth widths) gates the jaw as `live run` does; the gaze is in eye widths."""
+    frames 0..until. The lip gap (mouth widths) gates the jaw as `live run` does; the gaze (eye widths) is
+    smoothed as `live run` smooths it (live/pipeline/gaze_follow.py), from the first face's."""
     from live.config import LiveConfig
     from live.io.sources import iter_video_rgb
     from live.tracking.estimator import make_estimator, make_smoother
-    from models.face.gaze import measure_gaze
+    from live.pipeline.gaze_follow import GazeFollower
     from models.face.landmarks import inner_lip_gap
     cfg = LiveConfig()
+    gaze = GazeFollower("follow", neutral_s=0.0)     # the first face's gaze as neutral, like the pose's
     estimator, smoother = make_estimator(cfg.tracking), make_smoother(cfg.smoothing)
     frames, params, gaps, gazes = [], [], [], []
     try:
@@ -82,7 +84,8 @@ def tracked_driver(clip: Path, until: int):
             raw = estimator(frame, k, t)
             params.append(smoother(raw).params)
             gaps.append(inner_lip_gap(raw.landmarks) if raw.found else np.nan)
-            gazes.append(measure_gaze(raw.landmarks) if raw.found else np.full(2, np.nan))
+            g = gaze(raw.landmarks, t) if raw.found else None
+            gazes.append(np.full(2, np.nan) if g is None else g)
     finally:
         estimator.close()
     return frames, np.array(params), np.array(gaps), np.array(gazes)
@@ -129,7 +132,7 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
             change = retarget_blinks(change, list(PARAM_NAMES), params[first], reenactor.own, reenactor.shut)
         delta = lips_gate(change * reenactor.to_norm, gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"),
                           float(np.nan_to_num(gaps[first])))
-        gaze = gazes[k] - gazes[first] if np.isfinite(gazes[k]).all() else None
+        gaze = gazes[k] if np.isfinite(gazes[k]).all() else None
         out = reenactor.render(delta, gaze)
         m_out = measurer(out)
         base = {"protocol": protocol, "avatar": avatar_name, "driver": driver.name, "frame": int(k),
