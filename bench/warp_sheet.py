@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from models.atomic_files import atomic_path
     media = Path(args.media)
+    before = load_cells(args.before) if args.before else {}     # before minutes of driving: a bad file fails now
     moments, driver_row = [], []
     for clip in args.clips:
         found = driver_moments(media / clip)
@@ -122,7 +123,6 @@ def run(args: argparse.Namespace) -> dict:
         for name, m in zip(MOMENTS, found):
             h, w = m["frame"].shape[:2]
             driver_row.append(_cell(m["frame"], np.array([w / 2, h / 2]), min(h, w), f"{Path(clip).stem} {name}"))
-    before = dict(np.load(args.before)) if args.before else {}
     rows, saved = [np.concatenate(driver_row, 1)], {}
     for portrait in args.portraits:
         cells = portrait_cells(media / portrait, moments)
@@ -144,6 +144,26 @@ def run(args: argparse.Namespace) -> dict:
     print(f"{args.output}: {len(args.portraits)} portraits x {len(moments)} moments"
           + (f", before from {args.before}" if args.before else ""))
     return {"bench": "warp_sheet", "output": args.output}
+
+
+def load_cells(path: str) -> dict[str, np.ndarray]:
+    """Cells saved by `--save-cells`: per portrait, uint8 [moments, size, size, 3]; a clear error for anything else."""
+    import zipfile
+    hint = "make it again with --save-cells (bench/warp_sheet.py says how, from an older tree)"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            cells = {name: saved[name] for name in saved.files}
+    except FileNotFoundError:
+        raise SystemExit(f"--before {path}: no such file; {hint}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise SystemExit(f"--before {path}: not cells saved by warp-sheet ({e}); {hint}") from None
+    for name, c in cells.items():
+        if c.dtype != np.uint8 or c.ndim != 4 or c.shape[1] != c.shape[2] or c.shape[3] != 3:
+            raise SystemExit(f"--before {path}: {name} holds {c.dtype} {c.shape}, not cells (uint8 [moments, size, "
+                             f"size, 3]); {hint}")
+    if not cells:
+        raise SystemExit(f"--before {path}: holds no cells; {hint}")
+    return cells
 
 
 def _label(cell: np.ndarray, text: str) -> np.ndarray:

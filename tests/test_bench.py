@@ -202,3 +202,24 @@ def test_bench_warp_sheet_shows_each_moment_before_and_now(tmp_path, capsys):
     below_label = slice(20, 160)
     assert np.abs(before_row[below_label, :160] - saved[0][below_label]).mean() < 6   # (JPEG) the saved cell
     assert "before from" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [(b"not an npz", "not cells saved by warp-sheet"),
+                                              (None, "no such file"), ("floats", "not cells")])
+def test_bench_warp_sheet_refuses_other_before_files_at_once(tmp_path, monkeypatch, content, message):
+    """--before with a damaged, missing or foreign file: a clear error before any clip is driven."""
+    import numpy as np
+
+    from bench import warp_sheet
+    bad = tmp_path / "cells.npz"
+    if content == "floats":
+        np.savez(bad, **{"portrait_einstein.jpg": np.zeros((5, 160, 160, 3), np.float32)})
+    elif content is not None:
+        bad.write_bytes(content)
+    driven = []
+    original = warp_sheet.driver_moments
+    monkeypatch.setattr(warp_sheet, "driver_moments", lambda clip: driven.append(clip) or original(clip))
+    with pytest.raises(SystemExit, match=message):
+        main(["warp-sheet", "--media", str(SHARED / "media"), "--portraits", "portrait_einstein.jpg",
+              "--clips", "lp_d0.mp4", "-o", str(tmp_path / "sheet.jpg"), "--before", str(bad)])
+    assert not driven
