@@ -213,10 +213,18 @@ def test_two_processes_average_their_gradients(tmp_path):
         "print('rank', dist.get_rank(), 'in step')\n"
         "t.close()\n"
         # gloo's threads joined by close(): left running, they free the last collectives' tensors while the
-        # interpreter shuts down, which now and then aborts the process
-        "import os\n"
+        # interpreter shuts down, which now and then aborts the process (live/gan/distributed.py)
+        "import os, torch.distributed.nn.functional as F\n"
+        "held = [f for f in vars(F).values() if any(isinstance(d, dist.ProcessGroup) for d in\n"
+        "                                           getattr(f, '__defaults__', None) or ())]\n"
+        "assert not held, f'the group bound as a default argument: {held}'\n"
+        "def thread_name(i):\n"
+        "    try:\n"
+        "        return open(f'/proc/self/task/{i}/comm').read().strip()\n"
+        "    except FileNotFoundError:   # ended meanwhile\n"
+        "        return ''\n"
         "if os.path.isdir('/proc/self/task'):\n"
-        "    threads = [open(f'/proc/self/task/{i}/comm').read().strip() for i in os.listdir('/proc/self/task')]\n"
+        "    threads = [thread_name(i) for i in os.listdir('/proc/self/task')]\n"
         "    assert not [n for n in threads if 'gloo' in n], threads\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     # --standalone: a free port of its own, so parallel runs on one machine do not collide.
@@ -224,6 +232,26 @@ def test_two_processes_average_their_gradients(tmp_path):
                         str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert r.stdout.count("in step") == 2
+
+
+def test_each_torchrun_rank_trains_on_its_own_gpu(tmp_path, monkeypatch):
+    """Under torchrun on CUDA, rank LOCAL_RANK takes cuda:LOCAL_RANK and makes it current before the group is
+    made (NCCL refuses two ranks on one GPU); on the CPU, or alone, the device is left as it is."""
+    from live.gan import train
+    from live.gan.distributed import process_device
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    current = []
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    assert process_device(torch.device("cuda")) == torch.device("cuda", 1) and current == [torch.device("cuda", 1)]
+    assert process_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert process_device(torch.device("cuda")) == torch.device("cuda") and len(current) == 1
+    asked = []
+    monkeypatch.setattr(train, "process_device", lambda device: asked.append(device) or device)
+    Trainer(TrainConfig(data=str(write_images(tmp_path / "data")), out=str(tmp_path / "run"), batch=4, workers=0,
+                        channel_max=32, style_dim=64, n_mlp=2))
+    assert asked == [torch.device("cpu")]
 
 
 def test_without_the_face_tracker_training_goes_on_without_a_face_count(monkeypatch, log_messages):

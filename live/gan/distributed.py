@@ -32,13 +32,15 @@ def init_distributed(device: torch.device, timeout_minutes: float | None = None)
         return Dist()
     import datetime
 
-    import torch._dynamo  # noqa: F401  (before the group: see below)
+    # torch.distributed.nn.functional binds the default group as its functions' default argument
+    # (group=group.WORLD) when it is imported. Imported after the group exists (torch._dynamo imports it, and the
+    # first optimiser imports torch._dynamo), it keeps the group alive: destroy_process_group then cannot join
+    # gloo's worker threads, which free the last collectives' tensors while the interpreter shuts down and
+    # abort the process now and then ("terminate called without an active exception"). Imported first, it
+    # binds nothing. A caller who creates the group itself must import it before, likewise.
+    import torch.distributed.nn.functional  # noqa: F401
     import torch.distributed as dist
     if not dist.is_initialized():
-        # torch._dynamo, imported after the group exists (the first optimiser imports it), keeps a reference to
-        # it: destroy_process_group then cannot join gloo's worker threads, which free the last collectives'
-        # tensors while the interpreter shuts down and abort the process ("terminate called without an
-        # active exception", now and then). Imported first, it holds none.
         extra = {"timeout": datetime.timedelta(minutes=timeout_minutes)} if timeout_minutes else {}
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", **extra)
     return Dist(rank=dist.get_rank(), world=dist.get_world_size())
@@ -56,7 +58,8 @@ def process_device(device: torch.device) -> torch.device:
 
 def close_distributed(d: Dist) -> None:
     """Leave the process group together (a rank that exits while another still talks to it makes gloo
-    abort the other) and join its threads (init_distributed says why nothing else may hold the group)."""
+    abort the other); destroying it joins gloo's threads, provided nothing else holds the group (see
+    init_distributed)."""
     if d.world == 1:
         return
     import torch.distributed as dist

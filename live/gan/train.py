@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from live.gan.distributed import (
     broadcast_module,
     close_distributed,
     init_distributed,
+    process_device,
     sync_gradients,
 )
 from live.gan.image_folder import ImageFolder, infinite_batches, list_images, read_crop
@@ -83,11 +83,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         cfg.check()
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.device = process_device(resolve_device(cfg.device))   # under torchrun on CUDA: this rank's GPU
         self.dist = init_distributed(self.device)
-        if self.device.type == "cuda" and self.dist.world > 1:
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(self.device)
         self.amp = resolve_amp(cfg.amp, self.device)
         if cfg.batch % self.dist.world:
             raise ValueError(f"--batch {cfg.batch} must be divisible by the {self.dist.world} processes")
