@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from models.atomic_files import atomic_path
     media = Path(args.media)
-    before = load_cells(args.before) if args.before else {}     # before minutes of driving: a bad file fails now
+    before = load_cells(args.before, args.portraits, len(MOMENTS) * len(args.clips)) if args.before else {}
     moments, driver_row = [], []
     for clip in args.clips:
         found = driver_moments(media / clip)
@@ -127,9 +127,6 @@ def run(args: argparse.Namespace) -> dict:
     for portrait in args.portraits:
         cells = portrait_cells(media / portrait, moments)
         saved[portrait] = cells
-        if portrait in before and before[portrait].shape != cells.shape:
-            raise SystemExit(f"{args.before}: its {portrait} cells are {before[portrait].shape[0]} moments, this run's "
-                             f"{cells.shape[0]}: make both with the same --clips")
         if portrait in before:
             rows.append(np.concatenate([_label(c, "before") for c in before[portrait]], 1))
             cells = np.stack([_label(c, "now") for c in cells])
@@ -146,23 +143,25 @@ def run(args: argparse.Namespace) -> dict:
     return {"bench": "warp_sheet", "output": args.output}
 
 
-def load_cells(path: str) -> dict[str, np.ndarray]:
-    """Cells saved by `--save-cells`: per portrait, uint8 [moments, size, size, 3]; a clear error for anything else."""
-    import zipfile
-    hint = "make it again with --save-cells (bench/warp_sheet.py says how, from an older tree)"
+def load_cells(path: str, portraits: list[str], moments: int) -> dict[str, np.ndarray]:
+    """Cells saved by `--save-cells` for these portraits: uint8 [moments, CELL, CELL, 3] each. Anything else is
+    refused with what to do, before minutes of driving."""
+    hint = "save them with --save-cells (from an older tree: this file's docstring says how)"
+    if not Path(path).is_file():
+        raise SystemExit(f"--before {path}: no such file; {hint}")
     try:
-        with np.load(path, allow_pickle=False) as saved:
+        with np.load(path, allow_pickle=False) as saved:      # an .npy is a bare array: no .files
             cells = {name: saved[name] for name in saved.files}
-    except FileNotFoundError:
-        raise SystemExit(f"--before {path}: no such file; {hint}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise SystemExit(f"--before {path}: not cells saved by warp-sheet ({e}); {hint}") from None
+    except Exception as e:          # damaged zip, header or stream, pickled objects, a bare .npy, unreadable
+        raise SystemExit(f"--before {path}: not cells saved by warp-sheet ({type(e).__name__}: {e}); {hint}") from None
+    shape = (moments, CELL, CELL, 3)
     for name, c in cells.items():
-        if c.dtype != np.uint8 or c.ndim != 4 or c.shape[1] != c.shape[2] or c.shape[3] != 3:
-            raise SystemExit(f"--before {path}: {name} holds {c.dtype} {c.shape}, not cells (uint8 [moments, size, "
-                             f"size, 3]); {hint}")
-    if not cells:
-        raise SystemExit(f"--before {path}: holds no cells; {hint}")
+        if c.dtype != np.uint8 or c.shape != shape:
+            raise SystemExit(f"--before {path}: its {name} cells are {c.dtype} {c.shape}, this run's uint8 {shape}; "
+                             f"make both with the same --clips, {hint}")
+    if not set(cells) & set(portraits):
+        raise SystemExit(f"--before {path}: holds cells of {', '.join(sorted(cells)) or 'no portrait'}, none of "
+                         f"--portraits ({', '.join(portraits)}); {hint}")
     return cells
 
 

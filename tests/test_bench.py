@@ -204,22 +204,47 @@ def test_bench_warp_sheet_shows_each_moment_before_and_now(tmp_path, capsys):
     assert "before from" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("content, message", [(b"not an npz", "not cells saved by warp-sheet"),
-                                              (None, "no such file"), ("floats", "not cells")])
-def test_bench_warp_sheet_refuses_other_before_files_at_once(tmp_path, monkeypatch, content, message):
-    """--before with a damaged, missing or foreign file: a clear error before any clip is driven."""
+def _write_before(path, kind):
+    """A --before file that is not usable cells."""
     import numpy as np
+    cells = np.zeros((5, 160, 160, 3), np.uint8)
+    if kind == "text":
+        path.write_bytes(b"not an npz")
+    elif kind == "truncated":
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **{"portrait_einstein.jpg": cells + 7})
+        path.write_bytes(path.read_bytes()[:-200])
+    elif kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, cells)
+    elif kind == "pickled":
+        np.savez(path, **{"portrait_einstein.jpg": np.array([{"a": 1}], dtype=object)})
+    elif kind == "floats":
+        np.savez(path, **{"portrait_einstein.jpg": cells.astype(np.float32)})
+    elif kind == "smaller":
+        np.savez(path, **{"portrait_einstein.jpg": cells[:, :128, :128]})
+    elif kind == "other portrait":
+        np.savez(path, **{"portrait_vermeer.jpg": cells})
+    elif kind == "folder":
+        path.mkdir()
 
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "no such file"), ("folder", "no such file"), ("text", "not cells saved by warp-sheet"),
+    ("truncated", "not cells saved by warp-sheet"), ("npy", "not cells saved by warp-sheet"),
+    ("pickled", "not cells saved by warp-sheet"), ("floats", r"float32 \(5, 160, 160, 3\)"),
+    ("smaller", r"\(5, 128, 128, 3\), this run's uint8 \(5, 160, 160, 3\)"),
+    ("other portrait", "none of --portraits")])
+def test_bench_warp_sheet_refuses_other_before_files_at_once(tmp_path, monkeypatch, kind, message):
+    """--before with a missing, damaged or foreign file, or cells another run could not show: a clear error before
+    any clip is driven."""
     from bench import warp_sheet
     bad = tmp_path / "cells.npz"
-    if content == "floats":
-        np.savez(bad, **{"portrait_einstein.jpg": np.zeros((5, 160, 160, 3), np.float32)})
-    elif content is not None:
-        bad.write_bytes(content)
-    driven = []
-    original = warp_sheet.driver_moments
-    monkeypatch.setattr(warp_sheet, "driver_moments", lambda clip: driven.append(clip) or original(clip))
+    _write_before(bad, kind)
+
+    def drive(clip):
+        raise AssertionError(f"{clip} driven before --before was checked")
+    monkeypatch.setattr(warp_sheet, "driver_moments", drive)
     with pytest.raises(SystemExit, match=message):
         main(["warp-sheet", "--media", str(SHARED / "media"), "--portraits", "portrait_einstein.jpg",
               "--clips", "lp_d0.mp4", "-o", str(tmp_path / "sheet.jpg"), "--before", str(bad)])
-    assert not driven
