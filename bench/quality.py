@@ -68,14 +68,15 @@ def _media(args, name: str) -> Path:
 def tracked_driver(clip: Path, until: int):
     """(frames [list of RGB], params [T, 15] smoothed, lip gaps [T], gazes [T, 2]; NaN where no face) for
     frames 0..until. The lip gap (mouth widths) gates the jaw as `live run` does; the gaze (eye widths) is
-    smoothed as `live run` smooths it (live/pipeline/gaze_follow.py), from the first face's."""
+    smoothed as `live run` smooths it (live/pipeline/gaze_follow.py). Its neutral is the first face's gaze,
+    not live run's median over the first second, because the protocol takes the pose from the first frame."""
     from live.config import LiveConfig
     from live.io.sources import iter_video_rgb
-    from live.tracking.estimator import make_estimator, make_smoother
     from live.pipeline.gaze_follow import GazeFollower
+    from live.tracking.estimator import make_estimator, make_smoother
     from models.face.landmarks import inner_lip_gap
     cfg = LiveConfig()
-    gaze = GazeFollower("follow", neutral_s=0.0)     # the first face's gaze as neutral, like the pose's
+    gaze = GazeFollower("follow", neutral_s=0.0)
     estimator, smoother = make_estimator(cfg.tracking), make_smoother(cfg.smoothing)
     frames, params, gaps, gazes = [], [], [], []
     try:
