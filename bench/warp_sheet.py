@@ -148,7 +148,7 @@ def load_cells(path: str, portraits: list[str], moments: int) -> dict[str, np.nd
     refused with what to do, before minutes of driving."""
     hint = "save them with --save-cells (from an older tree: this file's docstring says how)"
     if not Path(path).is_file():
-        raise SystemExit(f"--before {path}: no such file; {hint}")
+        raise SystemExit(f"--before {path}: {'not a file' if Path(path).exists() else 'no such file'}; {hint}")
     try:
         with np.load(path, allow_pickle=False) as saved:      # an .npy is a bare array: no .files
             cells = {name: saved[name] for name in saved.files}

@@ -230,7 +230,7 @@ def _write_before(path, kind):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("missing", "no such file"), ("folder", "no such file"), ("text", "not cells saved by warp-sheet"),
+    ("missing", "no such file"), ("folder", "not a file"), ("text", "not cells saved by warp-sheet"),
     ("truncated", "not cells saved by warp-sheet"), ("npy", "not cells saved by warp-sheet"),
     ("pickled", "not cells saved by warp-sheet"), ("floats", r"float32 \(5, 160, 160, 3\)"),
     ("smaller", r"\(5, 128, 128, 3\), this run's uint8 \(5, 160, 160, 3\)"),
