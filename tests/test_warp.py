@@ -40,6 +40,26 @@ def test_numba_map_equals_reference_and_leaves_no_cracks(w, h, n):
     assert (fast[0] >= -0.5).all(), "a pixel no triangle covers: a crack"
 
 
+def test_numba_map_covers_the_same_pixels_as_the_reference_for_slivers_and_large_triangles():
+    """The fast kernel skips each row's columns outside the triangle: slivers, near-horizontal and vertical edges,
+    corners on pixel centres and triangles far larger than the frame cover exactly the reference's pixels."""
+    rng = np.random.default_rng(3)
+    h, w = 40, 56
+    points = [rng.uniform(-30, 90, (60, 2)),                               # large, partly outside the frame
+              np.round(rng.uniform(0, 55, (60, 2))),                       # corners on pixel centres
+              rng.uniform(0, 55, (60, 2)) * [1, 0.02] + [0, 20]]           # slivers along a row
+    dst = np.concatenate(points)
+    tris = rng.integers(0, len(dst), (400, 3))
+    tris = np.concatenate([tris, [[0, 1, 2], [60, 61, 62]], [[120 + i, 121 + i, 122 + i] for i in range(20)]])
+    dst[63] = [dst[60, 0], dst[60, 1] + 17]                                  # a vertical edge
+    tris = np.concatenate([tris, [[60, 63, 64]]])
+    src = rng.uniform(0, 50, dst.shape)
+    ref = triangle_map(dst, src, tris, h, w, impl="ref")
+    fast = triangle_map(dst, src, tris, h, w, impl="numba")
+    assert np.array_equal(ref[0] < -0.5, fast[0] < -0.5)
+    assert np.abs(ref[0] - fast[0]).max() < 1e-4 and np.abs(ref[1] - fast[1]).max() < 1e-4
+
+
 def test_identity_mesh_maps_every_pixel_to_itself():
     dst, src, tris = _grid_mesh(6, 50, 40, jitter=0.0)
     mx, my = triangle_map(dst, src, tris, 40, 50)
