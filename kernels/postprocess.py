@@ -98,16 +98,17 @@ def postprocess_ref(img: np.ndarray, out_h: int, out_w: int, fill=(0, 0, 0)) -> 
 def _numba_kernel():
     import numba
 
-    @numba.njit(cache=True, inline="always")
-    def _px(v):
-        """NaN reads as black; +-inf as +-FLT_MAX (as in the CUDA source and np.nan_to_num)."""
-        if np.isnan(v):
-            return np.float32(-1.0)
-        return min(max(v, np.float32(-3.402823466e+38)), np.float32(3.402823466e+38))
-
     # nogil: the loop's other threads (and `live serve`'s event loop) run while this one draws
     @numba.njit(cache=True, nogil=True)
     def post(img, out_h, out_w, x0, y0, cw, ch, fill, out):
+        # (an inner function: one of the enclosing scope would put a per-process id in Numba's cache key, and
+        # every process would compile the kernel again and add a cache file)
+        def _px(v):
+            """NaN reads as black; +-inf as +-FLT_MAX (as in the CUDA source and np.nan_to_num)."""
+            if np.isnan(v):
+                return np.float32(-1.0)
+            return min(max(v, np.float32(-3.402823466e+38)), np.float32(3.402823466e+38))
+
         H, W = img.shape[1], img.shape[2]
         sx = np.float32(W / cw)
         sy = np.float32(H / ch)

@@ -69,15 +69,6 @@ def triangle_map_ref(dst, src, triangles, height: int, width: int,
 def _numba_kernel():
     import numba
 
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _row_limits(p, q, tol, lo, hi):
-        """[lo, hi] narrowed to where p + q * x >= -tol (q ~ 0: the weight does not change along the row)."""
-        if q > 1e-12:
-            lo = max(lo, (-tol - p) / q)
-        elif q < -1e-12:
-            hi = min(hi, (-tol - p) / q)
-        return lo, hi
-
     # nogil: the loop's other threads (and `live serve`'s event loop) run while this one draws
     @numba.njit(cache=True, nogil=True)
     def fill(dst, src, triangles, map_x, map_y, tol):
@@ -93,18 +84,30 @@ def _numba_kernel():
             y0 = max(int(np.floor(min(ay, by, cy))), 0)
             y1 = min(int(np.ceil(max(ay, by, cy))), height - 1)
             for y in range(y0, y1 + 1):
-                # along a row each weight is linear in x: the columns where all three can be >= -tol, widened by a
-                # pixel either way, so the scan skips the bounding box's empty part (a sliver's, a large
+                # Along a row each weight is linear in x: the columns where all three can be >= -tol, widened by
+                # two pixels either way, so the scan skips the bounding box's empty part (a sliver's, a large
                 # background triangle's). The exact test below still decides each pixel, as the reference does.
+                # Each weight is taken at x0 by the test's own formula, with its own slope (not as 1 minus the
+                # others, nor at x = 0: a needle's weights far from the origin are huge, and their differences
+                # lose every digit). A weight whose edge is level to within 1e-6 px narrows nothing: its slope is
+                # too uncertain. Written out, not a helper: Numba cannot cache a kernel that calls a function of
+                # the enclosing scope, and would compile it again in every process.
                 lo, hi = float(x0), float(x1)
-                pa, qa = (bx * (cy - y) - cx * (by - y)) / area, (by - cy) / area
-                pb, qb = (cx * (ay - y) - ax * (cy - y)) / area, (cy - ay) / area
-                lo, hi = _row_limits(pa, qa, tol, lo, hi)
-                lo, hi = _row_limits(pb, qb, tol, lo, hi)
-                lo, hi = _row_limits(1.0 - pa - pb, -qa - qb, tol, lo, hi)
-                lo, hi = min(lo, x1 + 1.0), max(hi, x0 - 1.0)       # (an empty row: kept in int range)
+                rise, w0 = by - cy, ((bx - x0) * (cy - y) - (by - y) * (cx - x0)) / area
+                if abs(rise) > 1e-6:
+                    bound = x0 + (-tol - w0) * area / rise
+                    lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
+                rise, w0 = cy - ay, ((cx - x0) * (ay - y) - (cy - y) * (ax - x0)) / area
+                if abs(rise) > 1e-6:
+                    bound = x0 + (-tol - w0) * area / rise
+                    lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
+                rise, w0 = ay - by, ((ax - x0) * (by - y) - (ay - y) * (bx - x0)) / area
+                if abs(rise) > 1e-6:
+                    bound = x0 + (-tol - w0) * area / rise
+                    lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
+                lo, hi = min(lo, x1 + 2.0), max(hi, x0 - 2.0)       # (an empty row: kept in int range)
                 seen = False          # a triangle is convex: once a row has left it, the rest of the row is out
-                for x in range(max(x0, int(np.floor(lo)) - 1), min(x1, int(np.ceil(hi)) + 1) + 1):
+                for x in range(max(x0, int(np.floor(lo)) - 2), min(x1, int(np.ceil(hi)) + 2) + 1):
                     wa = ((bx - x) * (cy - y) - (by - y) * (cx - x)) / area
                     wb = ((cx - x) * (ay - y) - (cy - y) * (ax - x)) / area
                     wc = 1.0 - wa - wb

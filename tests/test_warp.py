@@ -60,6 +60,28 @@ def test_numba_map_covers_the_same_pixels_as_the_reference_for_slivers_and_large
     assert np.abs(ref[0] - fast[0]).max() < 1e-4 and np.abs(ref[1] - fast[1]).max() < 1e-4
 
 
+@pytest.mark.parametrize("width", [56, 400])
+def test_numba_map_keeps_the_pixels_of_needles(width):
+    """Needles: two corners 1e-8 px apart, one on a pixel centre, the third far off. Their weights are huge away from
+    the triangle, and a column range taken from them at x = 0, or the third weight as 1 minus the others, lost the
+    pixel on the corner that the reference draws."""
+    rng = np.random.default_rng(width)
+    h = 40
+    for i in range(300):
+        b = np.array([rng.integers(width // 2, width - 1), rng.integers(1, h - 1)], float)
+        a = b + [rng.choice([-1, 1]) * 10 ** rng.uniform(-10, -8), rng.choice([-1, 1]) * 10 ** rng.uniform(-15, -11)]
+        c = b + rng.uniform(5, 30, 2) * rng.choice([-1, 1], 2)
+        dst = np.array([a, b, c])
+        src = rng.uniform(0, 50, (3, 2))
+        ref = triangle_map(dst, src, np.array([[0, 1, 2]]), h, width, impl="ref")
+        fast = triangle_map(dst, src, np.array([[0, 1, 2]]), h, width, impl="numba")
+        assert np.array_equal(ref[0] < -0.5, fast[0] < -0.5), (i, dst.tolist())
+    dst = np.array([[28.999999997531518, 23.000000000000004], [29.0, 23.0], [6.511477652140556, 4.483378598657453]])
+    ref = triangle_map(dst, np.ones((3, 2)), np.array([[0, 1, 2]]), 40, 56, impl="ref")
+    fast = triangle_map(dst, np.ones((3, 2)), np.array([[0, 1, 2]]), 40, 56, impl="numba")
+    assert np.array_equal(ref[0] < -0.5, fast[0] < -0.5)
+
+
 def test_identity_mesh_maps_every_pixel_to_itself():
     dst, src, tris = _grid_mesh(6, 50, 40, jitter=0.0)
     mx, my = triangle_map(dst, src, tris, 40, 50)
