@@ -132,6 +132,22 @@ async function start(reconnecting = false) {
   figuresTimer = setInterval(showFigures, 1000);
 }
 
+async function matchServerPace(loopFps) {
+  // A server that cannot keep up (a slow CPU, many streams) would still be sent every camera frame, and
+  // decoding the surplus queues up seconds of delay before its loop sees a frame: send it what it uses.
+  if (!pc || !loopFps) return;
+  const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  if (!sender) return;
+  const cap = loopFps > 26 ? null : Math.max(5, Math.ceil(loopFps * 1.25));
+  const params = sender.getParameters();
+  if (!params.encodings || !params.encodings.length) return;
+  const now = params.encodings[0].maxFramerate ?? null;
+  if (now === cap || (now && cap && Math.abs(now - cap) < 3)) return;
+  if (cap === null) delete params.encodings[0].maxFramerate; else params.encodings[0].maxFramerate = cap;
+  state.sendFps = cap;
+  try { await sender.setParameters(params); } catch (e) { /* a browser that cannot cap keeps sending all */ }
+}
+
 function reconnect() {
   stop(false);
   if (retries >= 5) return say("The connection to the server dropped, and trying again did not work. Press Start.", true);
