@@ -89,24 +89,34 @@ def wait_until_idle(url: str, timeout: float) -> bool:
     return not server_connections(url)
 
 
+def camera_frames(clip: Path, size: int = 320, seconds: float = 12.0):
+    """(fps, frames): the clip's first `seconds`, centre-cropped square at `size` px (BGR), as the fake camera
+    plays them."""
+    import cv2
+    cap = cv2.VideoCapture(str(clip))
+    fps = float(round(cap.get(cv2.CAP_PROP_FPS) or 25.0))
+    frames = []
+    for _ in range(int(seconds * fps)):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        side = min(h, w)
+        crop = frame[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+        frames.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+    cap.release()
+    return fps, frames
+
+
 def clip_to_y4m(clip: Path, out: Path, size: int = 320, seconds: float = 12.0) -> float:
     """The clip's first `seconds` as an uncompressed Y4M (what Chromium's fake camera plays, in a loop); its fps."""
     import cv2
-    cap = cv2.VideoCapture(str(clip))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    fps, frames = camera_frames(clip, size, seconds)
     with open(out, "wb") as f:
         f.write(f"YUV4MPEG2 W{size} H{size} F{round(fps)}:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(int(seconds * fps)):
-            ok, frame = cap.read()
-            if not ok:
-                break
-            h, w = frame.shape[:2]
-            side = min(h, w)
-            crop = frame[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
-            f.write(b"FRAME\n" + cv2.cvtColor(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA),
-                                              cv2.COLOR_BGR2YUV_I420).tobytes())
-    cap.release()
-    return float(round(fps))
+        for frame in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return fps
 
 
 def chromium(fake_video: Path, extension: Path | None = None):
@@ -124,7 +134,13 @@ def chromium(fake_video: Path, extension: Path | None = None):
     if extension is not None:
         opts.add_argument(f"--load-extension={extension}")
         opts.add_argument(f"--disable-extensions-except={extension}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})     # the page's console, for script_errors()
     return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def script_errors(driver) -> list[str]:
+    """The page's uncaught script errors so far (its console), e.g. a call to a function that is not there."""
+    return [e["message"] for e in driver.get_log("browser") if "Uncaught" in e.get("message", "")]
 
 
 # Grabs the named video elements together every `every_ms` into window.__shots (JPEG data URLs, at most 320 px
@@ -226,6 +242,49 @@ def follow_check(shots: list[dict], driver_id: str, avatar_id: str, max_lag_ms: 
     return {"jaw_r": round(best["r"][0], 3), "yaw_r": round(best["r"][1], 3), "lag_ms": round(best["lag"]),
             "pairs": best["pairs"], "shots": len(shots), "every_ms": round(float(np.median(np.diff(t))), 1),
             "driver_found": float(found.mean()), "avatar_found": float(np.isfinite(ava).all(1).mean())}
+
+
+def follow_loop_check(shots: list[dict], avatar_id: str, clip: Path) -> dict:
+    """The avatar's jaw and yaw (Pearson) against the clip's own, at the point of the fake camera's loop that best
+    aligns them. For a page whose frames of the camera come from another capture than the avatar's: Chromium
+    starts each capture of its fake camera at its own point of the loop, seconds apart, so the page's self-view
+    says nothing of where the avatar's capture was. offset_ms: where in the loop the first grab fell."""
+    import cv2
+
+    from live.config import LiveConfig
+    from live.tracking.estimator import make_estimator
+    from models.face.landmarks import PARAM_NAMES
+    fps, frames = camera_frames(clip)
+    cols = [PARAM_NAMES.index("jaw"), PARAM_NAMES.index("yaw")]
+    est = make_estimator(LiveConfig().tracking)
+    try:
+        loop = np.array([est(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), k, k / fps).params[cols] for k, f in enumerate(frames)])
+    finally:
+        est.close()
+    est = make_estimator(LiveConfig().tracking)
+    try:
+        ava = np.array([est(s[avatar_id], k, s["t"] / 1e3).params[cols] for k, s in enumerate(shots)])
+    finally:
+        est.close()
+    t = np.array([s["t"] for s in shots], dtype=np.float64)
+    length_ms = len(frames) / fps * 1e3
+    k = np.arange(len(frames) + 1) / fps * 1e3          # the loop's times, its first frame again at the end
+    known = np.isfinite(loop).all(1)
+    shown = np.isfinite(ava).all(1)
+    assert shown.sum() >= 20 and known.mean() > 0.9, f"too few frames with a face: {shown.sum()} avatar, {known.sum()} clip"
+    for j in range(2):          # the clip's few frames without a face: from their neighbours
+        loop[~known, j] = np.interp(np.nonzero(~known)[0], np.nonzero(known)[0], loop[known, j])
+    best = None
+    for offset in np.arange(0.0, length_ms, LAG_STEP_MS):
+        at = (t[shown] - t[0] + offset) % length_ms
+        a = np.stack([np.interp(at, k, np.append(loop[:, j], loop[0, j])) for j in range(2)], 1)
+        r = [float(np.corrcoef(a[:, j], ava[shown, j])[0, 1]) for j in range(2)]
+        if best is None or sum(r) > sum(best["r"]):
+            best = {"offset": float(offset), "r": r}
+    still = float(np.mean([np.array_equal(a[avatar_id], b[avatar_id]) for a, b in zip(shots, shots[1:])]))
+    return {"jaw_r": round(best["r"][0], 3), "yaw_r": round(best["r"][1], 3), "offset_ms": round(best["offset"]),
+            "loop_ms": round(length_ms), "pairs": int(shown.sum()), "shots": len(shots),
+            "avatar_repeated": round(still, 3)}     # the share of grabs that showed the frame before: a stalled video
 
 
 def unpacked_extension_id(folder: Path) -> str:
