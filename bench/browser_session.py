@@ -208,21 +208,26 @@ def wait_for(driver, script: str, timeout: float, what: str):
     raise AssertionError(f"{what} did not happen within {timeout:.0f} s; the page shows {seen}")
 
 
+def tracked_params(images, seconds) -> np.ndarray:
+    """[N, 15] face parameters of RGB images tracked in order as video (the live loop's estimator), NaN rows
+    without a face; `seconds`: each image's time."""
+    from live.config import LiveConfig
+    from live.tracking.estimator import make_estimator
+    est = make_estimator(LiveConfig().tracking)
+    try:
+        return np.array([est(image, k, t).params for k, (image, t) in enumerate(zip(images, seconds))])
+    finally:
+        est.close()
+
+
 def follow_check(shots: list[dict], driver_id: str, avatar_id: str, max_lag_ms: float = 1000.0) -> dict:
     """Track both sides; at the lag that best aligns them, the Pearson of jaw and of yaw (driver vs avatar).
     lag_ms: how far the avatar trails what the page shows of the driver (glass to glass, roughly, when both
     come from one capture of the camera)."""
-    from live.config import LiveConfig
-    from live.tracking.estimator import make_estimator
     from models.face.landmarks import PARAM_NAMES
-
-    def params(key: str) -> np.ndarray:
-        est = make_estimator(LiveConfig().tracking)
-        try:
-            return np.array([est(s[key], k, s["t"] / 1e3).params for k, s in enumerate(shots)])
-        finally:
-            est.close()
-    drv, ava = params(driver_id), params(avatar_id)
+    seconds = [s["t"] / 1e3 for s in shots]
+    drv = tracked_params([s[driver_id] for s in shots], seconds)
+    ava = tracked_params([s[avatar_id] for s in shots], seconds)
     cols = [PARAM_NAMES.index("jaw"), PARAM_NAMES.index("yaw")]
     # by time, not by sample: a busy page's timer fires late, so the grabs are not evenly spaced
     t = np.array([s["t"] for s in shots], dtype=np.float64)
@@ -251,21 +256,12 @@ def follow_loop_check(shots: list[dict], avatar_id: str, clip: Path) -> dict:
     says nothing of where the avatar's capture was. offset_ms: where in the loop the first grab fell."""
     import cv2
 
-    from live.config import LiveConfig
-    from live.tracking.estimator import make_estimator
     from models.face.landmarks import PARAM_NAMES
     fps, frames = camera_frames(clip)
     cols = [PARAM_NAMES.index("jaw"), PARAM_NAMES.index("yaw")]
-    est = make_estimator(LiveConfig().tracking)
-    try:
-        loop = np.array([est(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), k, k / fps).params[cols] for k, f in enumerate(frames)])
-    finally:
-        est.close()
-    est = make_estimator(LiveConfig().tracking)
-    try:
-        ava = np.array([est(s[avatar_id], k, s["t"] / 1e3).params[cols] for k, s in enumerate(shots)])
-    finally:
-        est.close()
+    rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
+    loop = tracked_params(rgb, np.arange(len(frames)) / fps)[:, cols]
+    ava = tracked_params([s[avatar_id] for s in shots], [s["t"] / 1e3 for s in shots])[:, cols]
     t = np.array([s["t"] for s in shots], dtype=np.float64)
     length_ms = len(frames) / fps * 1e3
     k = np.arange(len(frames) + 1) / fps * 1e3          # the loop's times, its first frame again at the end
@@ -281,7 +277,7 @@ def follow_loop_check(shots: list[dict], avatar_id: str, clip: Path) -> dict:
         r = [float(np.corrcoef(a[:, j], ava[shown, j])[0, 1]) for j in range(2)]
         if best is None or sum(r) > sum(best["r"]):
             best = {"offset": float(offset), "r": r}
-    still = float(np.mean([np.array_equal(a[avatar_id], b[avatar_id]) for a, b in zip(shots, shots[1:])]))
+    still = float(np.mean([np.array_equal(s0[avatar_id], s1[avatar_id]) for s0, s1 in zip(shots, shots[1:])]))
     return {"jaw_r": round(best["r"][0], 3), "yaw_r": round(best["r"][1], 3), "offset_ms": round(best["offset"]),
             "loop_ms": round(length_ms), "pairs": int(shown.sum()), "shots": len(shots),
             "avatar_repeated": round(still, 3)}     # the share of grabs that showed the frame before: a stalled video

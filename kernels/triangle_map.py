@@ -90,21 +90,15 @@ def _numba_kernel():
                 # Each weight is taken at x0 by the test's own formula, with its own slope (not as 1 minus the
                 # others, nor at x = 0: a needle's weights far from the origin are huge, and their differences
                 # lose every digit). A weight whose edge is level to within 1e-6 px narrows nothing: its slope is
-                # too uncertain. Written out, not a helper: Numba cannot cache a kernel that calls a function of
-                # the enclosing scope, and would compile it again in every process.
+                # too uncertain. (Not a helper function: Numba cannot cache a kernel that calls a function of the
+                # enclosing scope, and would compile it again in every process.)
                 lo, hi = float(x0), float(x1)
-                rise, w0 = by - cy, ((bx - x0) * (cy - y) - (by - y) * (cx - x0)) / area
-                if abs(rise) > 1e-6:
-                    bound = x0 + (-tol - w0) * area / rise
-                    lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
-                rise, w0 = cy - ay, ((cx - x0) * (ay - y) - (cy - y) * (ax - x0)) / area
-                if abs(rise) > 1e-6:
-                    bound = x0 + (-tol - w0) * area / rise
-                    lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
-                rise, w0 = ay - by, ((ax - x0) * (by - y) - (ay - y) * (bx - x0)) / area
-                if abs(rise) > 1e-6:
-                    bound = x0 + (-tol - w0) * area / rise
-                    lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
+                for rise, w0 in ((by - cy, ((bx - x0) * (cy - y) - (by - y) * (cx - x0)) / area),
+                                 (cy - ay, ((cx - x0) * (ay - y) - (cy - y) * (ax - x0)) / area),
+                                 (ay - by, ((ax - x0) * (by - y) - (ay - y) * (bx - x0)) / area)):
+                    if abs(rise) > 1e-6:
+                        bound = x0 + (-tol - w0) * area / rise
+                        lo, hi = (max(lo, bound), hi) if rise / area > 0 else (lo, min(hi, bound))
                 lo, hi = min(lo, x1 + 2.0), max(hi, x0 - 2.0)       # (an empty row: kept in int range)
                 seen = False          # a triangle is convex: once a row has left it, the rest of the row is out
                 for x in range(max(x0, int(np.floor(lo)) - 2), min(x1, int(np.ceil(hi)) + 2) + 1):
