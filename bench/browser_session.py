@@ -249,38 +249,35 @@ def follow_check(shots: list[dict], driver_id: str, avatar_id: str, max_lag_ms: 
             "driver_found": float(found.mean()), "avatar_found": float(np.isfinite(ava).all(1).mean())}
 
 
-def follow_loop_check(shots: list[dict], avatar_id: str, clip: Path) -> dict:
-    """The avatar's jaw and yaw (Pearson) against the clip's own, at the point of the fake camera's loop that best
-    aligns them. For a page whose frames of the camera come from another capture than the avatar's: Chromium
-    starts each capture of its fake camera at its own point of the loop, seconds apart, so the page's self-view
-    says nothing of where the avatar's capture was. offset_ms: where in the loop the first grab fell."""
-    import cv2
+# Keeps every video track a page's RTCPeerConnections send in window.__sentTracks; installed before the page's
+# (and its extensions') scripts, so what an extension sends to the server can be shown beside what comes back.
+SENT_TRACKS = """
+const addTrack = RTCPeerConnection.prototype.addTrack;
+window.__sentTracks = [];
+RTCPeerConnection.prototype.addTrack = function (track, ...streams) {
+  if (track.kind === "video") window.__sentTracks.push(track);
+  return addTrack.call(this, track, ...streams);
+};
+"""
 
-    from models.face.landmarks import PARAM_NAMES
-    fps, frames = camera_frames(clip)
-    cols = [PARAM_NAMES.index("jaw"), PARAM_NAMES.index("yaw")]
-    rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
-    loop = tracked_params(rgb, np.arange(len(frames)) / fps)[:, cols]
-    ava = tracked_params([s[avatar_id] for s in shots], [s["t"] / 1e3 for s in shots])[:, cols]
-    t = np.array([s["t"] for s in shots], dtype=np.float64)
-    length_ms = len(frames) / fps * 1e3
-    k = np.arange(len(frames) + 1) / fps * 1e3          # the loop's times, its first frame again at the end
-    known = np.isfinite(loop).all(1)
-    shown = np.isfinite(ava).all(1)
-    assert shown.sum() >= 20 and known.mean() > 0.9, f"too few frames with a face: {shown.sum()} avatar, {known.sum()} clip"
-    for j in range(2):          # the clip's few frames without a face: from their neighbours
-        loop[~known, j] = np.interp(np.nonzero(~known)[0], np.nonzero(known)[0], loop[known, j])
-    best = None
-    for offset in np.arange(0.0, length_ms, LAG_STEP_MS):
-        at = (t[shown] - t[0] + offset) % length_ms
-        a = np.stack([np.interp(at, k, np.append(loop[:, j], loop[0, j])) for j in range(2)], 1)
-        r = [float(np.corrcoef(a[:, j], ava[shown, j])[0, 1]) for j in range(2)]
-        if best is None or sum(r) > sum(best["r"]):
-            best = {"offset": float(offset), "r": r}
-    still = float(np.mean([np.array_equal(s0[avatar_id], s1[avatar_id]) for s0, s1 in zip(shots, shots[1:])]))
-    return {"jaw_r": round(best["r"][0], 3), "yaw_r": round(best["r"][1], 3), "offset_ms": round(best["offset"]),
-            "loop_ms": round(length_ms), "pairs": int(shown.sum()), "shots": len(shots),
-            "avatar_repeated": round(still, 3)}     # the share of grabs that showed the frame before: a stalled video
+
+def watch_sent_tracks(driver) -> None:
+    """From the next page load on, the page keeps the video tracks it sends over WebRTC (show_sent_track)."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SENT_TRACKS})
+
+
+def show_sent_track(driver, element_id: str = "sent", timeout: float = 30.0) -> None:
+    """A video element `element_id` playing the first track the page sends (watch_sent_tracks): the very frames
+    the server receives, for record() beside what the page shows back. A call app's own self-view is another
+    capture of the camera, which Chromium's fake camera starts at its own point of the clip, seconds apart."""
+    wait_for(driver, "return window.__sentTracks && window.__sentTracks.length > 0", timeout, "a track sent to the server")
+    driver.execute_script("""
+      const v = document.createElement("video");
+      v.id = arguments[0]; v.muted = true; v.autoplay = true; v.playsInline = true;
+      v.srcObject = new MediaStream([window.__sentTracks[0]]);
+      document.body.appendChild(v);
+      v.play().catch(() => {});""", element_id)
+    wait_for(driver, f"return document.getElementById('{element_id}').videoWidth > 0", timeout, "the sent track playing")
 
 
 def unpacked_extension_id(folder: Path) -> str:

@@ -135,6 +135,7 @@ def test_tuning_delta_is_what_changed(face128):
 
 
 # -- creation -------------------------------------------------------------------------------------
+@pytest.mark.slow   # about 50 s on 2 cores: a full inversion and tuning through the CLI
 @needs_shared
 def test_avatar_create_show_and_edit(tmp_path, fixture_path, small_directions, capsys):
     out = tmp_path / "me.pt"

@@ -49,6 +49,7 @@ def test_identity_term_turns_directions_away_from_what_changes_the_face():
     assert np.linalg.norm(e_kept) < 0.5 * np.linalg.norm(e_plain)
 
 
+@pytest.mark.slow   # about 30 s on 2 cores: measures each direction's identity limit on the generator
 @needs_shared
 def test_limits_follow_how_far_a_direction_can_go(face128, fixture_path):
     """A direction that does nothing may go all the way; a violent one only a step or two."""

@@ -238,6 +238,7 @@ def test_demo_run_accounts_for_every_frame(tmp_path):
     assert {"track", "render", "sinks", "added"} <= set(r["stages"])
 
 
+@pytest.mark.slow   # about 40 s on 2 cores: makes a StyleGAN2 avatar, then drives it through the loop
 @needs_shared
 def test_avatar_driven_by_a_clip(tmp_path, fixture_path, small_directions):
     me = tmp_path / "me.pt"

@@ -71,3 +71,48 @@ def test_the_budget_follows_the_frame_rate_the_source_delivers():
     budget = TrackingBudget(1 / 30)                       # asked for 30 fps: 18 ms for tracking
     taken = [budget.observe(0.025, k, frame_interval_s=1 / 15) for k in range(3 * WINDOW)]
     assert not any(taken) and budget.budget_s == pytest.approx(0.55 / 15)   # delivered 15 fps: 37 ms, enough
+
+
+def test_stopping_flip_averaging_keeps_the_neutral_pose_taken_at_the_start():
+    """The step happens mid-call, whatever the face is doing: with the head turned then, taking the neutral pose
+    again left the avatar facing ahead while the user was turned (and held still for a second)."""
+    import time
+
+    from live.pipeline.messages import Captured
+    from live.pipeline.motion import Controls, MotionStage
+    from live.pipeline.slots import LatestSlot
+    from models.face.landmarks import PARAM_NAMES
+    from models.face.params import FaceParams, ParameterSpace
+    from models.face.shape_model import FaceModel
+    from models.face.smoothing import ParamSmoother
+
+    class Tracker:
+        stopped_at = None
+
+        def stop_flip_average(self):
+            self.stopped_at = now["t"]
+
+    class SlowEstimator:                  # 20 ms a frame: over the 18 ms a 30 fps loop has for tracking
+        tracker = Tracker()
+
+        def __call__(self, image, index, t):
+            time.sleep(0.02)
+            p = np.zeros(len(PARAM_NAMES))
+            p[0] = 0.0 if t < 0.65 else 15.0                  # still for the neutral pose, then turned and held
+            return FaceParams(index, t, True, p)
+
+    model = FaceModel.load()
+    space = ParameterSpace(PARAM_NAMES, model.param_range)
+    estimator = SlowEstimator()
+    smoother = ParamSmoother({n: 1.0 for n in PARAM_NAMES}, {n: 0.0 for n in PARAM_NAMES}, enabled=False)
+    stage = MotionStage(LatestSlot("a"), LatestSlot("b"), estimator, smoother, space, np.zeros(15), Controls(),
+                        None, 0.5, 0.5, budget=TrackingBudget(1 / 30))
+    frame = np.zeros((8, 8, 3), np.uint8)
+    now = {"t": 0.0}
+    yaws = []
+    for k in range(120):
+        now["t"] = k / 30
+        yaws.append(stage.process(Captured(k, k / 30, frame)).delta_norm[0] / space.to_norm[0])
+    stopped = estimator.tracker.stopped_at
+    assert stopped is not None and stopped > 0.65                 # the step came with the head turned
+    assert np.allclose(yaws[int(stopped * 30) + 1:], 15.0, atol=1e-3)   # and the avatar stays turned with it

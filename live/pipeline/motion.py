@@ -158,7 +158,6 @@ class MotionStage(Stage):
         self._tracked: list[tuple[float, np.ndarray]] = []
         self._last_lip_gap: float | None = None
         self._skip_next = False
-        self._neutral_from_profile = neutral is not None
         self._source_times: list[float] = []
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
@@ -245,10 +244,10 @@ class MotionStage(Stage):
             if self.budget is not None and found:   # (a search for a lost face is not the loop falling behind)
                 step = self.budget.observe(time.perf_counter() - t_track, c.index, self._frame_interval(c.t_source))
                 if step == STEPS[0] and hasattr(getattr(self.estimator, "tracker", None), "stop_flip_average"):
+                    # the neutral pose stays. Taken again now, it would be whatever the face does this second (a
+                    # turned head left the avatar turned for the rest of the call); the lone graph reads within
+                    # about 0.7 degrees and 0.2 SD of the averaged one (bench/RESULTS.md)
                     self.estimator.tracker.stop_flip_average()
-                    if not self._neutral_from_profile:
-                        # the resting pose and gaze were measured with flip averaging: measured again without
-                        self.controls.recalibrate = True
         stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
         if predicted:
             lip_gap = self._last_lip_gap           # the last tracked frame's lips (a predicted frame has none)

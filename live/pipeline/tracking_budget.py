@@ -8,8 +8,8 @@ Steps, cheapest loss first:
    tracked ones (linear, over their time stamps), so motion stays smooth at the source's frame rate.
 A step is taken when the median tracking time over the last WINDOW frames with a face exceeds SHARE of
 the frame interval the source delivers (the rest is the renderer's and the sinks'), at most once per
-WINDOW frames. The first step re-takes the automatic resting pose (it was measured with flip averaging). Nothing is
-stepped back up: a machine that was too slow a moment ago is likely to be again.
+WINDOW frames. The first step keeps the resting pose measured with flip averaging: taken again, it would be
+whatever the face does then. Nothing is stepped back up: a machine that was too slow a moment ago is likely to be again.
 """
 
 from __future__ import annotations
