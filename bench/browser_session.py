@@ -10,10 +10,12 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +61,18 @@ def live_server(*args: str, home: Path, timeout: float = 60.0):
         yield url, proc
     finally:
         if proc.poll() is None:
-            proc.send_signal(2)
+            proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(20)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:      # what was it doing? (live serve prints its threads on SIGUSR1)
+                proc.send_signal(signal.SIGUSR1)
+                time.sleep(2)
                 proc.kill()
                 proc.wait()
+                if getattr(proc, "reader", None) is not None:
+                    proc.reader.join(5)
+                tail = "".join(lines[-80:])
+                warnings.warn(f"live serve did not stop within 20 s of Ctrl-C; killed. Its last lines:\n{tail}")
 
 
 def server_output(proc) -> str:

@@ -300,3 +300,16 @@ def test_a_stylegan2_avatar_is_served_like_a_warp_one(tmp_path, quick_avatar, sm
     last = c.stats[-1]
     assert last["avatar"] == "me" and last["written"] >= 10 and last["face_share"] >= 0.9, last
     assert {shape for _, shape in c.frames} == {(512, 512, 3)}
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="SIGUSR1 is POSIX only")
+def test_a_server_asked_with_sigusr1_prints_what_each_thread_does_and_goes_on(server):
+    """For a server that will not stop: `kill -USR1 PID` shows where it is stuck (the tests' harness asks when
+    Ctrl-C did not stop it within 20 s, and reports what it printed)."""
+    url, proc = server
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while not any("most recent call first" in line for line in proc.lines) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert any("most recent call first" in line for line in proc.lines), "".join(proc.lines[-20:])
+    assert http(url + "api/stats")[0] == 200          # and it still serves

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import faulthandler
 import os
+import signal
 import socket
 
 from aiohttp import web
@@ -34,6 +36,8 @@ def serve(cfg: LiveConfig, ready=None) -> int:
     context, fingerprint = server_tls(s.host, s.cert, s.key, s.self_signed, config_dir())
     token = access_token(s.host, s.token)
     server = AvatarServer(cfg, catalogue, token, max_connections)
+    if hasattr(signal, "SIGUSR1"):      # `kill -USR1 PID`: every thread's stack on stderr (a server that will not stop)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return asyncio.run(_serve(server, s.host, s.port, context, fingerprint, ready))
     except (KeyboardInterrupt, web.GracefulExit):       # Ctrl-C, SIGTERM: a normal end
