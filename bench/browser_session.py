@@ -65,8 +65,9 @@ def live_server(*args: str, home: Path, timeout: float = 60.0):
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:      # what was it doing? (live serve prints its threads on SIGUSR1)
-                proc.send_signal(signal.SIGUSR1)
-                time.sleep(2)
+                if hasattr(signal, "SIGUSR1"):
+                    proc.send_signal(signal.SIGUSR1)
+                    time.sleep(2)
                 proc.kill()
                 proc.wait()
                 if getattr(proc, "reader", None) is not None:
@@ -260,12 +261,15 @@ def follow_check(shots: list[dict], driver_id: str, avatar_id: str, max_lag_ms: 
 # Keeps every video track a page's RTCPeerConnections send in window.__sentTracks; installed before the page's
 # (and its extensions') scripts, so what an extension sends to the server can be shown beside what comes back.
 SENT_TRACKS = """
-const addTrack = RTCPeerConnection.prototype.addTrack;
-window.__sentTracks = [];
-RTCPeerConnection.prototype.addTrack = function (track, ...streams) {
-  if (track.kind === "video") window.__sentTracks.push(track);
-  return addTrack.call(this, track, ...streams);
-};
+(() => {
+  if (window.__sentTracks) return;
+  const addTrack = RTCPeerConnection.prototype.addTrack;
+  window.__sentTracks = [];
+  RTCPeerConnection.prototype.addTrack = function (track, ...streams) {
+    if (track && track.kind === "video") window.__sentTracks.push(track);
+    return addTrack.call(this, track, ...streams);
+  };
+})();
 """
 
 
@@ -275,17 +279,16 @@ def watch_sent_tracks(driver) -> None:
 
 
 def show_sent_track(driver, element_id: str = "sent", timeout: float = 30.0) -> None:
-    """A video element `element_id` playing the first track the page sends (watch_sent_tracks): the very frames
-    the server receives, for record() beside what the page shows back. A call app's own self-view is another
-    capture of the camera, which Chromium's fake camera starts at its own point of the clip, seconds apart."""
-    wait_for(driver, "return window.__sentTracks && window.__sentTracks.length > 0", timeout, "a track sent to the server")
-    driver.execute_script("""
-      const v = document.createElement("video");
+    """A video element `element_id` playing the newest live track the page sends (watch_sent_tracks): the very
+    frames the server receives, for record() beside what the page shows back (a call app's own self-view is
+    another capture of the camera, which Chromium's fake camera starts at its own point of the clip)."""
+    live = "(window.__sentTracks || []).filter((t) => t.readyState === 'live')"
+    wait_for(driver, f"return {live}.length > 0", timeout, "a track sent to the server")
+    driver.execute_script(f"""const v = document.createElement("video");
       v.id = arguments[0]; v.muted = true; v.autoplay = true; v.playsInline = true;
-      v.srcObject = new MediaStream([window.__sentTracks[0]]);
-      document.body.appendChild(v);
-      v.play().catch(() => {});""", element_id)
-    wait_for(driver, f"return document.getElementById('{element_id}').videoWidth > 0", timeout, "the sent track playing")
+      v.srcObject = new MediaStream([{live}.pop()]); document.body.appendChild(v); v.play().catch(() => null);""",
+                          element_id)
+    wait_for(driver, f"return document.getElementById('{element_id}').videoWidth > 0", timeout, "the sent video")
 
 
 def unpacked_extension_id(folder: Path) -> str:

@@ -196,6 +196,26 @@ def test_a_client_killed_mid_stream_frees_its_connection(tmp_path):
     assert "sent no frame for 10 s" in server_output(proc)
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_server_stops_on_ctrl_c_or_sigterm_with_a_browser_still_connected(tmp_path, stop):
+    """The connection is closed and the process ends. (aiohttp's own signal handling ran the closing while
+    asyncio.run cancelled every task, and aiortc's close waited for ever on its own cancelled tasks: a server
+    with a browser connected never stopped.)"""
+    with live_server(home=tmp_path / "home") as (url, proc):
+        async def session():
+            c = Client(url, str(clip()))
+            assert (await c.start())[0] == 200
+            await c.wait_frames(15, 90)
+            proc.send_signal(getattr(signal, stop))
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)             # the client keeps its side of the connection up meanwhile
+            await c.close()
+        run(session())
+        assert proc.poll() == 0, f"live serve did not stop within 60 s of {stop} with a browser connected"
+    assert "ended: the server stopped" in server_output(proc)
+
+
 @pytest.mark.slow   # several seconds (a server of its own, or a wait): CI's slow step
 def test_a_remote_host_needs_https_and_a_token(tmp_path):
     env = {**os.environ, "LIVE_HOME": str(tmp_path / "home")}

@@ -246,7 +246,7 @@ class MotionStage(Stage):
                 if step == STEPS[0] and hasattr(getattr(self.estimator, "tracker", None), "stop_flip_average"):
                     # the neutral pose stays. Taken again now, it would be whatever the face does this second (a
                     # turned head left the avatar turned for the rest of the call); the lone graph reads within
-                    # about 0.7 degrees and 0.2 SD of the averaged one (bench/RESULTS.md)
+                    # about 0.7 degrees, 0.2 SD and 0.01 eye widths of gaze of the averaged one (bench/RESULTS.md)
                     self.estimator.tracker.stop_flip_average()
         stamps = {**c.stamps, "track_start": t_start, "track": time.perf_counter()}
         if predicted:

@@ -32,6 +32,7 @@ from models.errors import first_line
 
 STATS_EVERY_S = 0.5
 SILENT_S = 10.0         # a browser that sent nothing for this long (since the answer, or its last frame) is gone
+PC_CLOSE_TIMEOUT_S = 5.0
 FPS_WINDOW_S = 2.0      # the fps the page shows and paces its camera by: over the last two seconds
 PATH_LIKE = re.compile(r"(?:[A-Za-z]:)?[/\\][^\s'\"]*[/\\]([^\s/\\'\"]+)")
 
@@ -200,7 +201,11 @@ class Connection:
             for task in self._tasks:
                 if task is not asyncio.current_task():      # the watch task may be the one closing
                     task.cancel()
-            await self.pc.close()
+            try:      # aiortc's close can wait for ever on a transport that is already gone
+                await asyncio.wait_for(self.pc.close(), PC_CLOSE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                logger.warning("connection {}: WebRTC did not close within {:.0f} s; left to end with the process",
+                               self.id, PC_CLOSE_TIMEOUT_S)
         finally:
             if self.on_closed is not None:
                 self.on_closed(self)

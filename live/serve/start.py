@@ -37,10 +37,13 @@ def serve(cfg: LiveConfig, ready=None) -> int:
     token = access_token(s.host, s.token)
     server = AvatarServer(cfg, catalogue, token, max_connections)
     if hasattr(signal, "SIGUSR1"):      # `kill -USR1 PID`: every thread's stack on stderr (a server that will not stop)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (AttributeError, ValueError, OSError, RuntimeError) as e:    # a stderr without a file (embedded)
+            logger.debug("no stack dump on SIGUSR1: {}", e)
     try:
         return asyncio.run(_serve(server, s.host, s.port, context, fingerprint, ready))
-    except (KeyboardInterrupt, web.GracefulExit):       # Ctrl-C, SIGTERM: a normal end
+    except KeyboardInterrupt:                           # Ctrl-C: a normal end
         return 0
 
 
@@ -54,8 +57,18 @@ def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) ->
 
 
 async def _serve(server: AvatarServer, host: str, port: int, context, fingerprint, ready) -> int:
-    asyncio.get_running_loop().set_exception_handler(_quiet_closed_connections)
-    runner = web.AppRunner(server.app(), handle_signals=True, access_log=None)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_closed_connections)
+    # Ctrl-C: asyncio.run cancels this task (SIGTERM: the same, below), and the connections are closed while
+    # aiortc's own tasks still run. aiohttp's handle_signals raised its stop out of the event loop instead, so
+    # the closing ran while asyncio.run was cancelling every task, and aiortc's close waited for ever on its
+    # own cancelled tasks: a server with a connection did not stop
+    if hasattr(signal, "SIGTERM"):
+        try:
+            loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        except (NotImplementedError, RuntimeError):     # Windows' event loops take no signal handlers
+            pass
+    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
