@@ -201,8 +201,8 @@ class Connection:
             for task in self._tasks:
                 if task is not asyncio.current_task():      # the watch task may be the one closing
                     task.cancel()
-            try:      # aiortc's close can wait for ever on a transport that is already gone
-                await asyncio.wait_for(self.pc.close(), PC_CLOSE_TIMEOUT_S)
+            try:      # aiortc's close can wait for ever on a transport that is already gone (shielded: it goes on)
+                await asyncio.wait_for(asyncio.shield(self.pc.close()), PC_CLOSE_TIMEOUT_S)
             except asyncio.TimeoutError:
                 logger.warning("connection {}: WebRTC did not close within {:.0f} s; left to end with the process",
                                self.id, PC_CLOSE_TIMEOUT_S)

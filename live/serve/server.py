@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import itertools
 import json
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -164,6 +165,7 @@ class AvatarServer:
         connections = list(self.connections.values())
         await asyncio.gather(*(c.close("the server stopped") for c in connections), return_exceptions=True)
         loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S        # one wait for all of them, not one each
         for c in connections:
-            if not await loop.run_in_executor(None, c.join, CLOSE_TIMEOUT_S):
+            if not await loop.run_in_executor(None, c.join, max(deadline - time.monotonic(), 0.0)):
                 logger.error("connection {}: its loop did not stop within {:.0f} s", c.id, CLOSE_TIMEOUT_S)

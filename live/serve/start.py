@@ -59,15 +59,7 @@ def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) ->
 async def _serve(server: AvatarServer, host: str, port: int, context, fingerprint, ready) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_closed_connections)
-    # Ctrl-C: asyncio.run cancels this task (SIGTERM: the same, below), and the connections are closed while
-    # aiortc's own tasks still run. aiohttp's handle_signals raised its stop out of the event loop instead, so
-    # the closing ran while asyncio.run was cancelling every task, and aiortc's close waited for ever on its
-    # own cancelled tasks: a server with a connection did not stop
-    if hasattr(signal, "SIGTERM"):
-        try:
-            loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-        except (NotImplementedError, RuntimeError):     # Windows' event loops take no signal handlers
-            pass
+    _stop_on_signals(loop, asyncio.current_task())
     runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -101,7 +93,28 @@ async def _serve(server: AvatarServer, host: str, port: int, context, fingerprin
     try:
         await asyncio.Event().wait()        # until Ctrl-C / SIGTERM cancels it
     except asyncio.CancelledError:
-        pass
+        asyncio.current_task().uncancel()   # a normal end: aiohttp's shutdown reads a task being cancelled as a failure
     finally:
         await runner.cleanup()             # on_shutdown closes every connection and waits for its loop
     return 0
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, serving: asyncio.Task) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM cancel the serving task, which closes the connections while aiortc's own tasks
+    still run, and then ends; a second signal stops at once.
+
+    Also where the process started with SIGINT ignored (a script's background job). aiohttp's own signal handling
+    raised its stop out of the event loop instead: the closing then ran while asyncio.run cancelled every task,
+    and aiortc's close waited for ever on its own cancelled tasks, so a server with a browser connected never
+    stopped. Windows' event loops take no signal handlers: there asyncio.run's Ctrl-C handling cancels the task."""
+    signals = [s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None]
+
+    def first_stop() -> None:
+        for sig in signals:                 # back to the defaults: a second Ctrl-C raises KeyboardInterrupt
+            loop.remove_signal_handler(sig)
+        serving.cancel()
+    for sig in signals:
+        try:
+            loop.add_signal_handler(sig, first_stop)
+        except (NotImplementedError, RuntimeError, ValueError):     # Windows; a thread other than the main one
+            pass
