@@ -90,41 +90,39 @@ def server_connections(url: str) -> list[dict]:
         return json.loads(r.read())["connections"]
 
 
+def wait_until(condition, timeout: float, every: float = 0.25) -> bool:
+    """Whether `condition()` came true, polling it every `every` s for up to `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
 def wait_until_idle(url: str, timeout: float) -> bool:
     """Whether the server holds no connection, waiting up to `timeout` s for it to let them go."""
-    deadline = time.monotonic() + timeout
-    while server_connections(url) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return not server_connections(url)
-
-
-def camera_frames(clip: Path, size: int = 320, seconds: float = 12.0):
-    """(fps, frames): the clip's first `seconds`, centre-cropped square at `size` px (BGR), as the fake camera
-    plays them."""
-    import cv2
-    cap = cv2.VideoCapture(str(clip))
-    fps = float(round(cap.get(cv2.CAP_PROP_FPS) or 25.0))
-    frames = []
-    for _ in range(int(seconds * fps)):
-        ok, frame = cap.read()
-        if not ok:
-            break
-        h, w = frame.shape[:2]
-        side = min(h, w)
-        crop = frame[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
-        frames.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
-    cap.release()
-    return fps, frames
+    return wait_until(lambda: not server_connections(url), timeout, every=0.5)
 
 
 def clip_to_y4m(clip: Path, out: Path, size: int = 320, seconds: float = 12.0) -> float:
-    """The clip's first `seconds` as an uncompressed Y4M (what Chromium's fake camera plays, in a loop); its fps."""
+    """The clip's first `seconds`, centre-cropped square at `size` px, as an uncompressed Y4M (what Chromium's fake
+    camera plays, in a loop); its fps."""
     import cv2
-    fps, frames = camera_frames(clip, size, seconds)
+    cap = cv2.VideoCapture(str(clip))
+    fps = float(round(cap.get(cv2.CAP_PROP_FPS) or 25.0))
     with open(out, "wb") as f:
         f.write(f"YUV4MPEG2 W{size} H{size} F{round(fps)}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+        for _ in range(int(seconds * fps)):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            h, w = frame.shape[:2]
+            side = min(h, w)
+            crop = frame[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+            f.write(b"FRAME\n" + cv2.cvtColor(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA),
+                                              cv2.COLOR_BGR2YUV_I420).tobytes())
+    cap.release()
     return fps
 
 

@@ -21,7 +21,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from bench.browser_session import live_server, server_output, wait_until_idle
+from bench.browser_session import live_server, server_output, wait_until, wait_until_idle
 from tests.conftest import ROOT, needs_shared
 from tests.serve_support import clip
 from tests.webrtc_client import Client, http, stream
@@ -340,8 +340,6 @@ def test_a_server_asked_with_sigusr1_prints_what_each_thread_does_and_goes_on(se
     Ctrl-C did not stop it within 20 s, and reports what it printed)."""
     url, proc = server
     proc.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 30
-    while not any("most recent call first" in line for line in proc.lines) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert any("most recent call first" in line for line in proc.lines), "".join(proc.lines[-20:])
+    assert wait_until(lambda: any("most recent call first" in line for line in proc.lines), 30), \
+        "".join(proc.lines[-20:])
     assert http(url + "api/stats")[0] == 200          # and it still serves

@@ -107,7 +107,7 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, serving: asyncio.Task) -> 
     raised its stop out of the event loop instead: the closing then ran while asyncio.run cancelled every task,
     and aiortc's close waited for ever on its own cancelled tasks, so a server with a browser connected never
     stopped. Windows' event loops take no signal handlers: there asyncio.run's Ctrl-C handling cancels the task."""
-    signals = [s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None]
+    signals = (signal.SIGINT, signal.SIGTERM)          # (both exist on every platform; Windows' loop takes neither)
 
     def first_stop() -> None:
         for sig in signals:                 # back to the defaults: a second Ctrl-C raises KeyboardInterrupt
