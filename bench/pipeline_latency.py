@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast", action="store_true", help="unpaced, nothing dropped (throughput rather than latency)")
     p.add_argument("--no-adapt", dest="adapt", action="store_false",
                    help="never make tracking cheaper when it cannot keep up (run.adapt off), to compare")
+    p.add_argument("--mouth", default="driver", choices=["driver", "drawn"],
+                   help="warp avatars: a closed photo mouth's inside, the driver's own or drawn (run.mouth)")
     p.add_argument("--plot", default=str(results_dir() / "pipeline_latency.png"), help="PNG of per-frame added latency")
     p.add_argument("--json", default=default_json())
 
@@ -103,14 +105,14 @@ def run_one(args: argparse.Namespace, backend: str) -> dict:
         "engine.threads": args.threads, "run.avatar": args.avatar,
         "run.directions": args.directions, "run.source": args.source, "run.frames": args.frames,
         "run.sinks": ["null"], "run.output_size": [w, h], "run.fast": args.fast, "run.loop": True,
-        "run.stats_every_s": 0, "run.adapt": args.adapt})
+        "run.stats_every_s": 0, "run.adapt": args.adapt, "run.mouth": args.mouth})
     report = run_loop(cfg, record_frames=True)
     rows = [{"stage": ("added latency" if k == "added" else k), **{m: round(v, 2) for m, v in s.items()}}
             for k, s in report.stages.items()]
     title = f"{Path(args.source).name} -> {args.avatar or 'demo ' + args.arch}, {report.fps:.1f} fps"
     plot = plot_latency(report.per_frame, args.plot, title, report.memory)
     record = {"bench": "pipeline", "source": args.source, "avatar": args.avatar, "generator": args.generator,
-              "arch": args.arch, "backend": backend, "precision": args.precision, "fast": args.fast,
+              "arch": args.arch, "backend": backend, "precision": args.precision, "fast": args.fast, "mouth": args.mouth,
               **report.as_dict(), "plot": str(plot), "machine": machine()}
     append_json(args.json, record)
     print_table(f"live loop ({report.engine}): {report.written} frames, {report.fps:.1f} fps, {report.dropped} of "

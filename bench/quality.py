@@ -14,6 +14,9 @@ Sampling: the driver is tracked on every frame (smoothing needs them), outputs a
 measured on `--frames` evenly spaced frames per clip. Frames where a face is missing are counted
 and reported, and left out of that metric's mean. Writes per-frame CSV, summary JSON and markdown,
 and a strip of driver | output frames per pair.
+Cross-reenactment also compares the teeth the avatar shows with the driver's (bench/reenactment_metrics.py
+teeth_share, each against its own eye whites): their Pearson per pair, and the share of frames where both
+show teeth or both do not (`--mouth drawn|driver` picks the warp's mouth inside, as `live run --mouth` does).
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from models.atomic_files import atomic_path, write_text_atomic
 SELF_CLIPS = ("lp_d0.mp4", "lp_d3.mp4", "lp_d6.mp4", "lp_d10.mp4", "vox_driving.mp4")
 PORTRAITS = ("portrait_vermeer.jpg", "portrait_mona_lisa.jpg", "portrait_bouguereau.jpg", "portrait_einstein.jpg")
 DRIVERS = ("lp_d3.mp4", "vox_driving.mp4")
-PEARSON = ("yaw", "pitch", "jaw")
-METRICS = ("csim", "psnr", "ssim", "nme", "pose_err", "yaw_err", "pitch_err", "roll_err", "exp_err", "gaze_err")
+PEARSON = ("yaw", "pitch", "jaw", "teeth")
+SHOWS_TEETH = 0.05      # teeth share above which a mouth counts as showing teeth
+METRICS = ("csim", "psnr", "mouth_psnr", "ssim", "nme", "pose_err", "yaw_err", "pitch_err", "roll_err", "exp_err", "gaze_err")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--directions", "-d", help="direction matrix (stylegan2 renderer)")
     p.add_argument("--renderer", default="stylegan2", choices=["stylegan2", "warp"], help="what draws the avatar")
     p.add_argument("--framing", default="fixture", choices=["fixture", "voxceleb", "ffhq"])
+    p.add_argument("--mouth", default="driver", choices=["driver", "drawn"],
+                   help="warp: a closed photo mouth's inside, the driver's own or drawn (live run --mouth)")
     p.add_argument("--media", default="../shared/media")
     p.add_argument("--clips", nargs="*", default=list(SELF_CLIPS), help="self-reenactment clips (none: skip)")
     p.add_argument("--portraits", nargs="*", default=list(PORTRAITS), help="cross-reenactment avatars (none: skip)")
@@ -66,7 +72,8 @@ def _media(args, name: str) -> Path:
 
 
 def tracked_driver(clip: Path, until: int):
-    """(frames [list of RGB], params [T, 15] smoothed, lip gaps [T], gazes [T, 2]; NaN where no face) for
+    """(frames [list of RGB], params [T, 15] smoothed, lip gaps [T], gazes [T, 2]; NaN where no face, landmarks
+    [list of [478, 3] or None]) for
     frames 0..until. The lip gap (mouth widths) gates the jaw as `live run` does; the gaze (eye widths) is
     smoothed as `live run` smooths it (live/pipeline/gaze_follow.py). Its neutral is the first face's gaze,
     not live run's median over the first second, because the protocol takes the pose from the first frame."""
@@ -78,18 +85,19 @@ def tracked_driver(clip: Path, until: int):
     cfg = LiveConfig()
     gaze = GazeFollower("follow", neutral_s=0.0)
     estimator, smoother = make_estimator(cfg.tracking), make_smoother(cfg.smoothing)
-    frames, params, gaps, gazes = [], [], [], []
+    frames, params, gaps, gazes, landmarks = [], [], [], [], []
     try:
         for k, t, frame in iter_video_rgb(clip, max_frames=until + 1):
             frames.append(frame)
             raw = estimator(frame, k, t)
             params.append(smoother(raw).params)
+            landmarks.append(raw.landmarks if raw.found else None)
             gaps.append(inner_lip_gap(raw.landmarks) if raw.found else np.nan)
             g = gaze(raw.landmarks, t) if raw.found else None
             gazes.append(np.full(2, np.nan) if g is None else g)
     finally:
         estimator.close()
-    return frames, np.array(params), np.array(gaps), np.array(gazes)
+    return frames, np.array(params), np.array(gaps), np.array(gazes), landmarks
 
 
 def sample_frames(n_frames: int, first: int, count: int) -> np.ndarray:
@@ -103,11 +111,13 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
 
     from models.atomic_files import write_image_atomic as write_image
     from live.io.sources import read_image_rgb
-    from models.face.gaze import measure_gaze
-    from models.identity.embedding import SAME_PERSON_DISTANCE, distance
+    from bench.reenactment_metrics import eye_white, teeth_share
     from live.pipeline.motion import lips_gate, retarget_blinks
+    from live.warp.driver_mouth import cut_mouth
+    from models.face.gaze import measure_gaze
     from models.face.landmarks import PARAM_NAMES
-    frames, params, gaps, gazes = tracked_driver(driver, until=10**6)
+    from models.identity.embedding import SAME_PERSON_DISTANCE, distance
+    frames, params, gaps, gazes, landmarks = tracked_driver(driver, until=10**6)
     found = np.isfinite(params).all(1)
     if not found.any():
         raise SystemExit(f"{driver}: no face found in any frame; give a clip where the face is visible")
@@ -125,6 +135,8 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
         if not photo_ref.found:
             raise SystemExit(f"{photo}: the tracker finds no face in the avatar's crop of it")
     picked = sample_frames(len(frames), first, args.frames)
+    driver_white = eye_white(frames[first], landmarks[first]) if landmarks[first] is not None else None
+    still_white = eye_white(still, m_still.landmarks) if m_still.found else None
     outputs, refs, strip = [], [], []
     for k in picked:
         # as live run does, the first frame as rest: blinks retargeted, the jaw as the lips show it
@@ -134,7 +146,8 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
         delta = lips_gate(change * reenactor.to_norm, gaps[k] if np.isfinite(gaps[k]) else None, PARAM_NAMES.index("jaw"),
                           float(np.nan_to_num(gaps[first])))
         gaze = gazes[k] if np.isfinite(gazes[k]).all() else None
-        out = reenactor.render(delta, gaze)
+        mouth = cut_mouth(frames[k], landmarks[k]) if args.mouth == "driver" and landmarks[k] is not None else None
+        out = reenactor.render(delta, gaze, mouth)
         m_out = measurer(out)
         base = {"protocol": protocol, "avatar": avatar_name, "driver": driver.name, "frame": int(k),
                 "driver_face": bool(found[k])}
@@ -142,8 +155,13 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
             ref_img = reenactor.to_eval(frames[k])
             m_ref = measurer(ref_img)
             real = reenactor.at_output_resolution(frames[k])
+            ref_teeth = (teeth_share(ref_img, m_ref.landmarks, driver_white)
+                         if m_ref.found and driver_white is not None else float("nan"))
             for method, img, m in (("output", out, m_out), ("still", still, m_still), ("real", real, measurer(real))):
-                rows.append({**base, "method": method, **compare(m, m_ref, img, ref_img)})
+                white = driver_white if method == "real" else still_white
+                teeth = teeth_share(img, m.landmarks, white) if m.found and white is not None else float("nan")
+                rows.append({**base, "method": method, **compare(m, m_ref, img, ref_img), "teeth": teeth,
+                             "teeth_target": ref_teeth})
             outputs.append(out)
             refs.append(ref_img)
             strip.append(np.concatenate([ref_img, out], axis=0))
@@ -156,6 +174,11 @@ def run_pair(args, reenactor, measurer, protocol: str, avatar_name: str, photo: 
                               target_gaze=target_gaze)
                 row["same_as_avatar"] = bool(m.found and m_still.found
                                              and distance(m.embedding, m_still.embedding) < SAME_PERSON_DISTANCE)
+                img = out if method == "output" else still
+                row["teeth"] = (teeth_share(img, m.landmarks, still_white)
+                                if m.found and still_white is not None else float("nan"))
+                row["teeth_target"] = (teeth_share(frames[k], landmarks[k], driver_white)
+                                       if landmarks[k] is not None and driver_white is not None else float("nan"))
                 rows.append({**base, "method": method, **row})
             strip.append(np.concatenate([_fit(frames[k]), out], axis=0))
     keep = np.linspace(0, len(strip) - 1, min(6, len(strip))).round().astype(int)
@@ -188,6 +211,10 @@ def summarise(rows: list) -> list[dict]:
                 s["same_as_avatar"] = f"{sum(r['same_as_avatar'] for r in faces)}/{len(faces)}"
             for name in PEARSON:
                 s[f"{name}_r"] = pearson(sel, name)
+            both = [(r["teeth"], r["teeth_target"]) for r in sel
+                    if np.isfinite(r.get("teeth", np.nan)) and np.isfinite(r.get("teeth_target", np.nan))]
+            if both:     # frames where the avatar shows teeth exactly when the driver does
+                s["teeth_agree"] = round(float(np.mean([(a > SHOWS_TEETH) == (b > SHOWS_TEETH) for a, b in both])), 3)
             out.append(s)
     return out
 
@@ -198,7 +225,7 @@ def pearson(rows: list, name: str) -> float | None:
     values = []
     for pair in sorted({(r["avatar"], r["driver"]) for r in rows}):
         sel = [(r[name], r[f"{name}_target"]) for r in rows if (r["avatar"], r["driver"]) == pair
-               and np.isfinite(r[name]) and np.isfinite(r[f"{name}_target"])]
+               and np.isfinite(r.get(name, np.nan)) and np.isfinite(r.get(f"{name}_target", np.nan))]
         got, want = np.array(sel).T if sel else (np.zeros(0), np.zeros(0))
         if len(sel) >= 3 and got.std() > 1e-6 and want.std() > 1e-6:
             values.append(np.corrcoef(got, want)[0, 1])
@@ -242,7 +269,8 @@ def run(args: argparse.Namespace) -> dict:
         writer.writeheader()
         writer.writerows(rows)
     summary = summarise(rows)
-    record = {"bench": "quality", "renderer": args.renderer, "generator": args.generator, "directions": args.directions,
+    record = {"bench": "quality", "renderer": args.renderer, "mouth": args.mouth, "generator": args.generator,
+              "directions": args.directions,
               "frames_per_clip": args.frames, "avatar_steps": [args.steps, args.tune_steps], "summary": summary,
               "perceptual": perceptual_summary(outputs, refs) if outputs else {},
               "seconds": round(time.perf_counter() - start, 1), "machine": machine()}
@@ -251,16 +279,17 @@ def run(args: argparse.Namespace) -> dict:
     append_json(args.json, record)
     print_table(f"reenactment quality ({args.renderer}; {args.frames} frames per clip; {record['seconds']} s)",
                 summary, [("protocol", "protocol"), ("method", "method"), ("faces", "faces"), ("csim", "CSIM"),
-                          ("psnr", "PSNR"), ("ssim", "SSIM"), ("nme", "NME %"), ("pose_err", "pose deg"),
+                          ("psnr", "PSNR"), ("mouth_psnr", "mouth PSNR"), ("ssim", "SSIM"), ("nme", "NME %"), ("pose_err", "pose deg"),
                           ("exp_err", "expr sd"), ("gaze_err", "gaze err"), ("same_as_avatar", "same person"),
-                          ("yaw_r", "yaw r"),
-                          ("pitch_r", "pitch r"), ("jaw_r", "jaw r")])
+                          ("yaw_r", "yaw r"), ("pitch_r", "pitch r"), ("jaw_r", "jaw r"),
+                          ("teeth_r", "teeth r"), ("teeth_agree", "teeth agree")])
     print("LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items()))
     return record
 
 
 def markdown(summary: list[dict], record: dict) -> str:
-    cols = ["protocol", "method", "faces", "same_as_avatar", "yaw_r", "pitch_r", "jaw_r"] + list(METRICS)
+    cols = (["protocol", "method", "faces", "same_as_avatar", "yaw_r", "pitch_r", "jaw_r", "teeth_r", "teeth_agree"]
+            + list(METRICS))
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in summary]
     lines += ["", "LPIPS / FID / FVD: " + ", ".join(f"{k} {v}" for k, v in record["perceptual"].items())]

@@ -7,6 +7,12 @@
 - Pose error: mean |yaw|, |pitch|, |roll| difference in degrees.
 - Expression error: mean |difference| of the 12 expression coefficients of our 3D face model, in
   standard deviations of its build footage (the paper's uses DECA's coefficients: not the same units).
+- Teeth share: of the pixels inside the tracked inner lips, the share that look like teeth: lighter (CIE L)
+  than 0.7 of the image's eye whites or cheeks, whichever is lighter (teeth are a white under the same light;
+  a small or dim face's eye whites read as dark as its skin), and no redder (Lab a) than its cheeks plus 6
+  (lips and tongue are redder than skin, teeth are not; a hue or saturation bound fails on yellow paintings
+  and warm-lit video). A relative measure, for comparing renderers on the same frames: a driver's pink
+  tongue in a dim, small face (vox_driving) still counts in part.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from models.face.tracker import MediaPipeTracker
 from models.image_metrics import psnr as image_psnr
 
 EVAL_SIZE = 256
+REDDER_THAN_SKIN = 6.0      # Lab a above the cheeks' at which a mouth pixel is lip or tongue, not teeth
 
 
 @dataclass
@@ -96,6 +103,8 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
     row = {"face": bool(out.found)}
     if out_image is not None and ref_image is not None:
         row.update(psnr=psnr(out_image, ref_image), ssim=ssim(out_image, ref_image))
+        if ref.found and out_image.shape == ref_image.shape:
+            row["mouth_psnr"] = psnr(*(i[mouth_box(ref.landmarks, ref_image.shape)] for i in (out_image, ref_image)))
     nan = float("nan")
     target = target_params if target_params is not None else (ref.params if ref.found else None)
     who = identity_ref if identity_ref is not None else (ref.embedding if ref.found else None)
@@ -118,3 +127,39 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
         row[name] = float(out.params[k]) if ok else nan
         row[f"{name}_target"] = float(target[k]) if target is not None else nan
     return row
+
+
+def mouth_box(landmarks: np.ndarray, shape: tuple) -> tuple[slice, slice]:
+    """The inner lips' bounding box grown by 0.3 of its width each way: lips, teeth and the skin around them
+    (the mouth region's PSNR)."""
+    from models.face.mesh_topology import boundary_loops
+    lips = landmarks[boundary_loops()["mouth"], :2]
+    (x0, y0), (x1, y1) = lips.min(0), lips.max(0)
+    pad = 0.3 * (x1 - x0)
+    x0, y0 = max(int(x0 - pad), 0), max(int(y0 - pad), 0)
+    x1, y1 = min(int(np.ceil(x1 + pad)), shape[1]), min(int(np.ceil(y1 + pad)), shape[0])
+    return slice(y0, max(y1, y0 + 1)), slice(x0, max(x1, x0 + 1))
+
+
+def eye_white(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """The image's eye-white colour (live/warp/mouth_interior.py's measure), or None."""
+    from live.warp.mouth_interior import eye_white_colour
+    return eye_white_colour(image, landmarks)
+
+
+def teeth_share(image: np.ndarray, landmarks: np.ndarray, white: np.ndarray) -> float:
+    """The share of teeth-like pixels inside the inner lips (module doc); 0 for a mouth too closed to see into."""
+    import cv2
+
+    from live.warp.driver_mouth import cheek_colour
+    from models.face.mesh_topology import boundary_loops
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(landmarks[boundary_loops()["mouth"], :2]).astype(np.int32)], 255)
+    inside = image[cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0]
+    if len(inside) < 8:
+        return 0.0
+    lab = cv2.cvtColor(np.concatenate([inside, np.float32(white)[None], cheek_colour(image, landmarks)[None]])
+                       .astype(np.float32)[:, None] / 255.0, cv2.COLOR_RGB2Lab)[:, 0]
+    (white_l, _, _), (cheek_l, cheek_a, _) = lab[-2], lab[-1]
+    teeth = (lab[:-2, 0] > 0.7 * max(white_l, cheek_l)) & (lab[:-2, 1] < cheek_a + REDDER_THAN_SKIN)
+    return float(teeth.mean())

@@ -52,9 +52,9 @@ class StyleGANReenactor:
         self.renderer = Renderer(engine, self.avatar.w_s, G.w_avg, self.directions, (G.resolution, G.resolution))
         self.renderer.warm_up()
 
-    def render(self, delta_norm: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
+    def render(self, delta_norm: np.ndarray, gaze: np.ndarray | None = None, mouth=None) -> np.ndarray:
         """The avatar moved by `delta_norm` [P] (eased into its identity limits, as `live run` does), at the
-        evaluation size. (No gaze: the directions have no gaze parameter.)"""
+        evaluation size. (No gaze: the directions have no gaze parameter; no mouth: the generator draws its own.)"""
         if self.avatar.identity_limits is not None:
             from live.avatar.identity_limits import soft_limit
             delta_norm = soft_limit(delta_norm, self.avatar.identity_limits)
@@ -110,8 +110,8 @@ class WarpReenactor:
     def photo_shape(self) -> tuple[int, int]:
         return self.avatar.photo.shape[:2]
 
-    def render(self, delta_norm: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
-        return self.crop.apply(self.renderer(delta_norm, gaze))
+    def render(self, delta_norm: np.ndarray, gaze: np.ndarray | None = None, mouth=None) -> np.ndarray:
+        return self.crop.apply(self.renderer(delta_norm, gaze, mouth))
 
     def to_eval(self, image: np.ndarray) -> np.ndarray:
         """An image of the photo's camera (the avatar's photo may be downscaled: brought to its size first)."""

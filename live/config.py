@@ -124,6 +124,10 @@ class RunConfig:
     gaze: str = option("follow", "warp avatars' eyes: follow (they look where yours do, relative to your neutral "
                                  "gaze) or camera (they keep the photo's gaze: eye contact in a call)",
                        choices=("follow", "camera"))
+    mouth: str = option("driver", "warp avatars whose photo has its mouth closed: what shows when the mouth opens: "
+                                  "driver (the inside of your own mouth from the camera, in the photo's light; drawn "
+                                  "where the camera's mouth is too small, and with no camera) or drawn (teeth, tongue "
+                                  "and throat drawn in the photo's colours)", choices=("driver", "drawn"))
     strength: float = option(1.0, "scale of the latent shift on the shifted W+ layers (1 = as fitted)")
     driven: list = option(["all"], "face parameters that drive the avatar: all, or names (yaw, pitch, roll, jaw, "
                                    "smile_left, ...); leave out those your generator cannot draw well", name="drive",

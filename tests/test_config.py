@@ -78,3 +78,7 @@ def test_a_config_file_value_outside_an_option_s_choices_is_refused_at_load(tmp_
     with pytest.raises(ConfigError, match=r"engine\.backend: 'magic' is not one of"):
         load_config(overrides={"engine.backend": "magic"})
     assert load_config(overrides={"run.gaze": "camera"}).run.gaze == "camera"
+    bad.write_text("run:\n  mouth: painted\n")
+    with pytest.raises(ConfigError, match=r"run\.mouth: 'painted' is not one of driver, drawn"):
+        load_config(bad)
+    assert load_config().run.mouth == "driver" and load_config(overrides={"run.mouth": "drawn"}).run.mouth == "drawn"

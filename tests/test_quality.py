@@ -116,6 +116,23 @@ def test_nme_is_in_percent_of_the_interocular_distance():
     assert nme(ref + [5.0, 0.0, 0.0], ref) == pytest.approx(10.0)          # every point 5 px off: 10 %
 
 
+def test_teeth_share_counts_teeth_not_lips_or_tongue(measurer):
+    """lp_d0 smiling with its teeth (frame 30) against the same face with closed lips (frame 0), and the teeth
+    painted the lips' red: teeth count, lips and a red inside do not."""
+    from bench.reenactment_metrics import eye_white, teeth_share
+    from models.face.mesh_topology import boundary_loops
+    frames = {k: f for k, _, f in iter_video_rgb(MEDIA / "lp_d0.mp4") if k in (0, 30)}
+    rest, smile = (measurer(frames[k]) for k in (0, 30))
+    white = eye_white(frames[0], rest.landmarks)
+    assert teeth_share(frames[30], smile.landmarks, white) > 0.4
+    assert teeth_share(frames[0], rest.landmarks, white) < 0.02
+    red = frames[30].copy()
+    mask = np.zeros(red.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(smile.landmarks[boundary_loops()["mouth"], :2]).astype(np.int32)], 255)
+    red[mask > 0] = (190, 70, 80)
+    assert teeth_share(red, smile.landmarks, white) < 0.02
+
+
 # -- the benchmark ------------------------------------------------------------------------------------------
 class FakeFeatures(torch.nn.Module):
     """Stands in for the TorchScript metric networks: mean colour features (same call signatures)."""

@@ -31,6 +31,7 @@ from live.io.audio import start_audio
 from live.io.sinks import open_sinks
 from live.pipeline.capture import FEED, SYNTHETIC, CaptureStage, resolve_source
 from live.pipeline.gaze_follow import GazeFollower
+from live.warp.driver_mouth import cut_mouth
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
@@ -98,7 +99,8 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
                          driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze,
-                         budget=budget, retarget=scene.kind == "warp")
+                         budget=budget, retarget=scene.kind == "warp",
+                         mouth_cut=cut_mouth if scene.kind == "warp" and cfg.run.mouth == "driver" and estimator else None)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
 
 

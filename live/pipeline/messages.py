@@ -28,6 +28,7 @@ class Motion:
     driver: np.ndarray | None  # the frame, for side-by-side outputs
     stamps: dict = field(default_factory=dict)
     gaze: np.ndarray | None = None   # [2] the driver's iris offset from its neutral, eye widths; None: the photo's
+    mouth: object | None = None      # the driver's mouth (live/warp/driver_mouth.MouthPatch) for --mouth driver
 
 
 @dataclass

@@ -148,9 +148,12 @@ class MotionStage(Stage):
     def __init__(self, inp: LatestSlot, out: LatestSlot, estimator, smoother, space, p_s: np.ndarray,
                  controls: Controls, neutral: np.ndarray | None, hold_s: float, ease_s: float,
                  synthetic: bool = False, driven: list[str] | None = None, identity_limits: np.ndarray | None = None,
-                 gaze=None, budget=None, retarget=False):
+                 gaze=None, budget=None, retarget=False, mouth_cut=None):
         super().__init__("motion", inp, out)
         self.gaze = gaze          # a GazeFollower (live/pipeline/gaze_follow.py), or None: the photo's gaze
+        # (image, landmarks) -> the driver's mouth patch (live/warp/driver_mouth.py cut_mouth), or None: not cut
+        self.mouth_cut = mouth_cut
+        self.last_mouth = None
         # blinks retargeted (retarget_blinks): measured for the warp renderer; a StyleGAN2 avatar's blink
         # directions are trained on the footage's own changes, so they get the driver's change as it is
         self.retarget = retarget
@@ -279,4 +282,7 @@ class MotionStage(Stage):
             if found and landmarks is not None:
                 self.last_gaze = self.gaze(landmarks, c.t_source)
             gaze = None if self.last_gaze is None else self.last_gaze * weight
-        return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps, gaze)
+        if self.mouth_cut is not None and found and landmarks is not None and c.image is not None:
+            self.last_mouth = self.mouth_cut(c.image, landmarks)     # (a predicted frame keeps the last one)
+        return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps, gaze,
+                      self.last_mouth)

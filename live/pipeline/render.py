@@ -56,8 +56,9 @@ class Renderer:
                     self.body.impl)
         return graph
 
-    def __call__(self, delta: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
-        """(gaze is the warp's: the directions have no gaze parameter, so it is not drawn here.)"""
+    def __call__(self, delta: np.ndarray, gaze: np.ndarray | None = None, mouth=None) -> np.ndarray:
+        """(gaze and mouth are the warp's: the directions have no gaze parameter, and the generator draws its own
+        mouth, so neither is drawn here.)"""
         self.body.set_input(delta)
         if self.frame_graph is not None:
             self.frame_graph.replay()
@@ -78,9 +79,9 @@ class WarpFrames:
     def __init__(self, warp, out_size: tuple[int, int]):
         self.warp, self.out_size = warp, (int(out_size[0]), int(out_size[1]))
 
-    def __call__(self, delta: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, delta: np.ndarray, gaze: np.ndarray | None = None, mouth=None) -> np.ndarray:
         from live.io.sources import letterbox
-        return letterbox(self.warp(delta, gaze), self.out_size)
+        return letterbox(self.warp(delta, gaze, mouth), self.out_size)
 
     def warm_up(self) -> None:
         self(np.zeros(len(self.warp.space.names)))
@@ -112,7 +113,7 @@ class RenderStage(Stage):
             frame = self.last_frame
         else:
             with torch.no_grad():
-                frame = self.renderer(m.delta_norm, m.gaze)
+                frame = self.renderer(m.delta_norm, m.gaze, m.mouth)
             self.last_frame = frame
         stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}
         return Rendered(m.index, m.t_source, frame, m.driver, m.found, stamps, m.delta_norm)

@@ -45,6 +45,28 @@ def eye_white_colour(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray | N
     return np.median(bright, axis=0)
 
 
+def mouth_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(centre, across, down, width) of the mouth in image points [N, 2+]: the inner corners' midpoint, the unit
+    axis from one inner corner to the other, the unit normal pointing to the chin, the outer corners' distance."""
+    p = np.asarray(points, np.float64)[:, :2]
+    c0, c1 = p[INNER_CORNERS[0]], p[INNER_CORNERS[1]]
+    width = float(np.linalg.norm(p[MOUTH_LEFT] - p[MOUTH_RIGHT])) + 1e-6
+    axis = (c1 - c0) / (np.linalg.norm(c1 - c0) + 1e-9)
+    down = np.array([-axis[1], axis[0]])
+    if down @ (p[14] - p[13]) < 0:          # the lower inner lip's middle (14) lies below the upper one's (13)
+        down = -down
+    return 0.5 * (c0 + c1), axis, down, width
+
+
+def skin_white(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """A white under the photo's light where its eyes are too small to sample: the cheeks' skin, brightened and
+    desaturated."""
+    cheeks = sample(photo, landmarks[[EYE_LEFT["lower"], EYE_RIGHT["lower"]], :2] * 0.5
+                    + landmarks[[MOUTH_LEFT, MOUTH_RIGHT], :2] * 0.5)
+    skin = cheeks.mean(0)
+    return 1.2 * (skin.mean() + 0.35 * (skin - skin.mean()))
+
+
 class MouthInterior:
     def __init__(self, photo: np.ndarray, landmarks: np.ndarray):
         loops = boundary_loops()
@@ -56,11 +78,7 @@ class MouthInterior:
         self.tongue = np.clip(tongue * 200 / max(tongue.max(), 1), 0, 255) if tongue.max() > 200 else tongue
         white = eye_white_colour(photo, landmarks)
         if white is None:
-            cheeks = sample(photo, landmarks[[EYE_LEFT["lower"], EYE_RIGHT["lower"]], :2] * 0.5
-                             + landmarks[[MOUTH_LEFT, MOUTH_RIGHT], :2] * 0.5)
-            skin = cheeks.mean(0)
-            white = skin.mean() + 0.35 * (skin - skin.mean())       # desaturated
-            white = white * 1.2
+            white = skin_white(photo, landmarks)
         # teeth are a little darker and yellower than the eye's white
         self.teeth = np.clip(white * np.array([0.93, 0.91, 0.84]), 0, 255)
         first, second = loop_arcs(self.loop, *INNER_CORNERS)
@@ -69,20 +87,10 @@ class MouthInterior:
         # opens beyond it, so the rest frame is the photo
         self.own_opening = max(self.opening(landmarks[:, :2]), 0.0)
 
-    def _frame(self, points: np.ndarray):
-        """The mouth's own frame: centre, across (corner to corner), down (upper to lower lip), width."""
-        c0, c1 = points[INNER_CORNERS[0]], points[INNER_CORNERS[1]]
-        width = float(np.linalg.norm(points[MOUTH_LEFT] - points[MOUTH_RIGHT])) + 1e-6
-        axis = (c1 - c0) / (np.linalg.norm(c1 - c0) + 1e-9)
-        down = np.array([-axis[1], axis[0]])
-        if down @ (points[14] - points[13]) < 0:
-            down = -down
-        return 0.5 * (c0 + c1), axis, down, width
-
     def _lips(self, points: np.ndarray):
         """The mouth's frame, a map of image points into it (across, down in mouth widths), the upper and lower
         inner lips in it, and their gap at the mouth's middle."""
-        centre, axis, down, width = self._frame(points)
+        centre, axis, down, width = mouth_frame(points)
 
         def frame_of(p):
             d = p - centre
@@ -97,8 +105,9 @@ class MouthInterior:
         """The inner lips' gap at the mouth's middle, in mouth widths."""
         return self._lips(points)[-1]
 
-    def draw(self, frame: np.ndarray, points: np.ndarray) -> None:
-        """Fill the mouth hole of `points` [N, 2] (the frame's mesh) in place."""
+    def draw(self, frame: np.ndarray, points: np.ndarray) -> float:
+        """Fill the mouth hole of `points` [N, 2] (the frame's mesh) in place; how far the inside has faded in
+        (0: nothing drawn, the lips no further apart than the photo's, 1: fully)."""
         import cv2
         lips = points[self.loop]
         x0, y0 = np.floor(lips.min(0)).astype(int) - 2
@@ -106,11 +115,11 @@ class MouthInterior:
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 <= x0 or y1 <= y0:
-            return
+            return 0.0
         width, frame_of, (ux, uy), (lx, ly), opening = self._lips(points)
         fade_in = float(smoothstep((opening - self.own_opening) / 0.04))
         if opening <= 0.005 or fade_in <= 0:
-            return
+            return 0.0
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         u, v = frame_of(np.stack([xs, ys], -1))
         top = np.interp(u, np.sort(ux), uy[np.argsort(ux)])
@@ -147,3 +156,4 @@ class MouthInterior:
         alpha = mask[..., None] / 255.0 * fade_in
         region = frame[y0:y1, x0:x1].astype(np.float64)
         frame[y0:y1, x0:x1] = np.round(region * (1 - alpha) + np.clip(image, 0, 255) * alpha).astype(np.uint8)
+        return fade_in

@@ -22,7 +22,9 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   skin with a lash line, and shuts the eye when the driver's does; the gaze moves the iris; lids and lips
   meet, never cross;
 - the mouth's inside, a hole of the mesh, is the photo's own where its mouth is open, else drawn
-  (live/warp/mouth_interior.py): throat, teeth in the photo's eye-white colour, tongue, shaded.
+  (live/warp/mouth_interior.py): throat, teeth in the photo's eye-white colour, tongue, shaded; with the driver's
+  mouth given (`--mouth driver`), the driver's own inside goes over the drawn one where the driver's lips are
+  apart, in the photo's light (live/warp/driver_mouth.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.triangle_map import triangle_map
+from live.warp.driver_mouth import DriverMouth, MouthPatch
 from live.warp.eyes import EXP_BLINKS, Closures, WarpEyes, blink_gains, closing_blink_rows
 from live.warp.lids import LidPainter
 from live.warp.mouth_interior import MouthInterior
@@ -155,6 +158,7 @@ class WarpRenderer:
         ys, xs = np.indices((self.h, self.w), dtype=np.float32)
         self.identity = (xs, ys)
         self.mouth_interior = None if self.own_mouth else MouthInterior(self.photo, avatar.landmarks)
+        self.driver_mouth = None if self.own_mouth else DriverMouth(self.photo, avatar.landmarks)
 
     def mesh(self, delta_raw: np.ndarray) -> np.ndarray:
         """The face's landmarks [478, 3] (camera frame, pixels) after the change. A closing blink is drawn as one
@@ -189,8 +193,11 @@ class WarpRenderer:
         moved = (points - self.pivot) @ turn.T + self.pivot
         return self.ring_share[:, None] * (moved[:, :2] - self.ring_src)
 
-    def __call__(self, delta_norm: np.ndarray, gaze: np.ndarray | None = None) -> np.ndarray:
-        """gaze: (across, down) in eye widths, the driver's iris offset from its neutral; None: the photo's."""
+    def __call__(self, delta_norm: np.ndarray, gaze: np.ndarray | None = None,
+                 mouth: MouthPatch | None = None) -> np.ndarray:
+        """gaze: (across, down) in eye widths, the driver's iris offset from its neutral; None: the photo's.
+        mouth: the driver's mouth (live/warp/driver_mouth.py) to show inside an opening closed photo mouth; None:
+        the drawn inside alone."""
         import cv2
         delta_raw = np.asarray(delta_norm, np.float64) / self.space.to_norm
         face = self.mesh(delta_raw)
@@ -221,7 +228,9 @@ class WarpRenderer:
         map_x, map_y = triangle_map(dst, src, triangles, self.h, self.w, uncovered=self.identity)
         frame = cv2.remap(self.photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior is not None:
-            self.mouth_interior.draw(frame, face2d)
+            shown = self.mouth_interior.draw(frame, face2d)
+            if mouth is not None and shown > 0:
+                self.driver_mouth.draw(frame, face2d, mouth, shown)
         self.lid_painter.draw(frame, face2d, closed)
         return frame
 
