@@ -14,9 +14,11 @@ Sampling: the driver is tracked on every frame (smoothing needs them), outputs a
 measured on `--frames` evenly spaced frames per clip. Frames where a face is missing are counted
 and reported, and left out of that metric's mean. Writes per-frame CSV, summary JSON and markdown,
 and a strip of driver | output frames per pair.
-Cross-reenactment also compares the teeth the avatar shows with the driver's (bench/reenactment_metrics.py
-teeth_share, each against its own eye whites): their Pearson per pair, and the share of frames where both
-show teeth or both do not (`--mouth drawn|driver` picks the warp's mouth inside, as `live run --mouth` does).
+Both protocols also compare the teeth the avatar shows with the driver's (or the real frame's; bench/
+reenactment_metrics.py teeth_share, each against its own eye whites and cheeks): their Pearson per pair, and the
+share of frames where both show teeth or both do not; self-reenactment also gives the mouth region's PSNR.
+`--mouth driver|drawn` picks the warp's mouth inside, as `live run --mouth` does. In self-reenactment the
+driver's mouth is cut from the very frame it is compared with: lean on the cross figures to choose.
 """
 
 from __future__ import annotations

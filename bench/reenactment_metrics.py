@@ -103,8 +103,8 @@ def compare(out: FaceMeasure, ref: FaceMeasure, out_image: np.ndarray | None = N
     row = {"face": bool(out.found)}
     if out_image is not None and ref_image is not None:
         row.update(psnr=psnr(out_image, ref_image), ssim=ssim(out_image, ref_image))
-        if ref.found and out_image.shape == ref_image.shape:
-            row["mouth_psnr"] = psnr(*(i[mouth_box(ref.landmarks, ref_image.shape)] for i in (out_image, ref_image)))
+        row["mouth_psnr"] = (psnr(*(i[mouth_box(ref.landmarks, ref_image.shape)] for i in (out_image, ref_image)))
+                             if ref.found and out_image.shape == ref_image.shape else float("nan"))
     nan = float("nan")
     target = target_params if target_params is not None else (ref.params if ref.found else None)
     who = identity_ref if identity_ref is not None else (ref.embedding if ref.found else None)

@@ -76,6 +76,12 @@ def test_colours_follow_the_photo_s_light_not_the_driver_s():
     # the same tooth under a darker photo's light is darker
     dark = carry_colours(tooth, driver_cheek, warm_cheek * 0.6, warm_white * 0.6)
     assert _lab(dark[0])[0] < _lab(warm[0])[0] - 10
+    # a driver's cheek with no colour to speak of (a grey beard, a cool white balance) turns no hue: the tongue
+    # stays red, not green or blue, and is not oversaturated
+    for grey_cheek in ([150.0, 150.0, 152.0], [140.0, 150.0, 150.0], [160.0, 140.0, 130.0]):
+        out = _lab(carry_colours(tongue, np.array(grey_cheek), warm_cheek, warm_white)[0])
+        own = _lab(tongue[0])
+        assert out[1] > 15 and np.hypot(out[1], out[2]) < 1.3 * np.hypot(own[1], own[2]), (grey_cheek, out)
 
 
 def test_a_mouth_too_small_in_the_camera_is_left_to_the_drawn_inside():
@@ -96,6 +102,43 @@ def test_a_mouth_too_small_in_the_camera_is_left_to_the_drawn_inside():
     frame = photo.copy()
     mouth.draw(frame, points[:, :2], patch)
     assert np.array_equal(frame, photo)
+
+
+@needs_shared
+def test_a_mouth_between_sharp_and_too_small_is_drawn_in_part():
+    """lp_d0's open mouth cut from the frame at full size, and at a fifth and a third of it (a face far from
+    the camera): the full one is drawn, the smallest not at all, the middle one in between."""
+    from live.warp.driver_mouth import SHARP_WIDTH, DriverMouth, cut_mouth
+    frame, landmarks = _tracked("lp_d0.mp4", 30)
+    inside = _inside(landmarks, frame.shape)
+    blank = frame.copy()
+    blank[inside] = (90, 40, 40)
+    change = {}
+    for scale in (1.0, 0.35, 0.2):
+        small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        patch = cut_mouth(small, landmarks * [scale, scale, 1.0])
+        out = blank.copy()
+        DriverMouth(frame, landmarks).draw(out, landmarks[:, :2], patch)
+        change[scale] = np.abs(out[inside].astype(float) - blank[inside].astype(float)).mean()
+        if scale == 0.2:
+            assert patch.width_px < SHARP_WIDTH[0]
+        elif scale == 0.35:
+            assert SHARP_WIDTH[0] < patch.width_px < SHARP_WIDTH[1]
+    assert change[0.2] == 0 and 0.1 * change[1.0] < change[0.35] < 0.9 * change[1.0], change
+
+
+@needs_shared
+def test_only_what_the_camera_saw_counts_as_the_driver_s_mouth():
+    """The frame cut off below the upper lip: the patch's inside keeps none of the replicated rows past the edge."""
+    from live.warp.driver_mouth import cut_mouth, patch_to_image
+    frame, landmarks = _tracked("lp_d0.mp4", 30)
+    edge = int(landmarks[13, 1]) + 2                       # just below the upper inner lip's middle
+    full, cropped = cut_mouth(frame, landmarks), cut_mouth(np.ascontiguousarray(frame[:edge]), landmarks)
+    to_patch = cv2.invertAffineTransform(patch_to_image(landmarks))
+    ys, xs = np.nonzero(cropped.inside)
+    rows_in_frame = (np.stack([xs, ys], 1) @ patch_to_image(landmarks)[:, :2].T + patch_to_image(landmarks)[:, 2])[:, 1]
+    assert to_patch.shape == (2, 3) and full.inside.sum() > 2 * cropped.inside.sum() > 0
+    assert (rows_in_frame < edge).all()
 
 
 @needs_shared
@@ -170,3 +213,24 @@ def test_live_run_s_mouth_option_changes_the_mouth_and_nothing_else(tmp_path):
     changed = [np.abs(a.astype(int) - b.astype(int)).max(-1) > 24 for a, b in zip(videos["driver"], videos["drawn"])]
     assert sum(c.any() for c in changed) >= 5, "the driver's mouth never showed"
     assert max(c.mean() for c in changed) < 0.02, "more than the mouth changed"
+
+
+@needs_shared
+def test_bench_quality_measures_the_warp_s_mouth_against_the_driver_s(tmp_path):
+    """`python -m bench quality --renderer warp --mouth driver` on a short talking clip: both protocols report the
+    mouth region's PSNR (self) and the teeth columns, and the record says which mouth it measured."""
+    from bench.__main__ import main
+    write_clip(MEDIA / "lp_d0.mp4", tmp_path / "d0.mp4", 40)
+    (tmp_path / "mona.jpg").symlink_to(MEDIA / "portrait_mona_lisa.jpg")
+    out = tmp_path / "q"
+    assert main(["quality", "--renderer", "warp", "--mouth", "driver", "--media", str(tmp_path), "--clips", "d0.mp4",
+                 "--portraits", "mona.jpg", "--drivers", "d0.mp4", "--frames", "4", "--out", str(out),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    record = json.loads((out / "summary.json").read_text())
+    assert record["mouth"] == "driver"
+    rows = {(r["protocol"], r["method"]): r for r in record["summary"]}
+    assert rows[("self", "output")]["mouth_psnr"] > 15 and rows[("cross", "output")]["mouth_psnr"] is None
+    for key in (("self", "output"), ("cross", "output")):
+        assert 0 <= rows[key]["teeth_agree"] <= 1
+    header = (out / "frames.csv").read_text().splitlines()[0].split(",")
+    assert {"teeth", "teeth_target", "mouth_psnr"} <= set(header)

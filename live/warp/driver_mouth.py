@@ -15,8 +15,10 @@ cheeks), in CIE Lab:
 - colour (a, b) turned by the cheeks' hue difference and scaled by their saturation ratio (at least 0.6 of it in a
   colour photo, so a pale painted cheek does not make a grey tongue; a black-and-white or tinted photo keeps the
   ratio, down to none);
-- near-white pixels (teeth) take a third of the photo's skin tint instead: their own faint tint, turned with the
-  skin's hue, comes out green or blue.
+- pixels with little colour (teeth, and the throat's dark) take 0.35 of the photo's skin tint instead: their own
+  faint tint, turned with the skin's hue, comes out green or blue;
+- a driver's cheek with little colour (a grey beard where it is sampled, a cool white balance) turns nothing, and
+  its saturation ratio is taken against a typical skin's.
 So a black-and-white photo gets grey teeth and a dark throat, a warm painting warm ones. A per-channel gain
 would not do: it takes the cheek's own colour for the light's and turns the teeth cyan on the first; the eye
 whites, the other candidate, read far darker in a webcam's shadowed eyes than in a portrait. The driver's cheek
@@ -43,10 +45,13 @@ LIGHTNESS_RANGE = (0.5, 2.0)    # limits of the cheeks' lightness ratio (a cheek
 SATURATION_RANGE = (0.6, 2.0)   # and of their saturation ratio in a colour photo: a pale painted cheek does not
 COLOUR_PHOTO = 15.0             # make a grey tongue. Below this cheek chroma (Lab) the photo is taken for black and
                                 # white or tinted: the ratio as it is, down to none
+DRIVER_HUE = (5.0, 15.0)        # driver cheek chroma (Lab) over which its hue goes from unknown to trusted
+SKIN_CHROMA = 25.0              # the least cheek chroma the saturation ratio is taken against (a typical skin's; a grey cheek's is ~0)
 TOP_OVER_CHEEK = 1.1            # the lightest a tooth may be, over the photo's cheek lightness, where its eye whites
                                 # read darker than that
-NEUTRAL_CHROMA = (8.0, 22.0)    # Lab chroma up to which a driver's mouth pixel is white (teeth), from which coloured
-TEETH_TINT = 0.35               # the share of the photo's skin tint a white (tooth) takes
+NEUTRAL_CHROMA = (8.0, 22.0)    # Lab chroma up to which a driver's mouth pixel has no colour of its own (teeth, the
+                                # throat's dark), from which it is coloured (tongue, gums)
+TEETH_TINT = 0.35               # the share of the photo's skin tint a pixel without colour of its own takes
 SMOOTHING = 0.15                # share of each frame's cheek colour in the running one (the sample is noisy)
 FEATHER = 0.03                  # mouth widths over which the patch fades into the drawn inside
 SHARP_WIDTH = (24.0, 48.0)      # the driver's mouth width in its camera's pixels over which the patch fades in: a
@@ -98,8 +103,11 @@ def cut_mouth(image: np.ndarray, landmarks: np.ndarray) -> MouthPatch:
     inside = np.zeros((PATCH_HEIGHT, PATCH_WIDTH), np.uint8)
     shift = 4
     cv2.fillPoly(inside, [np.round(lips * (1 << shift)).astype(np.int32)], 255, cv2.LINE_AA, shift)
+    # only what the camera saw: rows past its frame's edge are replicated edge pixels, not the mouth
+    seen = cv2.warpAffine(np.full(image.shape[:2], 255, np.uint8), m, (PATCH_WIDTH, PATCH_HEIGHT),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     inset = max(int(round(INSET * PATCH_WIDTH / (2 * ACROSS))), 1)
-    inside = cv2.erode(inside, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8))
+    inside = cv2.erode(np.minimum(inside, seen), np.ones((2 * inset + 1, 2 * inset + 1), np.uint8))
     return MouthPatch(pixels, inside, cheek_colour(image, landmarks), mouth_frame(landmarks)[3])
 
 
@@ -125,12 +133,15 @@ def carry_colours(pixels: np.ndarray, driver_cheek: np.ndarray, photo_cheek: np.
     lab[..., 0] = np.minimum(lab[..., 0] * lightness, min(max(_lab(photo_white)[0], TOP_OVER_CHEEK * lp), 100.0))
     chroma = np.hypot(lab[..., 1], lab[..., 2])
     near_white = smoothstep((NEUTRAL_CHROMA[1] - chroma) / np.float32(NEUTRAL_CHROMA[1] - NEUTRAL_CHROMA[0]))
-    turn = np.arctan2(bp, ap) - np.arctan2(bd, ad)
-    ratio = np.hypot(ap, bp) / max(np.hypot(ad, bd), 1.0)
+    # a driver's cheek with little colour (a grey beard where it is sampled, a cool white balance) has no hue to turn
+    # from: the turn fades out with it, and the saturation ratio is taken against a typical skin's at least
+    hued = float(smoothstep((np.hypot(ad, bd) - DRIVER_HUE[0]) / (DRIVER_HUE[1] - DRIVER_HUE[0])))
+    turn = (np.arctan2(bp, ap) - np.arctan2(bd, ad)) * hued
+    ratio = np.hypot(ap, bp) / max(np.hypot(ad, bd), SKIN_CHROMA)
     scale = np.clip(ratio, *SATURATION_RANGE) if np.hypot(ap, bp) >= COLOUR_PHOTO else min(ratio, 1.0)
     cos, sin = np.float32(np.cos(turn) * scale), np.float32(np.sin(turn) * scale)
     a, b = lab[..., 1].copy(), lab[..., 2].copy()
-    # near-white pixels (teeth) take a share of the photo's skin tint instead (module doc)
+    # pixels without colour of their own (teeth, the throat's dark) take a share of the photo's skin tint (module doc)
     tint = TEETH_TINT * np.float32([ap, bp])
     lab[..., 1] = (cos * a - sin * b) * (1 - near_white) + tint[0] * near_white
     lab[..., 2] = (sin * a + cos * b) * (1 - near_white) + tint[1] * near_white
@@ -148,7 +159,8 @@ class DriverMouth:
         self.driver_cheek: np.ndarray | None = None
 
     def driver_light(self, patch: MouthPatch) -> np.ndarray:
-        """The driver's cheek colour, smoothed over frames."""
+        """The driver's cheek colour, smoothed over frames: called with every frame's patch (the mouth open or not),
+        so a change of light is followed before the mouth next opens."""
         now = np.asarray(patch.cheek, np.float64)
         self.driver_cheek = now if self.driver_cheek is None else self.driver_cheek + SMOOTHING * (now - self.driver_cheek)
         return self.driver_cheek
@@ -157,7 +169,7 @@ class DriverMouth:
         """Composite `patch` into the hole of `points` [N, 2] (the frame's mesh). strength (0..1): how far the
         drawn inside has faded in (the lips parted beyond the photo's own), so a closing mouth shows less."""
         import cv2
-        driver_cheek = self.driver_light(patch)
+        driver_cheek = self.driver_cheek if self.driver_cheek is not None else self.driver_light(patch)
         lips = points[self.loop]
         x0, y0 = np.floor(lips.min(0)).astype(int) - 2
         x1, y1 = np.ceil(lips.max(0)).astype(int) + 3

@@ -229,8 +229,10 @@ class WarpRenderer:
         frame = cv2.remap(self.photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior is not None:
             shown = self.mouth_interior.draw(frame, face2d)
-            if mouth is not None and shown > 0:
-                self.driver_mouth.draw(frame, face2d, mouth, shown)
+            if mouth is not None:
+                self.driver_mouth.driver_light(mouth)      # every frame: the driver's light, followed while closed
+                if shown > 0:
+                    self.driver_mouth.draw(frame, face2d, mouth, shown)
         self.lid_painter.draw(frame, face2d, closed)
         return frame
 
