@@ -85,6 +85,7 @@ class WarpFrames:
 
     def warm_up(self) -> None:
         self(np.zeros(len(self.warp.space.names)))
+        self.warp.warm_up()
 
 
 def make_renderer(scene, engine_cfg, out_size: tuple[int, int], truncation: float = 1.0, strength: float = 1.0,

@@ -165,6 +165,12 @@ class DriverMouth:
         self.driver_cheek = now if self.driver_cheek is None else self.driver_cheek + SMOOTHING * (now - self.driver_cheek)
         return self.driver_cheek
 
+    def warm_up(self, photo: np.ndarray, points: np.ndarray) -> None:
+        """Cut a patch from the photo and draw it into a copy, leaving no state behind (the first calls' costs)."""
+        saved = self.driver_cheek
+        self.draw(photo.copy(), points, cut_mouth(photo, points))
+        self.driver_cheek = saved
+
     def draw(self, frame: np.ndarray, points: np.ndarray, patch: MouthPatch, strength: float = 1.0) -> None:
         """Composite `patch` into the hole of `points` [N, 2] (the frame's mesh). strength (0..1): how far the
         drawn inside has faded in (the lips parted beyond the photo's own), so a closing mouth shows less."""

@@ -237,4 +237,8 @@ class WarpRenderer:
         return frame
 
     def warm_up(self) -> None:
+        """One frame, and the driver's mouth cut and drawn once, before the clock starts: their first calls in a
+        process cost about 16 ms (a dropped frame at the start of a run)."""
         self(np.zeros(len(self.space.names)))
+        if self.driver_mouth is not None:
+            self.driver_mouth.warm_up(self.photo, self.src2d)
