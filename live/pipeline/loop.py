@@ -31,7 +31,6 @@ from live.io.audio import start_audio
 from live.io.sinks import open_sinks
 from live.pipeline.capture import FEED, SYNTHETIC, CaptureStage, resolve_source
 from live.pipeline.gaze_follow import GazeFollower
-from live.warp.driver_mouth import cut_mouth
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
 from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
@@ -41,6 +40,7 @@ from live.pipeline.slots import Closed, LatestSlot
 from live.pipeline.tracking_budget import TrackingBudget
 from live.tracking.estimator import make_estimator, make_smoother
 from live.tracking.track_file import is_track_file, read_track
+from live.warp.driver_mouth import cut_mouth
 from models.errors import first_line
 
 JOIN_TIMEOUT_S = 10.0
@@ -96,11 +96,12 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
     gaze = GazeFollower(cfg.run.gaze) if scene.kind == "warp" and estimator is not None else None
     budget = (TrackingBudget(1.0 / output_fps(cfg, source), can_stop_flip=cfg.tracking.flip_average)
               if estimator is not None and cfg.run.adapt and not cfg.run.fast else None)
+    cuts_mouth = scene.kind == "warp" and cfg.run.mouth == "driver" and estimator is not None
     motion = MotionStage(slots[0], slots[1], estimator, make_smoother(cfg.smoothing), scene.space, scene.p_s,
                          controls, scene.neutral, cfg.run.lost_hold_s, cfg.run.lost_ease_s, synthetic=synthetic,
                          driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze,
                          budget=budget, retarget=scene.kind == "warp",
-                         mouth_cut=cut_mouth if scene.kind == "warp" and cfg.run.mouth == "driver" and estimator else None)
+                         mouth_cut=cut_mouth if cuts_mouth else None)
     return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
 
 

@@ -46,7 +46,8 @@ SATURATION_RANGE = (0.6, 2.0)   # and of their saturation ratio in a colour phot
 COLOUR_PHOTO = 15.0             # make a grey tongue. Below this cheek chroma (Lab) the photo is taken for black and
                                 # white or tinted: the ratio as it is, down to none
 DRIVER_HUE = (5.0, 15.0)        # driver cheek chroma (Lab) over which its hue goes from unknown to trusted
-SKIN_CHROMA = 25.0              # the least cheek chroma the saturation ratio is taken against (a typical skin's; a grey cheek's is ~0)
+SKIN_CHROMA = 25.0              # the least cheek chroma the saturation ratio is taken against (a typical skin's;
+                                # a grey cheek's is about 0)
 TOP_OVER_CHEEK = 1.1            # the lightest a tooth may be, over the photo's cheek lightness, where its eye whites
                                 # read darker than that
 NEUTRAL_CHROMA = (8.0, 22.0)    # Lab chroma up to which a driver's mouth pixel has no colour of its own (teeth, the
