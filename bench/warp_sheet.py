@@ -3,7 +3,8 @@
 For each driving clip, the moments a viewer notices: its widest mouth, broadest smile, deepest blink,
 furthest glance aside and largest head turn, found on the tracked clip. Each portrait is driven to those
 moments the way the live loop drives it (relative to the clip's resting pose, the jaw gated by the visible
-lips, the gaze relative to the first second's). The sheet has a row of driver frames, then one row per
+lips, the gaze relative to the first second's, the mouth's inside the driver's own or drawn as `--mouth` says,
+default driver as in `live run`). The sheet has a row of driver frames, then one row per
 portrait, or two with `--before`: cells saved by an earlier run (`--save-cells`), so a change to the renderer
 can be shown against the code before it: run this file with the older tree first on PYTHONPATH
 (`PYTHONPATH=OLD_TREE python bench/warp_sheet.py --save-cells before.npz`). The older tree must have the gaze
@@ -30,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="bench/warp_contact_sheet_clips_cpu.jpg")
     p.add_argument("--before", help="cells saved by an earlier run (--save-cells), shown above each portrait's row")
     p.add_argument("--save-cells", help="also save this run's cells here (npz), for a later --before")
+    p.add_argument("--mouth", default="driver", choices=["driver", "drawn"],
+                   help="a closed photo mouth's inside: the driver's own or drawn (live run --mouth)")
 
 
 def driver_moments(clip: Path) -> list[dict]:
@@ -44,7 +47,7 @@ def driver_moments(clip: Path) -> list[dict]:
     from models.face.landmarks import PARAM_NAMES, inner_lip_gap
     cfg = LiveConfig()
     estimator, smoother, gaze_follower = make_estimator(cfg.tracking), make_smoother(cfg.smoothing), GazeFollower()
-    index, params, gaps, times, gazes = [], [], [], [], []
+    index, params, gaps, times, gazes, landmarks = [], [], [], [], [], []
     try:
         for k, t, frame in iter_video_rgb(clip):
             raw = estimator(frame, k, t)
@@ -56,6 +59,7 @@ def driver_moments(clip: Path) -> list[dict]:
                 gaps.append(inner_lip_gap(raw.landmarks))
                 times.append(t)
                 gazes.append(np.zeros(2) if gaze is None else gaze)
+                landmarks.append(raw.landmarks)
     finally:
         estimator.close()
     params, gaps, times, gazes = np.array(params), np.array(gaps), np.array(times), np.array(gazes)
@@ -71,7 +75,7 @@ def driver_moments(clip: Path) -> list[dict]:
     wanted = {index[i]: i for i in picks}
     frames = {k: f for k, _, f in iter_video_rgb(clip) if k in wanted}
     return [{"frame": frames[index[i]], "change": change[i], "neutral": neutral, "gap": gaps[i], "rest_gap": rest_gap,
-             "gaze": gazes[i]} for i in picks]
+             "gaze": gazes[i], "landmarks": landmarks[i]} for i in picks]
 
 
 def _cell(image: np.ndarray, centre: np.ndarray, size: float, label: str) -> np.ndarray:
@@ -85,7 +89,7 @@ def _cell(image: np.ndarray, centre: np.ndarray, size: float, label: str) -> np.
     return _label(cv2.resize(crop, (CELL, CELL), interpolation=cv2.INTER_AREA), label)
 
 
-def portrait_cells(portrait: Path, moments: list[dict]) -> np.ndarray:
+def portrait_cells(portrait: Path, moments: list[dict], mouth: str = "driver") -> np.ndarray:
     """[len(moments), CELL, CELL, 3]: the portrait driven to each moment, cropped around its face."""
     from live.pipeline import motion
     from live.warp.renderer import WarpRenderer
@@ -100,13 +104,21 @@ def portrait_cells(portrait: Path, moments: list[dict]) -> np.ndarray:
     oval = renderer.src2d[renderer.oval]
     centre, size = oval.mean(0), 1.5 * float(np.ptp(oval, axis=0).max())
     retarget_blinks = getattr(motion, "retarget_blinks", None)     # (an older tree has none: the change as it was)
+    try:                                                            # (nor the driver's mouth: drawn)
+        from live.warp.driver_mouth import cut_mouth
+    except ImportError:
+        cut_mouth = None
     cells = []
     for m in moments:
         change = m["change"]
         if retarget_blinks is not None:
             change = retarget_blinks(change, list(PARAM_NAMES), m["neutral"], avatar.p_s, model.param_range[:, 1])
         delta = motion.lips_gate(change * space.to_norm, m["gap"], PARAM_NAMES.index("jaw"), m["rest_gap"])
-        cells.append(_cell(renderer(delta, m["gaze"]), centre, size, ""))
+        if mouth == "driver" and cut_mouth is not None:
+            frame = renderer(delta, m["gaze"], cut_mouth(m["frame"], m["landmarks"]))
+        else:
+            frame = renderer(delta, m["gaze"])
+        cells.append(_cell(frame, centre, size, ""))
     return np.stack(cells)
 
 
@@ -125,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
             driver_row.append(_cell(m["frame"], np.array([w / 2, h / 2]), min(h, w), f"{Path(clip).stem} {name}"))
     rows, saved = [np.concatenate(driver_row, 1)], {}
     for portrait in args.portraits:
-        cells = portrait_cells(media / portrait, moments)
+        cells = portrait_cells(media / portrait, moments, getattr(args, "mouth", "driver"))
         saved[portrait] = cells
         if portrait in before:
             rows.append(np.concatenate([_label(c, "before") for c in before[portrait]], 1))
