@@ -12,7 +12,9 @@ mode (resting pose from its first second) and, where the driver's lips are close
 0.03 mouth widths, on the tracked mesh) and the head still (within 5 degrees of rest), measures how far
 the avatar's mouth opens beyond its rest (tracked on the render) past the driver's gap: up to 0.05 is a
 mouth left closed. The edge check turns the head (yaw +-20, pitch +-15) and measures the gradient
-energy in a band around the face's outline against the still frame's (1 = as clean as the photo).
+energy in a band around the face's outline against the still frame's (1 = as clean as the photo); the doubling
+check turns it the same way and measures how much of the photo's face is drawn a second time outside the face
+(a turned photo's far cheek carried by the background beside the face that turns it into view).
 """
 
 from __future__ import annotations
@@ -226,6 +228,37 @@ def calm_check(renderer, tracker, drivers: list[dict], every: int = 2) -> dict:
             "calm_median": round(float(np.median(diffs)), 3), "calm_max": round(float(diffs.max()), 3)}
 
 
+def doubling_check(avatar, space, model, steps: int) -> dict:
+    """How much of the photo's face the background layer draws a second time, outside the face, while the head
+    turns (yaw +-20, pitch +-15 degrees): a turned photo's far cheek, outside its outline, drawn beside the face
+    that turns it into view (a doubled eye corner, a seam). The avatar is drawn once more from a mask of its photo
+    (face white, the rest black); white outside where the face's triangles now lie, as a share of the face's
+    area, is the doubling. 0 is none."""
+    import cv2
+    from dataclasses import replace
+    from kernels.triangle_map import triangle_map
+    from live.warp.renderer import WarpRenderer
+    renderer = WarpRenderer(avatar, space, model)
+    covered, _ = triangle_map(renderer.src2d, renderer.src2d, renderer.face, renderer.h, renderer.w)
+    face = np.where(covered > -0.5, 255, 0).astype(np.uint8)
+    contours, _ = cv2.findContours(face, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(face, contours, -1, 255, cv2.FILLED)
+    marked = WarpRenderer(replace(avatar, photo=np.repeat(face[:, :, None], 3, 2)), space, model)
+    shares = []
+    for name, extent in EDGE_TURNS.items():
+        for v in np.linspace(-extent, extent, steps):
+            delta = np.zeros(len(PARAM_NAMES))
+            delta[PARAM_NAMES.index(name)] = v
+            white = marked(delta * space.to_norm)[:, :, 0] > 127
+            now, _ = triangle_map(marked.mesh(delta)[:, :2], renderer.src2d, renderer.face, renderer.h, renderer.w)
+            inside = (now > -0.5).astype(np.uint8)
+            contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(inside, contours, -1, 1, cv2.FILLED)             # with its eyes and mouth
+            inside = cv2.dilate(inside, np.ones((5, 5), np.uint8)) > 0
+            shares.append(float((white & ~inside).sum()) / float((face > 0).sum()))
+    return {"param": "face drawn twice", "tracked": f"{len(shares)} turns", "doubled_max": round(max(shares), 4)}
+
+
 def run(args: argparse.Namespace) -> dict:
     from live.warp.renderer import WarpRenderer
     from live.warp.warp_avatar import create_warp_avatar
@@ -252,6 +285,7 @@ def run(args: argparse.Namespace) -> dict:
             rows.append({"portrait": portrait, **mouth_check(renderer, top)})
             rows.append({"portrait": portrait, **calm_check(renderer, landmarks, drivers)})
             rows.append({"portrait": portrait, **edge_check(renderer, args.steps)})
+            rows.append({"portrait": portrait, **doubling_check(avatar, space, model, args.steps)})
     finally:
         tracker.close()
         landmarks.close()
@@ -263,5 +297,5 @@ def run(args: argparse.Namespace) -> dict:
                  ("pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
                  ("teeth_share", "teeth-bright share"), ("drawn", "inside"), ("calm_median", "calm: opened past the "
                  "driver, median"), ("calm_max", "max"), ("edge_median", "contour energy / still, median"),
-                 ("edge_max", "max")])
+                 ("edge_max", "max"), ("doubled_max", "face drawn twice / face area, max")])
     return record
