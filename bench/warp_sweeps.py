@@ -238,22 +238,27 @@ def doubling_check(avatar, space, model, steps: int) -> dict:
     from dataclasses import replace
     from kernels.triangle_map import triangle_map
     from live.warp.renderer import WarpRenderer
-    renderer = WarpRenderer(avatar, space, model)
-    covered, _ = triangle_map(renderer.src2d, renderer.src2d, renderer.face, renderer.h, renderer.w)
-    face = np.where(covered > -0.5, 255, 0).astype(np.uint8)
-    contours, _ = cv2.findContours(face, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(face, contours, -1, 255, cv2.FILLED)
-    marked = WarpRenderer(replace(avatar, photo=np.repeat(face[:, :, None], 3, 2)), space, model)
+    from models.face.mesh_topology import face_triangles
+
+    def filled(covered: np.ndarray) -> np.ndarray:
+        """The pixels a map covers, with the holes inside (eyes, mouth) filled."""
+        inside = (covered > -0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(inside, contours, -1, 1, cv2.FILLED)
+        return inside
+
+    h, w = avatar.photo.shape[:2]
+    src2d = np.asarray(avatar.landmarks, np.float64)[:, :2]
+    triangles = face_triangles()
+    face = filled(triangle_map(src2d, src2d, triangles, h, w)[0])
+    marked = WarpRenderer(replace(avatar, photo=np.repeat(face[:, :, None] * 255, 3, 2)), space, model)
     shares = []
     for name, extent in EDGE_TURNS.items():
         for v in np.linspace(-extent, extent, steps):
             delta = np.zeros(len(PARAM_NAMES))
             delta[PARAM_NAMES.index(name)] = v
             white = marked(delta * space.to_norm)[:, :, 0] > 127
-            now, _ = triangle_map(marked.mesh(delta)[:, :2], renderer.src2d, renderer.face, renderer.h, renderer.w)
-            inside = (now > -0.5).astype(np.uint8)
-            contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(inside, contours, -1, 1, cv2.FILLED)             # with its eyes and mouth
+            inside = filled(triangle_map(marked.mesh(delta)[:, :2], src2d, triangles, h, w)[0])
             inside = cv2.dilate(inside, np.ones((5, 5), np.uint8)) > 0
             shares.append(float((white & ~inside).sum()) / float((face > 0).sum()))
     return {"param": "face drawn twice", "tracked": f"{len(shares)} turns", "doubled_max": round(max(shares), 4)}

@@ -632,8 +632,33 @@ def test_a_turned_photo_s_far_cheek_is_drawn_once_not_again_beside_the_face():
     space = ParameterSpace(PARAM_NAMES, model.param_range)
     avatar = create_warp_avatar(MEDIA / "portrait_vermeer.jpg")
     assert doubling_check(avatar, space, model, steps=5)["doubled_max"] < 0.002
-    bouguereau = _renderer("portrait_bouguereau.jpg")
-    assert np.array_equal(bouguereau.sources[:, bouguereau.plate_offset:], bouguereau.photo)
+    assert len(_renderer("portrait_bouguereau.jpg").painted_rows) == 0      # a frontal photo: nothing painted
+
+
+@needs_shared
+def test_a_face_past_the_photo_s_edge_reads_the_photo_never_the_plate():
+    """A face may reach 2% past the photo's edge. The plate lies beside the photo in one source image: the face's
+    triangles reading past the edge must read the photo's replicated edge, not the plate (before, a dark crescent
+    on the cheek of a face cut by the right edge)."""
+    from dataclasses import replace
+    from live.warp.renderer import WarpRenderer
+    from live.warp.warp_avatar import create_warp_avatar
+    from models.face.mesh_topology import face_triangles
+    from models.face.params import ParameterSpace
+    from models.face.shape_model import FaceModel
+    model = FaceModel.load()
+    avatar = create_warp_avatar(MEDIA / "portrait_vermeer.jpg")
+    right = int(avatar.landmarks[:, 0].max()) - 8                   # the face's near cheek 8-9 px past the edge
+    cut = replace(avatar, photo=np.ascontiguousarray(avatar.photo[:, :right]))
+    renderer = WarpRenderer(cut, ParameterSpace(PARAM_NAMES, model.param_range), model)
+    renderer.sources[:, renderer.plate_offset - renderer.plate_pad:] = (0, 255, 0)    # the plate, marked
+    delta = _delta(renderer, yaw=-20.0)
+    frame = renderer(delta).astype(int)
+    covered, _ = triangle_map(renderer.mesh(delta / renderer.space.to_norm)[:, :2], renderer.src2d, face_triangles(),
+                              renderer.h, renderer.w)
+    face = cv2.erode((covered > -0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    green = (frame[..., 1] > 200) & (frame[..., 0] < 60) & (frame[..., 2] < 60)
+    assert not (green & face).any(), int((green & face).sum())
 
 
 @needs_shared
@@ -646,6 +671,9 @@ def test_the_plate_is_painted_as_the_head_turns_and_is_the_photo_at_rest_and_for
     plate = lambda: renderer.sources[:, renderer.plate_offset:][renderer.painted_rows, renderer.painted_cols]  # noqa: E731
     photo = renderer.photo[renderer.painted_rows, renderer.painted_cols]
     renderer(_delta(renderer, yaw=15.0))
+    pad = renderer.sources[:, renderer.plate_offset - renderer.plate_pad:renderer.plate_offset]
+    assert np.array_equal(pad, np.repeat(renderer.sources[:, renderer.plate_offset:renderer.plate_offset + 1],
+                                         renderer.plate_pad, 1)), "the plate's pad is its painted edge, replicated"
     painted = np.abs(plate().astype(int) - photo).max(1) > 20
     assert painted.mean() > 0.3, painted.mean()            # bright skin against a dark ground: most of it changes
     renderer(_delta(renderer, blink_right=3.0, jaw=1.0))

@@ -52,7 +52,7 @@ RING_POINTS = 32
 PLATE_SLIVER = 0.025                    # the face's painted edge beyond its triangles, share of the face's radius
 PLATE_MARGIN = 0.005                    # the plate reads this far (share of the face's radius) beyond the face's edge
 EXTEND_BINS = 720                       # directions around the face's centre the plate's edge is found in
-PLATE_PAD = 4                           # replicated columns between the photo and the plate in the source strip
+PLATE_PAD = 4                           # replicated columns between the photo and the plate (plus any overshoot)
 OPEN_MOUTH = 0.15                       # mouth area / width^2 above which the photo's own mouth is used
 
 
@@ -100,7 +100,9 @@ def extend_background(photo: np.ndarray, inside: np.ndarray, centre: np.ndarray,
     map_y, map_x = np.indices(inside.shape, dtype=np.float32)
     map_x[ys, xs] = centre[0] + offset[:, 0] * reach
     map_y[ys, xs] = centre[1] + offset[:, 1] * reach
-    return cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    # a mirror point past the frame's edge reads the edge's pixel on that side (reflected back it would land in the
+    # face itself when the face is near the edge)
+    return cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class WarpRenderer:
@@ -209,8 +211,8 @@ class WarpRenderer:
         uncovers the background, it shows the background extended. The face's triangles stop a few pixels short
         of the painted face's edge: that sliver is painted out too, else it stays behind as a thin bright line
         where the contour was.
-        The photo and the plate lie side by side in one source (one remap a frame), `PLATE_PAD` replicated
-        columns apart so that neither reads the other's edge."""
+        The photo and the plate lie side by side in one source (one remap a frame), padded with replicated
+        columns so that neither reads the other's edge."""
         import cv2
         # the pixels the face's triangles cover at rest, exactly as the warp draws them (no other pixel may differ
         # from the photo at rest)
@@ -233,6 +235,10 @@ class WarpRenderer:
         dense = outline + along * (np.roll(outline, -1, 0) - outline)              # the outline's edges, sampled
         np.maximum.at(outline_radius, _direction_bins(dense - centre).ravel(),
                       np.linalg.norm(dense - centre, axis=2).ravel())
+        # directions no outline sample fell in take their neighbours' radius (left at 0 they would read the whole
+        # face as reaching beyond the outline, and the smoothing below would spread the paint all round)
+        found = np.flatnonzero(outline_radius > 0)
+        outline_radius = np.interp(np.arange(EXTEND_BINS), found, outline_radius[found], period=EXTEND_BINS)
         reach = np.maximum(region_edge(face > 0, centre) - outline_radius, 0.0)
         share = np.clip((reach - sliver) / sliver, 0.0, 1.0)
         share = np.convolve(np.concatenate([share[-8:], share, share[:8]]), np.ones(17) / 17, "valid")   # no hard ends
@@ -257,7 +263,10 @@ class WarpRenderer:
         offset = outline - centre
         self.outline_out = offset / (np.linalg.norm(offset, axis=1, keepdims=True) + 1e-9)
         self.outline_reach = (reach * share)[_direction_bins(offset)]
-        pad = PLATE_PAD
+        # the pad: wider than any source point lies past the photo's edge (a face may reach 2% past the frame), so
+        # that the face reads the photo's replicated edge and the background the plate's, never the other's
+        overshoot = max(0.0, float(self.src[:, 0].max()) - (self.w - 1), float(-self.src[:, 0].min()))
+        pad = self.plate_pad = PLATE_PAD + int(np.ceil(overshoot))
         self.plate_offset = self.w + 2 * pad
         self.sources = np.ascontiguousarray(np.concatenate([
             cv2.copyMakeBorder(self.photo, 0, 0, 0, pad, cv2.BORDER_REPLICATE),
@@ -266,7 +275,8 @@ class WarpRenderer:
         self.plate_vertices = np.unique(self.background)
         self.plate_background = np.searchsorted(self.plate_vertices, self.background) + len(self.src)
         self.plate_outline = np.searchsorted(self.plate_vertices, self.oval)
-        assert np.array_equal(self.plate_vertices[self.plate_outline], self.oval), "an outline point outside the background"
+        if not np.array_equal(self.plate_vertices[self.plate_outline], self.oval):
+            raise RuntimeError("an outline point is in no background triangle: the plate's outline cannot be placed")
 
     def _turned_outline(self, delta_raw: np.ndarray) -> np.ndarray:
         """[outline points, 2] the outline moved by the head's turn alone (no expression)."""
@@ -293,6 +303,7 @@ class WarpRenderer:
         pixels = self.painted_photo + share * (self.painted_target - self.painted_photo)
         plate = self.sources[:, self.plate_offset:]
         plate[self.painted_rows, self.painted_cols] = np.round(pixels).astype(np.uint8)
+        self.sources[:, self.plate_offset - self.plate_pad:self.plate_offset] = plate[:, :1]   # its pad, replicated
 
     def mesh(self, delta_raw: np.ndarray) -> np.ndarray:
         """The face's landmarks [478, 3] (camera frame, pixels) after the change. A closing blink is drawn as one
