@@ -33,8 +33,21 @@ def test_a_lost_camera_keeps_the_output_alive_and_resumes_when_it_returns(raises
 
 
 @needs_shared
-def test_ctrl_c_ends_the_run_promptly_while_the_camera_is_lost():
-    r = faults.ctrl_c_during_outage(MEDIA, after_s=1.0)
+@pytest.mark.parametrize("started_ignoring_it", [False, True], ids=["sigint", "sigint-ignored-at-start"])
+def test_ctrl_c_ends_the_run_promptly_while_the_camera_is_lost(started_ignoring_it):
+    """Also where the process started with SIGINT ignored (a script's background job): before, the run never ended."""
+    import faulthandler
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if started_ignoring_it else None
+    faulthandler.dump_traceback_later(120, exit=True)      # a run that never ends fails the suite, not hangs it
+    try:
+        r = faults.ctrl_c_during_outage(MEDIA, after_s=1.0)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        if started_ignoring_it:
+            left = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, previous)
+            assert left is signal.SIG_IGN, "the run leaves SIGINT as it found it"
     assert r["seconds_to_stop"] < 5.0, r["after"]
     assert not r["report"].cleanup_problems               # every thread stopped, every resource closed
 

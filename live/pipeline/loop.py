@@ -18,6 +18,8 @@ reported, and what it uses (the tracker) is not closed under it.
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +237,8 @@ class Pipeline:
         self._closing("the stage threads", self._stop_threads)      # registered last: closed first
         stages.start()
         try:
-            _sink_loop(cfg, stages, self.sinks, self.audio, self.times, report, self.controls, start, self.watch)
+            with ctrl_c_stops():
+                _sink_loop(cfg, stages, self.sinks, self.audio, self.times, report, self.controls, start, self.watch)
         except KeyboardInterrupt:
             logger.info("stopped by the user")
         finally:
@@ -256,6 +259,22 @@ class Pipeline:
         report.stages = self.times.summary()
         log_report(report)
         return report
+
+
+@contextlib.contextmanager
+def ctrl_c_stops():
+    """Ctrl-C (SIGINT) stops the run also where the process started with it ignored: a shell gives a script's
+    background job (`live run ... &`) SIGINT ignored, and Python then never raises KeyboardInterrupt for it, so
+    `kill -INT` (or the fault bench's Ctrl-C) left the run going for ever. Restored afterwards. Only on the main
+    thread (signal handlers can be set nowhere else; `live serve` runs loops on others and stops them itself)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run(cfg: LiveConfig, record_frames: bool = False, sample_frames: FrameSamples | None = None) -> RunReport:
