@@ -234,8 +234,10 @@ def doubling_check(avatar, space, model, steps: int) -> dict:
     that turns it into view (a doubled eye corner, a seam). The avatar is drawn once more from a mask of its photo
     (face white, the rest black); white outside where the face's triangles now lie, as a share of the face's
     area, is the doubling. 0 is none."""
-    import cv2
     from dataclasses import replace
+
+    import cv2
+
     from kernels.triangle_map import triangle_map
     from live.warp.renderer import WarpRenderer
     from models.face.mesh_topology import face_triangles

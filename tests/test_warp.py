@@ -632,7 +632,7 @@ def test_a_turned_photo_s_far_cheek_is_drawn_once_not_again_beside_the_face():
     space = ParameterSpace(PARAM_NAMES, model.param_range)
     avatar = create_warp_avatar(MEDIA / "portrait_vermeer.jpg")
     assert doubling_check(avatar, space, model, steps=5)["doubled_max"] < 0.002
-    assert len(_renderer("portrait_bouguereau.jpg").painted_rows) == 0      # a frontal photo: nothing painted
+    assert len(_renderer("portrait_bouguereau.jpg").plate.painted_rows) == 0      # a frontal photo: nothing painted
 
 
 @needs_shared
@@ -651,7 +651,7 @@ def test_a_face_past_the_photo_s_edge_reads_the_photo_never_the_plate():
     right = int(avatar.landmarks[:, 0].max()) - 8                   # the face's near cheek 8-9 px past the edge
     cut = replace(avatar, photo=np.ascontiguousarray(avatar.photo[:, :right]))
     renderer = WarpRenderer(cut, ParameterSpace(PARAM_NAMES, model.param_range), model)
-    renderer.sources[:, renderer.plate_offset - renderer.plate_pad:] = (0, 255, 0)    # the plate, marked
+    renderer.plate.sources[:, renderer.plate.offset - renderer.plate.pad:] = (0, 255, 0)    # the plate, marked
     delta = _delta(renderer, yaw=-20.0)
     frame = renderer(delta).astype(int)
     covered, _ = triangle_map(renderer.mesh(delta / renderer.space.to_norm)[:, :2], renderer.src2d, face_triangles(),
@@ -667,13 +667,13 @@ def test_the_plate_is_painted_as_the_head_turns_and_is_the_photo_at_rest_and_for
     at rest and for an expression alone (the shape model's blink moves the outline a few pixels) it is the photo,
     and the frame is what it was without a plate."""
     renderer = _renderer("portrait_vermeer.jpg")
-    assert len(renderer.painted_rows) > 0
-    plate = lambda: renderer.sources[:, renderer.plate_offset:][renderer.painted_rows, renderer.painted_cols]  # noqa: E731
-    photo = renderer.photo[renderer.painted_rows, renderer.painted_cols]
+    pl = renderer.plate
+    assert len(pl.painted_rows) > 0
+    plate = lambda: pl.sources[:, pl.offset:][pl.painted_rows, pl.painted_cols]  # noqa: E731
+    photo = renderer.photo[pl.painted_rows, pl.painted_cols]
     renderer(_delta(renderer, yaw=15.0))
-    pad = renderer.sources[:, renderer.plate_offset - renderer.plate_pad:renderer.plate_offset]
-    assert np.array_equal(pad, np.repeat(renderer.sources[:, renderer.plate_offset:renderer.plate_offset + 1],
-                                         renderer.plate_pad, 1)), "the plate's pad is its painted edge, replicated"
+    pad = pl.sources[:, pl.offset - pl.pad:pl.offset]
+    assert np.array_equal(pad, np.repeat(pl.sources[:, pl.offset:pl.offset + 1], pl.pad, 1)), "the pad: its edge"
     painted = np.abs(plate().astype(int) - photo).max(1) > 20
     assert painted.mean() > 0.3, painted.mean()            # bright skin against a dark ground: most of it changes
     renderer(_delta(renderer, blink_right=3.0, jaw=1.0))

@@ -12,9 +12,9 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   together (no seam at the temple or the hairline), by a share that fades toward the frame's edge and
   is smaller below the chin (the neck joins a body that does not turn);
 - the output is the photo read through the backward map of all triangles (kernels/triangle_map.py):
-  the background layer first (it reads a plate: where a turned photo's far cheek lies beyond the outline, the
-  photo with that cheek painted out by the background mirrored in, so that a turn shows the background beside
-  the face, not the cheek and its eye corner a second time), then every face triangle wound against its
+  the background layer first (it reads a plate, live/warp/plate.py: where a turned photo's far cheek lies beyond
+  the outline, the photo with that cheek painted out by the background mirrored in, so that a turn shows the
+  background beside the face, not the cheek and its eye corner a second time), then every face triangle wound against its
   frontal winding (turned away by the turn, or hidden behind the nose or a cheek in a turned photo: on top they
   fold the texture over the face, the streaks at a turning cheek's contour), then the eyeballs, then the face's
   other triangles far to near (the near cheek covers the far one); a pixel no triangle covers reads the photo's
@@ -38,6 +38,7 @@ from live.warp.driver_mouth import DriverMouth, MouthPatch
 from live.warp.eyes import EXP_BLINKS, Closures, WarpEyes, blink_gains, closing_blink_rows
 from live.warp.lids import LidPainter
 from live.warp.mouth_interior import MouthInterior
+from live.warp.plate import BackgroundPlate
 from live.warp.warp_avatar import WarpAvatar
 from models.face.mesh_topology import boundary_loops, face_triangles
 from models.face.params import ParameterSpace
@@ -49,10 +50,6 @@ PIVOT_DROP = 0.6                        # and below it (model y points down, tow
 # the outline's, 1 at the head's centre (the skull curves back from the face's edge))
 RINGS = ((1.15, 1.0, 0.75, 0.4), (1.6, 0.8, 0.3, 0.8), (2.3, 0.3, 0.05, 1.0))
 RING_POINTS = 32
-PLATE_SLIVER = 0.025                    # the face's painted edge beyond its triangles, share of the face's radius
-PLATE_MARGIN = 0.005                    # the plate reads this far (share of the face's radius) beyond the face's edge
-EXTEND_BINS = 720                       # directions around the face's centre the plate's edge is found in
-PLATE_PAD = 4                           # replicated columns between the photo and the plate (plus any overshoot)
 OPEN_MOUTH = 0.15                       # mouth area / width^2 above which the photo's own mouth is used
 
 
@@ -69,40 +66,6 @@ def _polygon_area(p: np.ndarray) -> float:
 def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-
-def _direction_bins(offset: np.ndarray) -> np.ndarray:
-    """Which of EXTEND_BINS directions around a centre each offset [..., 2] from it points in."""
-    angle = np.arctan2(offset[..., 1], offset[..., 0])
-    return ((angle + np.pi) / (2 * np.pi) * EXTEND_BINS).astype(int) % EXTEND_BINS
-
-
-def region_edge(inside: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """[EXTEND_BINS] how far the region `inside` reaches from `centre` in each direction (0 where it does not)."""
-    ys, xs = np.nonzero(inside)
-    edge = np.zeros(EXTEND_BINS)
-    np.maximum.at(edge, _direction_bins(np.stack([xs, ys], 1) - centre), np.hypot(xs - centre[0], ys - centre[1]))
-    # a direction the region's pixels happen to miss takes its neighbours' edge
-    return np.max([np.roll(edge, k) for k in range(-2, 3)], 0)
-
-
-def extend_background(photo: np.ndarray, inside: np.ndarray, centre: np.ndarray, margin: float) -> np.ndarray:
-    """The photo with the region `inside` (around a face centred at `centre`) painted from what lies beyond it.
-    A pixel inside at distance r from the centre, in a direction where the region ends at R, takes the pixel at
-    R + margin + (R - r) in that direction: the band outside the edge, mirrored inward, with its texture. (Inpainting
-    smears the face's own colour in from its whole edge: a pale halo where a turn uncovers the background.)"""
-    import cv2
-    ys, xs = np.nonzero(inside)
-    edge = region_edge(inside, centre)
-    offset = np.stack([xs, ys], 1) - centre
-    radius = np.hypot(offset[:, 0], offset[:, 1])
-    reach = (2 * edge[_direction_bins(offset)] - radius + margin) / np.maximum(radius, 1e-6)
-    map_y, map_x = np.indices(inside.shape, dtype=np.float32)
-    map_x[ys, xs] = centre[0] + offset[:, 0] * reach
-    map_y[ys, xs] = centre[1] + offset[:, 1] * reach
-    # a mirror point past the frame's edge reads the edge's pixel on that side (reflected back it would land in the
-    # face itself when the face is near the edge)
-    return cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class WarpRenderer:
@@ -193,7 +156,7 @@ class WarpRenderer:
         self.mouth_fan = np.array([(extra, m[i], m[(i + 1) % len(m)]) for i in range(len(m))], np.int64)
         self.src = np.concatenate([src2d, self.ring_src, self.border, self.eyes.src, mouth2d.mean(0, keepdims=True)])
         self.face_front = np.sign(_signed_areas(self.model.shape()[:, :2], self.face))   # each triangle's winding, seen from the front
-        self._build_plate()
+        self.plate = BackgroundPlate(self.photo, self.src2d, self.face, self.oval, self.background, self.src)
         # a pixel no triangle covers (a degenerate sliver at an eye's corner, a fold at the frame's edge) shows
         # the photo's own pixel there
         ys, xs = np.indices((self.h, self.w), dtype=np.float32)
@@ -201,109 +164,10 @@ class WarpRenderer:
         self.mouth_interior = None if self.own_mouth else MouthInterior(self.photo, avatar.landmarks)
         self.driver_mouth = None if self.own_mouth else DriverMouth(self.photo, avatar.landmarks)
 
-    def _build_plate(self) -> None:
-        """The background layer reads a plate: the photo with the face (every face triangle, as the photo shows
-        them) painted out from around it (extend_background). Where a turned photo's far cheek lies outside the
-        face's outline (the outline runs behind the cheek), the layer between the outline and the first ring
-        would otherwise carry the cheek, the eye's corner and its lashes a second time beside the face that turns
-        them into view: a doubled eye corner, a dark seam and streaks. The plate is painted as the head turns
-        (_paint_plate): at rest, and for expressions alone, it is the photo and so is the frame; where a turn
-        uncovers the background, it shows the background extended. The face's triangles stop a few pixels short
-        of the painted face's edge: that sliver is painted out too, else it stays behind as a thin bright line
-        where the contour was.
-        The photo and the plate lie side by side in one source (one remap a frame), padded with replicated
-        columns so that neither reads the other's edge."""
-        import cv2
-        # the pixels the face's triangles cover at rest, exactly as the warp draws them (no other pixel may differ
-        # from the photo at rest)
-        covered, _ = triangle_map(self.src2d, self.src2d, self.face, self.h, self.w)
-        face = np.where(covered > -0.5, 255, 0).astype(np.uint8)
-        # the eyes' and mouth's holes too: painted from outside the face only, not from its own features
-        contours, _ = cv2.findContours(face, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(face, contours, -1, 255, cv2.FILLED)
-        outline = self.src2d[self.oval]
-        centre = outline.mean(0)
-        face_radius = float(np.linalg.norm(outline - centre, axis=1).max())
-        sliver = max(1, int(round(PLATE_SLIVER * face_radius)))
-        # how far the face, as the photo shows it, reaches beyond its outline in each direction: a turned photo's
-        # far cheek (the outline runs behind it). Only there is the plate painted: elsewhere (forehead, chin, a
-        # frontal photo's cheeks) the outline is the face's edge, and the background layer's triangles stretched
-        # over the skin and hair beyond it join the face's own (a painted plate there shows a crack at the
-        # hairline and a dark line under the jaw)
-        outline_radius = np.zeros(EXTEND_BINS)
-        along = np.linspace(0, 1, 16, endpoint=False)[:, None, None]
-        dense = outline + along * (np.roll(outline, -1, 0) - outline)              # the outline's edges, sampled
-        np.maximum.at(outline_radius, _direction_bins(dense - centre).ravel(),
-                      np.linalg.norm(dense - centre, axis=2).ravel())
-        # directions no outline sample fell in take their neighbours' radius (left at 0 they would read the whole
-        # face as reaching beyond the outline, and the smoothing below would spread the paint all round)
-        found = np.flatnonzero(outline_radius > 0)
-        outline_radius = np.interp(np.arange(EXTEND_BINS), found, outline_radius[found], period=EXTEND_BINS)
-        reach = np.maximum(region_edge(face > 0, centre) - outline_radius, 0.0)
-        share = np.clip((reach - sliver) / sliver, 0.0, 1.0)
-        share = np.convolve(np.concatenate([share[-8:], share, share[:8]]), np.ones(17) / 17, "valid")   # no hard ends
-        painted = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * sliver + 1, 2 * sliver + 1)))
-        cv2.fillPoly(painted, [np.round(outline * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
-        rows, cols = np.nonzero(painted)
-        weight = share[_direction_bins(np.stack([cols, rows], 1) - centre)]
-        keep = weight > 0
-        rows, cols, weight = rows[keep], cols[keep], weight[keep, None]
-        full = extend_background(self.photo, painted > 0, centre, PLATE_MARGIN * face_radius)
-        target = self.photo[rows, cols] + weight * (full[rows, cols].astype(np.float32) - self.photo[rows, cols])
-        # painted as the head turns (_paint_plate): at rest and for a change of expression alone the plate is the
-        # photo (the shape model's blink moves the outline a few pixels: the background would show at the cheek)
-        self.painted_rows, self.painted_cols = rows, cols
-        self.painted_photo = self.photo[rows, cols].astype(np.float32)
-        self.painted_target = target.astype(np.float32)
-        self.paint_full_px = 2.0 * sliver
-        self.painted_share = 0.0
-        plate = self.photo.copy()
-        # as a turn carries the outline out over the far cheek, the background beside it is read from the face's
-        # edge on, not from behind the cheek (_plate_sources)
-        offset = outline - centre
-        self.outline_out = offset / (np.linalg.norm(offset, axis=1, keepdims=True) + 1e-9)
-        self.outline_reach = (reach * share)[_direction_bins(offset)]
-        # the pad: wider than any source point lies past the photo's edge (a face may reach 2% past the frame), so
-        # that the face reads the photo's replicated edge and the background the plate's, never the other's
-        overshoot = max(0.0, float(self.src[:, 0].max()) - (self.w - 1), float(-self.src[:, 0].min()))
-        pad = self.plate_pad = PLATE_PAD + int(np.ceil(overshoot))
-        self.plate_offset = self.w + 2 * pad
-        self.sources = np.ascontiguousarray(np.concatenate([
-            cv2.copyMakeBorder(self.photo, 0, 0, 0, pad, cv2.BORDER_REPLICATE),
-            cv2.copyMakeBorder(plate, 0, 0, pad, 0, cv2.BORDER_REPLICATE)], 1))
-        # the background's vertices again, reading the plate: appended after all others
-        self.plate_vertices = np.unique(self.background)
-        self.plate_background = np.searchsorted(self.plate_vertices, self.background) + len(self.src)
-        self.plate_outline = np.searchsorted(self.plate_vertices, self.oval)
-        if not np.array_equal(self.plate_vertices[self.plate_outline], self.oval):
-            raise RuntimeError("an outline point is in no background triangle: the plate's outline cannot be placed")
-
     def _turned_outline(self, delta_raw: np.ndarray) -> np.ndarray:
         """[outline points, 2] the outline moved by the head's turn alone (no expression)."""
         rot = rotation_from_angles(*(self.pose0 + delta_raw[:3]))
         return (self.scale * (self.aligned[self.oval] - self.pivot_model) @ rot.T + self.pivot)[:, :2]
-
-    def _plate_sources(self, turned: np.ndarray) -> np.ndarray:
-        """Where the background's vertices read the plate: where they lie in the photo, except the outline's, which
-        read as far out toward the face's edge as the turn has carried the outline out (none at rest: the frame
-        is the photo; all of the reach once the outline has moved that far)."""
-        src = self.src[self.plate_vertices] + (self.plate_offset, 0)
-        moved_out = np.einsum("ij,ij->i", turned - self.src2d[self.oval], self.outline_out)
-        share = np.clip(moved_out / np.maximum(self.outline_reach, 1e-6), 0.0, 1.0)
-        src[self.plate_outline] += (share * self.outline_reach)[:, None] * self.outline_out
-        return src
-
-    def _paint_plate(self, turned_px: float) -> None:
-        """The plate painted by how far the head's turn alone has moved the outline: not at all at rest, fully once it
-        has moved `paint_full_px` (a few degrees)."""
-        share = float(np.clip(turned_px / self.paint_full_px, 0.0, 1.0))
-        if share == self.painted_share:
-            return
-        self.painted_share = share
-        pixels = self.painted_photo + share * (self.painted_target - self.painted_photo)
-        plate = self.sources[:, self.plate_offset:]
-        plate[self.painted_rows, self.painted_cols] = np.round(pixels).astype(np.uint8)
-        self.sources[:, self.plate_offset - self.plate_pad:self.plate_offset] = plate[:, :1]   # its pad, replicated
 
     def mesh(self, delta_raw: np.ndarray) -> np.ndarray:
         """The face's landmarks [478, 3] (camera frame, pixels) after the change. A closing blink is drawn as one
@@ -368,14 +232,14 @@ class WarpRenderer:
         order = np.argsort(-depth[faces].mean(1), kind="stable")   # far (large z) first
         faces = faces[order]
         front = front[order]
-        triangles = np.concatenate([self.plate_background, faces[~front], self.eyes.triangles, faces[front]])
+        triangles = np.concatenate([self.plate.triangles, faces[~front], self.eyes.triangles, faces[front]])
         src, closed = self.eyes.rolled(self.src, face2d, open_shape)
         turned = self._turned_outline(delta_raw)
-        src = np.concatenate([src, self._plate_sources(turned)])
-        self._paint_plate(float(np.abs(turned - self.src2d[self.oval]).max()))
-        dst = np.concatenate([dst, dst[self.plate_vertices]])
+        src = np.concatenate([src, self.plate.vertex_sources(turned)])
+        self.plate.paint(float(np.abs(turned - self.src2d[self.oval]).max()))
+        dst = np.concatenate([dst, dst[self.plate.vertices]])
         map_x, map_y = triangle_map(dst, src, triangles, self.h, self.w, uncovered=self.identity)
-        frame = cv2.remap(self.sources, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.remap(self.plate.sources, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior is not None:
             shown = self.mouth_interior.draw(frame, face2d)
             if mouth is not None:
