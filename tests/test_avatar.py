@@ -65,6 +65,7 @@ def test_e4e_network_has_the_papers_keys_and_shapes():
     assert sum(v.numel() for v in state.values()) == 209_475_060
 
 
+@pytest.mark.slow
 def test_e4e_checkpoint_checks_every_key(tmp_path):
     enc = Encoder4Editing(10)  # a 128 px generator's 12 codes would be 12; any even count works
     state = enc.state_dict()
@@ -174,6 +175,7 @@ def test_no_face_and_bad_face_index(tmp_path, fixture_path):
                  "-o", str(tmp_path / "x.pt"), "--framing", "fixture", "--face", "3", "--no-pti"]) == 2
 
 
+@pytest.mark.slow
 @needs_shared
 def test_tuning_keeps_the_latent_space(face128):
     """The locality regulariser (on by default) holds other codes where they were: on average above

@@ -28,6 +28,7 @@ def test_bench_synth_records_json_and_table(tmp_path, fixture_path, capsys):
     assert "median ms" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @needs_shared
 def test_bench_synth_compares_backends_in_one_run(tmp_path, fixture_path, capsys):
     from live.engines.factory import installed

@@ -121,7 +121,7 @@ def _corr(a, b):
 
 
 @needs_shared
-@pytest.mark.parametrize("clip", ["lp_d3.mp4", "vox_driving.mp4"])
+@pytest.mark.parametrize("clip", [pytest.param("lp_d3.mp4", marks=pytest.mark.slow), "vox_driving.mp4"])
 def test_horizontal_flip(model, clip, tracked_clip):
     plain, _, _ = tracked_clip(clip)
     flipped, _ = _track_params(model, clip, transform=lambda f: np.ascontiguousarray(f[:, ::-1]))
@@ -152,7 +152,7 @@ def test_in_plane_rotation_moves_roll_only(model):
 
 
 @needs_shared
-@pytest.mark.parametrize("clip", ["lp_d6.mp4", "lp_d10.mp4"])
+@pytest.mark.parametrize("clip", [pytest.param("lp_d6.mp4", marks=pytest.mark.slow), "lp_d10.mp4"])
 def test_jaw_and_blink_follow_the_image(model, clip, tracked_clip):
     """jaw vs the inner-lip gap, blink vs the eye opening, both measured on the raw 2D landmarks."""
     params, marks, _ = tracked_clip(clip)

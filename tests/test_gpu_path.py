@@ -31,6 +31,7 @@ def tiny():
     return G, w, demo_directions(G)
 
 
+@pytest.mark.slow
 def test_compiled_engine_compiles_once_through_the_frame_body(tiny):
     """Dynamo guards on grad mode: the frame body calls the engine outside no_grad, and before the fix
     that compiled a second, unfrozen graph (unique_graphs 1 -> 2)."""

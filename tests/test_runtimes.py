@@ -97,6 +97,7 @@ def test_paper_architecture_exact_on_both(tmp_path):
 
 
 # -- the cache ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 @needs_shared
 @needs_openvino
 def test_openvino_cache_reused_and_rebuilt_when_unusable(fixture_and_reference, tmp_path):
@@ -111,6 +112,7 @@ def test_openvino_cache_reused_and_rebuilt_when_unusable(fixture_and_reference, 
     assert not again.cache_hit and psnr(again.run(w), ref, 2.0) > 100
 
 
+@pytest.mark.slow
 @needs_shared
 @needs_openvino
 def test_openvino_cache_of_another_version_is_not_read(fixture_and_reference, tmp_path, monkeypatch):
@@ -125,6 +127,7 @@ def test_openvino_cache_of_another_version_is_not_read(fixture_and_reference, tm
     assert psnr(engine.run(w), ref, 2.0) > 100
 
 
+@pytest.mark.slow
 @needs_shared
 @needs_onnxruntime
 def test_onnxruntime_cache_reused_and_rebuilt_when_truncated(fixture_and_reference, tmp_path):
@@ -293,6 +296,7 @@ def test_unknown_backend_is_refused():
 
 
 # -- the command line ------------------------------------------------------------------------------------
+@pytest.mark.slow
 @needs_shared
 @needs_openvino
 @needs_onnxruntime

@@ -187,6 +187,7 @@ def test_sweeps_are_drawn_as_asked(portrait):
         assert 0.8 <= rows[name]["slope"] <= 1.3 and rows[name]["pearson"] >= 0.9, rows[name]
 
 
+@pytest.mark.slow
 @needs_shared
 def test_a_warp_avatar_follows_its_driver_through_the_loop(tmp_path):
     """The loop's plumbing with a renderer that can follow: track -> smooth -> delta_p -> warp -> track again."""
@@ -477,6 +478,7 @@ def test_a_mouth_asked_to_close_beyond_closed_stays_closed():
     assert frame_dark <= photo_dark + 0.05, (frame_dark, photo_dark)   # no dark slit painted in
 
 
+@pytest.mark.slow
 @needs_shared
 def test_a_calm_driver_leaves_the_mouth_calm():
     """vox_driving and lp_d10 where the lips are closed and the head still, through the relative mode: the
