@@ -118,9 +118,9 @@ def run_one(args: argparse.Namespace, backend: str) -> dict:
     print_table(f"live loop ({report.engine}): {report.written} frames, {report.fps:.1f} fps, {report.dropped} of "
                 f"{report.frames_in} source frames dropped", rows,
                 [("stage", "stage"), ("median_ms", "median ms"), ("p99_ms", "p99 ms"), ("mean_ms", "mean ms")])
-    steps = "; ".join(f"{a['step']} at frame {a['frame']} (tracking {a['tracking_ms']} ms of {a['budget_ms']})"
+    steps = "; ".join(f"{a['step']} at frame {a['frame']} ({a['stage']} {a['ms']} ms of {a['budget_ms']})"
                       for a in report.adaptations)
-    print(f"adaptations: {steps or 'none (tracking kept within its budget)'}")
+    print(f"adaptations: {steps or 'none (tracking and drawing kept within their budgets)'}")
     print(f"plot: {plot}")
     return record
 

@@ -239,20 +239,14 @@ def doubling_check(avatar, space, model, steps: int) -> dict:
     import cv2
 
     from kernels.triangle_map import triangle_map
+    from live.warp.plate import covered_with_holes_filled
     from live.warp.renderer import WarpRenderer
     from models.face.mesh_topology import face_triangles
-
-    def filled(covered: np.ndarray) -> np.ndarray:
-        """The pixels a map covers, with the holes inside (eyes, mouth) filled."""
-        inside = (covered > -0.5).astype(np.uint8)
-        contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(inside, contours, -1, 1, cv2.FILLED)
-        return inside
 
     h, w = avatar.photo.shape[:2]
     src2d = np.asarray(avatar.landmarks, np.float64)[:, :2]
     triangles = face_triangles()
-    face = filled(triangle_map(src2d, src2d, triangles, h, w)[0])
+    face = covered_with_holes_filled(triangle_map(src2d, src2d, triangles, h, w)[0])
     marked = WarpRenderer(replace(avatar, photo=np.repeat(face[:, :, None] * 255, 3, 2)), space, model)
     shares = []
     for name, extent in EDGE_TURNS.items():
@@ -260,7 +254,7 @@ def doubling_check(avatar, space, model, steps: int) -> dict:
             delta = np.zeros(len(PARAM_NAMES))
             delta[PARAM_NAMES.index(name)] = v
             white = marked(delta * space.to_norm)[:, :, 0] > 127
-            inside = filled(triangle_map(marked.mesh(delta)[:, :2], src2d, triangles, h, w)[0])
+            inside = covered_with_holes_filled(triangle_map(marked.mesh(delta)[:, :2], src2d, triangles, h, w)[0])
             inside = cv2.dilate(inside, np.ones((5, 5), np.uint8)) > 0
             shares.append(float((white & ~inside).sum()) / float((face > 0).sum()))
     return {"param": "face drawn twice", "tracked": f"{len(shares)} turns", "doubled_max": round(max(shares), 4)}

@@ -118,9 +118,10 @@ class RunConfig:
                                    "instead of copying motion relative to the neutral pose (dp = p - p_neutral)")
     profile: str | None = option(None, "calibration profile for the neutral pose (`live calibrate`); empty: "
                                        "the neutral pose is taken from the first second with a face")
-    adapt: bool = option(True, "when tracking cannot keep up with the source (a slow CPU), make it cheaper step by "
-                               "step: flip averaging off, then tracking alternate frames with the parameters "
-                               "predicted between; each step is logged and reported")
+    adapt: bool = option(True, "when tracking or drawing cannot keep up with the source (a slow CPU), make it "
+                               "cheaper step by step: flip averaging off, then tracking alternate frames with the "
+                               "parameters predicted between; a warp avatar's frame drawn at three quarters, then half "
+                               "the output's size; each step is logged and reported")
     gaze: str = option("follow", "warp avatars' eyes: follow (they look where yours do, relative to your neutral "
                                  "gaze) or camera (they keep the photo's gaze: eye contact in a call)",
                        choices=("follow", "camera"))

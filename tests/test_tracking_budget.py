@@ -19,7 +19,7 @@ def test_steps_are_taken_in_order_once_per_window_and_reported():
     assert budget.alternate
     assert [a["step"] for a in budget.adaptations] == list(STEPS)
     first = budget.adaptations[0]
-    assert first["budget_ms"] == 18.3 and first["tracking_ms"] > first["budget_ms"]
+    assert first["stage"] == "tracking" and first["budget_ms"] == 18.3 and first["ms"] > first["budget_ms"]
 
 
 def test_a_tracker_without_flip_averaging_goes_straight_to_alternate_frames():

@@ -36,7 +36,14 @@ def letterbox(frame: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.nda
     nw, nh = round(fw * f), round(fh * f)
     out = np.full((h, w, 3), fill, dtype=frame.dtype)
     x0, y0 = (w - nw) // 2, (h - nh) // 2
-    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    if (nw, nh) == (fw, fh):
+        if (nw, nh) == (w, h):
+            return frame
+        out[y0:y0 + nh, x0:x0 + nw] = frame
+    else:
+        # shrinking averages (no aliasing); growing (a slow machine's smaller warp frame) interpolates
+        grow = nw > fw or nh > fh
+        out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR if grow else cv2.INTER_AREA)
     return out
 
 

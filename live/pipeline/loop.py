@@ -39,6 +39,7 @@ from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTim
 from live.pipeline.scene import Scene, build_scene
 from live.pipeline.sink_set import SinkSet
 from live.pipeline.slots import Closed, LatestSlot
+from live.pipeline.render_budget import RenderBudget
 from live.pipeline.tracking_budget import TrackingBudget
 from live.tracking.estimator import make_estimator, make_smoother
 from live.tracking.track_file import is_track_file, read_track
@@ -77,6 +78,11 @@ class Stages:
             if stage.error is not None:
                 raise stage.error
 
+    def adaptations(self) -> list[dict]:
+        """The steps the loop took to keep up, tracking's and drawing's, in the order taken."""
+        budgets = (self.motion.budget, self.render.budget)
+        return sorted((a for b in budgets if b is not None for a in b.adaptations), key=lambda a: a["frame"])
+
     def drops(self) -> dict[str, int]:
         captured, moved, rendered = self.slots
         at_stop = (self.capture.dropped_at_stop + self.motion.dropped_at_stop + self.render.dropped_at_stop
@@ -104,7 +110,10 @@ def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls:
                          driven=cfg.run.driven, identity_limits=scene.identity_limits, gaze=gaze,
                          budget=budget, retarget=scene.kind == "warp",
                          mouth_cut=cut_mouth if cuts_mouth else None)
-    return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls), slots)
+    # the warp draws its frames smaller where drawing cannot keep up (the generator's size is its own)
+    draw_budget = (RenderBudget(1.0 / output_fps(cfg, source))
+                   if hasattr(renderer, "draw_at") and cfg.run.adapt and not cfg.run.fast else None)
+    return Stages(capture, motion, RenderStage(slots[1], slots[2], renderer, controls, draw_budget), slots)
 
 
 def output_fps(cfg: LiveConfig, source: str) -> float:
@@ -249,8 +258,7 @@ class Pipeline:
         report.source_outages = list(stages.capture.outages)
         report.sink_failures = list(self.sinks.failures)
         report.dropped_by_stage = stages.drops()
-        if stages.motion.budget is not None:
-            report.adaptations = stages.motion.budget.adaptations
+        report.adaptations = stages.adaptations()
         if self.scene.identity_limits is not None:
             report.identity_guard = {"frames_limited": stages.motion.limited_frames,
                                      "share": round(stages.motion.limited_frames / max(stages.motion.frames, 1), 3)}

@@ -23,7 +23,7 @@ class RunReport:
     found_frames: int = 0
     identity: dict = field(default_factory=dict)     # the identity watch's figures (--watch-identity)
     identity_guard: dict = field(default_factory=dict)   # how often the guard held the driver back
-    adaptations: list = field(default_factory=list)  # steps taken to keep up (live/pipeline/tracking_budget.py)
+    adaptations: list = field(default_factory=list)  # steps taken to keep up (live/pipeline/*_budget.py)
     source_outages: list = field(default_factory=list)   # {at_s, seconds, frames}: the camera delivered nothing
     sink_failures: list = field(default_factory=list)    # {sink, after_frames, message}: sinks dropped mid-run
     cleanup_problems: list = field(default_factory=list)  # closes that raised, threads that did not stop

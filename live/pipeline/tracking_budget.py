@@ -46,7 +46,7 @@ class TrackingBudget:
         step = STEPS[self.level]
         self.level += 1
         self.since_step, self.times = 0, []
-        self.adaptations.append({"frame": frame, "step": step, "tracking_ms": round(median * 1000, 1),
+        self.adaptations.append({"frame": frame, "stage": "tracking", "step": step, "ms": round(median * 1000, 1),
                                  "budget_ms": round(self.budget_s * 1000, 1)})
         logger.info("tracking takes {:.1f} ms of a {:.1f} ms budget: {}", median * 1000, self.budget_s * 1000, step)
         return step

@@ -157,8 +157,8 @@ class Connection:
         if times is not None:
             out.update({f"{name}_ms": round(times.recent_median(name, 60), 1)
                         for name in ("added", "track", "render")})
-        budget = p.stages.motion.budget if p is not None and hasattr(p, "stages") else None
-        out["adaptations"] = [a["step"] for a in budget.adaptations] if budget is not None else []
+        stages = p.stages if p is not None and hasattr(p, "stages") else None
+        out["adaptations"] = [a["step"] for a in stages.adaptations()] if stages is not None else []
         if self.error:
             out["error"] = for_the_browser(self.error)
         return out

@@ -18,6 +18,16 @@ EXTEND_BINS = 720                       # directions around the face's centre th
 PLATE_PAD = 4                           # replicated columns between the photo and the plate (plus any overshoot)
 
 
+def covered_with_holes_filled(covered: np.ndarray) -> np.ndarray:
+    """[H, W] uint8, 1 where a triangle map (kernels/triangle_map.py, -1 where uncovered) covers the pixel, the holes
+    inside the covered region (a face's eyes and mouth) filled too."""
+    import cv2
+    inside = (covered > -0.5).astype(np.uint8)
+    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(inside, contours, -1, 1, cv2.FILLED)
+    return inside
+
+
 def _direction_bins(offset: np.ndarray) -> np.ndarray:
     """Which of EXTEND_BINS directions around a centre each offset [..., 2] from it points in."""
     angle = np.arctan2(offset[..., 1], offset[..., 0])
@@ -70,11 +80,8 @@ class BackgroundPlate:
         h, w = photo.shape[:2]
         # the pixels the face's triangles cover at rest, exactly as the warp draws them (no other pixel may differ
         # from the photo at rest)
-        covered, _ = triangle_map(src2d, src2d, face_triangles, h, w)
-        face = np.where(covered > -0.5, 255, 0).astype(np.uint8)
         # the eyes' and mouth's holes too: painted from outside the face only, not from its own features
-        contours, _ = cv2.findContours(face, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(face, contours, -1, 255, cv2.FILLED)
+        face = covered_with_holes_filled(triangle_map(src2d, src2d, face_triangles, h, w)[0]) * np.uint8(255)
         outline = src2d[oval]
         centre = outline.mean(0)
         face_radius = float(np.linalg.norm(outline - centre, axis=1).max())

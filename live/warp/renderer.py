@@ -14,11 +14,12 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
 - the output is the photo read through the backward map of all triangles (kernels/triangle_map.py):
   the background layer first (it reads a plate, live/warp/plate.py: where a turned photo's far cheek lies beyond
   the outline, the photo with that cheek painted out by the background mirrored in, so that a turn shows the
-  background beside the face, not the cheek and its eye corner a second time), then every face triangle wound against its
-  frontal winding (turned away by the turn, or hidden behind the nose or a cheek in a turned photo: on top they
-  fold the texture over the face, the streaks at a turning cheek's contour), then the eyeballs, then the face's
-  other triangles far to near (the near cheek covers the far one); a pixel no triangle covers reads the photo's
-  own;
+  background beside the face, not the cheek and its eye corner a second time), then every face triangle wound
+  against its frontal winding (turned away by the turn, or hidden behind the nose or a cheek in a turned photo: on
+  top they fold the texture over the face, the streaks at a turning cheek's contour), then the eyeballs, then the
+  face's other triangles far to near (the near cheek covers the far one); a pixel no triangle covers reads the
+  photo's own; the frame is drawn at the size it is shown (set_scale: a 512 px output of a 720 px photo fills half
+  the pixels), and smaller where a slow machine cannot keep up (live/pipeline/render_budget.py);
 - eyes (live/warp/eyes.py): eyeballs drawn with the lids open under the face's triangles, so closing lids
   slide over an eye that keeps its shape and colour; a blink brings the upper lid down in the photo's lid
   skin with a lash line, and shuts the eye when the driver's does; the gaze moves the iris; lids and lips
@@ -157,12 +158,26 @@ class WarpRenderer:
         self.src = np.concatenate([src2d, self.ring_src, self.border, self.eyes.src, mouth2d.mean(0, keepdims=True)])
         self.face_front = np.sign(_signed_areas(self.model.shape()[:, :2], self.face))   # each triangle's winding, seen from the front
         self.plate = BackgroundPlate(self.photo, self.src2d, self.face, self.oval, self.background, self.src)
-        # a pixel no triangle covers (a degenerate sliver at an eye's corner, a fold at the frame's edge) shows
-        # the photo's own pixel there
-        ys, xs = np.indices((self.h, self.w), dtype=np.float32)
-        self.identity = (xs, ys)
+        self.set_scale(1.0)
         self.mouth_interior = None if self.own_mouth else MouthInterior(self.photo, avatar.landmarks)
         self.driver_mouth = None if self.own_mouth else DriverMouth(self.photo, avatar.landmarks)
+
+    def set_scale(self, scale: float) -> None:
+        """Draw frames at `scale` of the photo's size (at most 1): the frame is read from the full-size photo
+        straight at the size it is shown (the output's letterbox, or a slow machine's lower resolution), so a
+        smaller frame costs fewer pixels, not a full-size one and a resize."""
+        if not 0 < scale <= 1:
+            raise ValueError(f"the warp's frame scale must lie in (0, 1], got {scale}")
+        self.out_h, self.out_w = max(round(self.h * scale), 1), max(round(self.w * scale), 1)
+        self.to_out = np.array([self.out_w / self.w, self.out_h / self.h])    # photo pixels -> frame pixels
+        # a pixel no triangle covers (a degenerate sliver at an eye's corner, a fold at the frame's edge) shows
+        # the photo's own pixel there; pixel centres sit at integer coordinates in both
+        ys, xs = np.indices((self.out_h, self.out_w), dtype=np.float32)
+        self.identity = ((xs + 0.5) / np.float32(self.to_out[0]) - 0.5, (ys + 0.5) / np.float32(self.to_out[1]) - 0.5)
+
+    def _in_frame(self, points: np.ndarray) -> np.ndarray:
+        """Photo pixel coordinates -> the frame's (the same where the scale is 1)."""
+        return points if self.out_w == self.w and self.out_h == self.h else (points + 0.5) * self.to_out - 0.5
 
     def _turned_outline(self, delta_raw: np.ndarray) -> np.ndarray:
         """[outline points, 2] the outline moved by the head's turn alone (no expression)."""
@@ -238,8 +253,10 @@ class WarpRenderer:
         src = np.concatenate([src, self.plate.vertex_sources(turned)])
         self.plate.paint(float(np.abs(turned - self.src2d[self.oval]).max()))
         dst = np.concatenate([dst, dst[self.plate.vertices]])
-        map_x, map_y = triangle_map(dst, src, triangles, self.h, self.w, uncovered=self.identity)
+        map_x, map_y = triangle_map(self._in_frame(dst), src, triangles, self.out_h, self.out_w,
+                                    uncovered=self.identity)
         frame = cv2.remap(self.plate.sources, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        face2d = self._in_frame(face2d)
         if self.mouth_interior is not None:
             shown = self.mouth_interior.draw(frame, face2d)
             if mouth is not None:
