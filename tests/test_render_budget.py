@@ -119,8 +119,53 @@ def test_the_render_stage_draws_smaller_when_its_budget_says_so():
             self.sizes.append(size)
 
     renderer = Recording()
-    stage = RenderStage(LatestSlot("a"), LatestSlot("b"), renderer, Controls(), RenderBudget(1e-9))  # always over
-    for k in range(4 * WINDOW):
-        stage.process(Motion(k, k / 30, True, np.zeros(15), np.zeros(15), None, {}))
+    # frames 1 ns apart: any drawing time is over the budget
+    stage = RenderStage(LatestSlot("a"), LatestSlot("b"), renderer, Controls(), RenderBudget(1e-9))
+    for k in range(WINDOW):           # (the first second is not judged)
+        stage.process(Motion(k, k * 1e-9, True, np.zeros(15), np.zeros(15), None, {}))
+    for k in range(WINDOW, 3 * WINDOW):          # the face lost: the tracker's search, not drawing, is slow
+        stage.process(Motion(k, k * 1e-9, False, np.zeros(15), np.zeros(15), None, {}))
+    assert renderer.sizes == []
+    for k in range(3 * WINDOW, 6 * WINDOW):
+        stage.process(Motion(k, k * 1e-9, True, np.zeros(15), np.zeros(15), None, {}))
     assert renderer.sizes == list(SIZES)
-    assert [a["frame"] for a in stage.budget.adaptations] == [2 * WINDOW - 1, 3 * WINDOW - 1]
+    assert [a["frame"] for a in stage.budget.adaptations] == [4 * WINDOW - 1, 5 * WINDOW - 1]
+
+
+def test_drawing_s_budget_is_a_share_of_the_interval_the_source_delivers():
+    """A camera asked for 30 fps that delivers 15 leaves drawing twice the time: 12 ms is within its budget."""
+    for delivered, steps in ((1 / 15, []), (1 / 30, list(SIZES))):
+        budget = RenderBudget(1 / 30)
+        taken = [budget.observe(0.012, k, delivered) for k in range(3 * WINDOW)]
+        assert [t for t in taken if t] == steps, delivered
+
+
+def test_the_loop_gives_a_warp_renderer_a_drawing_budget_and_reports_its_steps_with_tracking_s():
+    from live.config import LiveConfig
+    from live.pipeline.capture import SYNTHETIC
+    from live.pipeline.loop import build_stages
+    from live.pipeline.motion import Controls
+    from live.pipeline.scene import Scene
+    from live.pipeline.tracking_budget import TrackingBudget
+    from models.face.params import ParameterSpace
+    from models.face.shape_model import FaceModel
+
+    class Warp:
+        def __call__(self, delta, gaze=None, mouth=None):
+            return np.zeros((4, 4, 3), np.uint8)
+
+        def draw_at(self, size):
+            pass
+
+    model = FaceModel.load()
+    scene = Scene("warp", np.zeros(len(PARAM_NAMES)), ParameterSpace(PARAM_NAMES, model.param_range), "test")
+    cfg = LiveConfig()
+    stages = build_stages(cfg, scene, SYNTHETIC, Warp(), Controls())
+    assert isinstance(stages.render.budget, RenderBudget)
+    assert build_stages(cfg, scene, SYNTHETIC, lambda *a: None, Controls()).render.budget is None   # a generator
+    cfg.run.adapt = False
+    assert build_stages(cfg, scene, SYNTHETIC, Warp(), Controls()).render.budget is None
+    stages.motion.budget = TrackingBudget(1 / 30)
+    stages.motion.budget.adaptations.append({"frame": 50, "stage": "tracking"})
+    stages.render.budget.adaptations.append({"frame": 40, "stage": "render"})
+    assert [a["stage"] for a in stages.adaptations()] == ["render", "tracking"]

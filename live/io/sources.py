@@ -34,11 +34,11 @@ def letterbox(frame: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.nda
     fh, fw = frame.shape[:2]
     f = min(w / fw, h / fh)
     nw, nh = round(fw * f), round(fh * f)
+    if (nw, nh) == (fw, fh) == (w, h):
+        return frame                      # already the output's size (the warp draws at it): no copy
     out = np.full((h, w, 3), fill, dtype=frame.dtype)
     x0, y0 = (w - nw) // 2, (h - nh) // 2
     if (nw, nh) == (fw, fh):
-        if (nw, nh) == (w, h):
-            return frame
         out[y0:y0 + nh, x0:x0 + nw] = frame
     else:
         # shrinking averages (no aliasing); growing (a slow machine's smaller warp frame) interpolates

@@ -22,7 +22,7 @@ from live.avatar.identity_limits import soft_limit
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
 from live.pipeline.slots import LatestSlot, Stage
-from live.pipeline.tracking_budget import STEPS, predict
+from live.pipeline.tracking_budget import STEPS, DeliveredInterval, predict
 from models.face.landmarks import inner_lip_gap
 
 AUTO_NEUTRAL_S = 1.0
@@ -161,7 +161,7 @@ class MotionStage(Stage):
         self._tracked: list[tuple[float, np.ndarray]] = []
         self._last_lip_gap: float | None = None
         self._skip_next = False
-        self._source_times: list[float] = []
+        self._frame_interval = DeliveredInterval()     # the time tracking has per frame
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
@@ -188,14 +188,6 @@ class MotionStage(Stage):
         self.found_frames = 0
         self.limits = identity_limits
         self.limited_frames = 0   # frames where the identity guard held a change back by more than 10 %
-
-    def _frame_interval(self, t: float) -> float | None:
-        """The source's frame interval as delivered (median of the last 30 steps; a camera may deliver fewer
-        frames than asked for in low light): the time tracking has per frame."""
-        self._source_times = (self._source_times + [t])[-31:]
-        steps = np.diff(self._source_times)
-        steps = steps[steps > 0]
-        return float(np.median(steps)) if len(steps) >= 5 else None
 
     def _reference(self, params: np.ndarray, t: float) -> np.ndarray | None:
         if self.controls.absolute:

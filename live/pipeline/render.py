@@ -16,6 +16,7 @@ from loguru import logger
 from live.pipeline.frame_body import FrameBody
 from live.pipeline.messages import Motion, Rendered
 from live.pipeline.slots import LatestSlot, Stage
+from live.pipeline.tracking_budget import DeliveredInterval
 from models.errors import first_line
 
 
@@ -116,6 +117,7 @@ class RenderStage(Stage):
         super().__init__("render", inp, out)
         self.renderer, self.controls = renderer, controls
         self.budget = budget       # a RenderBudget (live/pipeline/render_budget.py), or None: never adapt
+        self.frame_interval = DeliveredInterval()
         self.last_frame: np.ndarray | None = None
 
     def process(self, m: Motion) -> Rendered:
@@ -126,8 +128,10 @@ class RenderStage(Stage):
             with torch.no_grad():
                 frame = self.renderer(m.delta_norm, m.gaze, m.mouth)
             self.last_frame = frame
-            if self.budget is not None:
-                size = self.budget.observe(time.perf_counter() - t0, m.index)
+            if self.budget is not None and m.found:
+                # (while the face is lost the tracker searches the whole frame on the same cores: not the drawing's
+                # own cost)
+                size = self.budget.observe(time.perf_counter() - t0, m.index, self.frame_interval(m.t_source))
                 if size is not None:
                     self.renderer.draw_at(size)
         stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}

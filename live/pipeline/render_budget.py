@@ -3,7 +3,8 @@ spare it, the frame is drawn at a lower resolution and scaled up to the output, 
 
 The added latency is tracking plus drawing. Tracking has its own budget (live/pipeline/tracking_budget.py, 55 % of
 the interval); the loop's target, 25 ms at 30 fps, is three quarters of the interval, and drawing gets SHARE of it.
-A step is taken when the median drawing time over the last WINDOW frames exceeds that:
+A step is taken when the median drawing time over the last WINDOW frames with a face exceeds that share of the
+interval the source delivers:
 - at most once per WINDOW frames;
 - not within the first WINDOW frames (the loop's first second, when the tracker starts and calibrates on the same
   cores, draws slower than the rest);
@@ -40,8 +41,11 @@ class RenderBudget:
         """The frame's side relative to the output's, now."""
         return SIZES[self.level - 1] if self.level else 1.0
 
-    def observe(self, render_s: float, frame: int) -> float | None:
-        """One frame's drawing time; returns the frame's new relative size when a step is taken now."""
+    def observe(self, render_s: float, frame: int, frame_interval_s: float | None = None) -> float | None:
+        """One frame's drawing time (and the source's frame interval as delivered, when known: a camera giving
+        15 fps leaves twice the time of 30); returns the frame's new relative size when a step is taken now."""
+        if frame_interval_s is not None and frame_interval_s > 0:
+            self.budget_s = SHARE * frame_interval_s
         self.seen += 1
         if self.seen <= WINDOW:
             return None
