@@ -92,22 +92,30 @@ GAZE_SWEEPS = {"gaze_across": (0, 0.15), "gaze_down": (1, 0.08)}     # eye width
 
 
 def gaze_sweep(renderer, tracker, name: str, steps: int) -> dict:
-    """Requested gaze offsets -> the gaze tracked on the render (models/face/gaze.py), from the unmoved one."""
+    """Requested gaze offsets -> the gaze tracked on the render (models/face/gaze.py), from the unmoved one; and the
+    same read from the image alone (bench/iris_locator.py: the avatar's gaze table is the tracker's own reading, so
+    this is the check that does not agree with it by construction)."""
+    from bench.iris_locator import locate_gaze
     from models.face.gaze import measure_gaze
     axis, extent = GAZE_SWEEPS[name]
     values = np.linspace(-extent, extent, steps)
-    got = []
+    got, seen = [], []
     for v in np.concatenate([[0.0], values]):
         gaze = np.zeros(2)
         gaze[axis] = v
-        obs = tracker.track(renderer(np.zeros(len(PARAM_NAMES)), gaze))
+        frame = renderer(np.zeros(len(PARAM_NAMES)), gaze)
+        obs = tracker.track(frame)
         got.append(measure_gaze(obs.landmarks)[axis] if obs.found else np.nan)
-    got = np.array(got)
-    ok = np.isfinite(got[1:]) & np.isfinite(got[0])
-    req, achieved = values[ok], got[1:][ok] - got[0]
-    return {"param": name, "tracked": f"{int(ok.sum())}/{len(values)}",
-            "slope": round(float((req * achieved).sum() / (req**2).sum()), 3),
-            "pearson": round(float(np.corrcoef(req, achieved)[0, 1]), 3) if ok.sum() > 2 else float("nan")}
+        seen.append(locate_gaze(frame, obs.landmarks)[axis] if obs.found else np.nan)
+    row = {"param": name}
+    for key, reading in (("", np.array(got)), ("image_", np.array(seen))):
+        ok = np.isfinite(reading[1:]) & np.isfinite(reading[0])
+        req, achieved = values[ok], reading[1:][ok] - reading[0]
+        if not key:
+            row["tracked"] = f"{int(ok.sum())}/{len(values)}"
+        row[key + "slope"] = round(float((req * achieved).sum() / (req**2).sum()), 3) if ok.any() else float("nan")
+        row[key + "pearson"] = round(float(np.corrcoef(req, achieved)[0, 1]), 3) if ok.sum() > 2 else float("nan")
+    return row
 
 
 def mouth_check(renderer, jaw: float) -> dict:
@@ -295,7 +303,8 @@ def run(args: argparse.Namespace) -> dict:
     append_json(args.json, record)
     print_table("mesh warp: tracked change vs requested (slope 1, Pearson 1 = drawn exactly)", rows,
                 [("portrait", "portrait"), ("param", "param"), ("tracked", "tracked"), ("slope", "slope"),
-                 ("pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
+                 ("pearson", "Pearson"), ("image_slope", "image-only slope"),
+                 ("image_pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
                  ("teeth_share", "teeth-bright share"), ("drawn", "inside"), ("calm_median", "calm: opened past the "
                  "driver, median"), ("calm_max", "max"), ("edge_median", "contour energy / still, median"),
                  ("edge_max", "max"), ("doubled_max", "face drawn twice / face area, max")])

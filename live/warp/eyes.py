@@ -28,6 +28,7 @@ from models.face.landmarks import (CHIN, EXPRESSION_NAMES, EYE_LEFT, EYE_RIGHT, 
 from models.face.mesh_topology import IRIS_CENTRES, boundary_loops, loop_arcs
 
 GAZE_LIMIT = (0.22, 0.12)               # the iris centre's largest move, in eye widths (across, up-down)
+IRIS_MARGIN = 0.05                      # eye widths the iris's rim keeps inside the eyeball's outline
 IRIS_RIMS = {"eye_right": (469, 470, 471, 472), "eye_left": (474, 475, 476, 477)}   # the refined mesh's iris edge
 IRIS_POINTS = 10
 EXP_BLINKS = tuple(EXPRESSION_NAMES.index(n) for n in ("blink_left", "blink_right"))   # rows of the expression basis
@@ -145,6 +146,25 @@ class Closures:
                 points[upper[over]] = a + np.outer(ux[over], axis) + np.outer(limit, normal)
 
 
+def _across_limits(src2d: np.ndarray, outline: np.ndarray, rim: np.ndarray, eye: dict) -> tuple[float, float]:
+    """How far (eye widths) an iris can move toward the image's left and right before its rim comes within
+    IRIS_MARGIN of the eyeball's outline, along the line through the iris centre in the photo: past it, the triangles
+    between rim and outline fold and the iris is pressed into a dark sliver at the eye's corner."""
+    import cv2
+    _, right, _, width = eye_axes(src2d, eye)
+    hull = cv2.convexHull(src2d[outline].astype(np.float32))
+    centre = rim.mean(0)
+    radius = float(np.linalg.norm(rim - centre, axis=1).mean())
+    reach = np.arange(0.0, 1.5, 0.005) * width              # along the line from the iris centre
+    out = []
+    for sign in (-1.0, 1.0):
+        line = centre + np.outer(reach, sign * right)
+        outside = [cv2.pointPolygonTest(hull, (float(x), float(y)), False) < 0 for x, y in line]
+        edge = reach[outside.index(True)] if True in outside else reach[-1]
+        out.append(float(np.clip((edge - radius) / width - IRIS_MARGIN, 0.0, GAZE_LIMIT[0])))
+    return out[0], out[1]
+
+
 class WarpEyes:
     """The eyeballs' extra vertices, their triangles, lid rolling and lash lines, for one photo."""
 
@@ -163,6 +183,7 @@ class WarpEyes:
         self.lash_at = [self._lash_line(upper, crease) for _, upper, _, crease in self.lids]
         self.vertices = np.concatenate([np.append(o, IRIS_CENTRES[name]) for o, (name, _) in zip(outlines, EYES)])
         self.iris_rims, triangles, rims = [], [], []
+        self.across_limits = []        # per eye, how far its iris may move to the image's left and right
         k, rim_start = 0, first_vertex + len(self.vertices)
         for o, (name, eye) in zip(outlines, EYES):
             centre = src2d[IRIS_CENTRES[name]]
@@ -175,9 +196,11 @@ class WarpEyes:
                                     rim_start + len(rims) * IRIS_POINTS + np.arange(IRIS_POINTS)])
             triangles.append(index[Delaunay(np.concatenate([src2d[o], centre[None], centre + offsets])).simplices])
             rims.append(centre + offsets)
+            self.across_limits.append(_across_limits(src2d, o, centre + offsets, eye))
             k += len(o) + 1
         self.triangles = np.concatenate(triangles)
         self.src = np.concatenate([src2d[self.vertices]] + rims)              # the extra vertices' sources
+
 
     def _lash_line(self, upper: np.ndarray, crease: np.ndarray) -> np.ndarray:
         """Per upper-lid point, how far up toward the crease (0 at the tracked edge, 1 at the crease) the photo's
@@ -212,9 +235,10 @@ class WarpEyes:
         if gaze is not None and np.isfinite(gaze).all():
             move = np.clip(np.asarray(gaze, np.float64), -np.array(GAZE_LIMIT), GAZE_LIMIT)
         rims = []
-        for slot, offsets, photo_width, eye in self.iris_rims:
+        for (slot, offsets, photo_width, eye), (left, right_limit) in zip(self.iris_rims, self.across_limits):
             _, right, down, width = eye_axes(open_shape, eye)          # the gaze's own axes (models/face/gaze.py)
-            points[slot] += width * (move[0] * right + move[1] * down)
+            across = float(np.clip(move[0], -left, right_limit))       # each eye within its own outline
+            points[slot] += width * (across * right + move[1] * down)
             rims.append(points[slot] + offsets * width / max(photo_width, 1e-6))
         return np.concatenate([points] + rims)
 

@@ -22,8 +22,8 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   the pixels), and smaller where a slow machine cannot keep up (live/pipeline/render_budget.py);
 - eyes (live/warp/eyes.py): eyeballs drawn with the lids open under the face's triangles, so closing lids
   slide over an eye that keeps its shape and colour; a blink brings the upper lid down in the photo's lid
-  skin with a lash line, and shuts the eye when the driver's does; the gaze moves the iris; lids and lips
-  meet, never cross;
+  skin with a lash line, and shuts the eye when the driver's does; the gaze moves the iris, by the move this
+  avatar's eyes are seen to make for the driver's (live/warp/gaze_response.py); lids and lips meet, never cross;
 - the mouth's inside, a hole of the mesh, is the photo's own where its mouth is open, else drawn
   (live/warp/mouth_interior.py): throat, teeth in the photo's eye-white colour, tongue, shaded; with the driver's
   mouth given (`--mouth driver`), the driver's own inside goes over the drawn one where the driver's lips are
@@ -37,6 +37,7 @@ import numpy as np
 from kernels.triangle_map import triangle_map
 from live.warp.driver_mouth import DriverMouth, MouthPatch
 from live.warp.eyes import EXP_BLINKS, Closures, WarpEyes, blink_gains, closing_blink_rows
+from live.warp.gaze_response import GazeResponse
 from live.warp.lids import LidPainter
 from live.warp.mouth_interior import MouthInterior
 from live.warp.plate import BackgroundPlate
@@ -140,6 +141,7 @@ class WarpRenderer:
         extra = n + len(self.ring_src) + len(self.border)
 
         self.eyes = WarpEyes(self.photo, src2d, extra)       # eyeballs, lid rolling, lashes (live/warp/eyes.py)
+        self.gaze_response = GazeResponse(avatar.gaze_seen_across)   # the driver's seen glance -> the iris move
         self.closures = Closures(src2d, self.eyes.lids)      # lids and lips that meet, never cross
         self.lid_painter = LidPainter(self.photo, src2d, self.eyes.lids, self.eyes.lash_at)   # live/warp/lids.py
         self.closing_rows = closing_blink_rows(self.model.exp_basis, self.model.mean)   # a blink, not a squint
@@ -231,7 +233,7 @@ class WarpRenderer:
         ring = np.clip(ring, 0.5, [self.w - 1.5, self.h - 1.5])     # past the frame's edge points it would fold
         open_raw = self.eyes.open_lids(delta_raw)
         open_shape = face if np.array_equal(open_raw, delta_raw) else self.mesh(open_raw)
-        eyes = self.eyes.place(open_shape, gaze)
+        eyes = self.eyes.place(open_shape, self.gaze_response(gaze))
         dst = np.concatenate([face2d, ring, self.border, eyes, face2d[self.mouth].mean(0, keepdims=True)])
         faces = np.concatenate([self.face, self.mouth_fan])
         depth = np.zeros(len(dst))

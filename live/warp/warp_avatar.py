@@ -6,6 +6,8 @@ A plain torch container (weights_only), like the StyleGAN2 avatar's:
   landmarks [478, 3] float32   the face's mesh in the photo's pixels (flip-averaged tracking)
   p_s [15], param_names        its face parameters
   created, source_photo, faces_in_photo
+  gaze_seen_across [9] float32 how far aside its irises are seen to look for each drawn move (live/warp/
+                               gaze_response.py); absent in files made before it: irises drawn as the driver's read
   digest                       sha256 over all of the above: a changed byte is detected
 """
 
@@ -38,6 +40,7 @@ class WarpAvatar:
     source_photo: str = ""
     faces_in_photo: int = 1
     param_names: tuple[str, ...] = PARAM_NAMES
+    gaze_seen_across: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         d = {"format": FORMAT, "version": VERSION,
@@ -45,6 +48,8 @@ class WarpAvatar:
              "landmarks": torch.from_numpy(np.asarray(self.landmarks, np.float32)),
              "p_s": torch.from_numpy(np.asarray(self.p_s, np.float32)), "param_names": list(self.param_names),
              "created": self.created, "source_photo": self.source_photo, "faces_in_photo": int(self.faces_in_photo)}
+        if self.gaze_seen_across is not None:
+            d["gaze_seen_across"] = torch.from_numpy(np.asarray(self.gaze_seen_across, np.float32))
         d["digest"] = content_digest(d)
         return d
 
@@ -64,8 +69,14 @@ class WarpAvatar:
         photo, marks = d["photo"].numpy(), d["landmarks"].numpy().astype(np.float64)
         if photo.ndim != 3 or photo.shape[2] != 3 or marks.shape != (478, 3) or not np.isfinite(marks).all():
             raise AvatarError(f"{path}: photo or mesh of the wrong shape; create the avatar again")
+        seen = d.get("gaze_seen_across")
+        if seen is not None:
+            from live.warp.gaze_response import DRAWN_ACROSS
+            seen = seen.numpy().astype(np.float64) if isinstance(seen, torch.Tensor) else None
+            if seen is None or seen.shape != DRAWN_ACROSS.shape or not np.isfinite(seen).all():
+                raise AvatarError(f"{path}: its gaze table is not {len(DRAWN_ACROSS)} numbers; create the avatar again")
         return cls(photo, marks, d["p_s"].numpy().astype(np.float64), d["created"], d["source_photo"],
-                   int(d["faces_in_photo"]), tuple(d["param_names"]))
+                   int(d["faces_in_photo"]), tuple(d["param_names"]), seen)
 
 
 def load_warp_avatar(path: str | Path) -> WarpAvatar:
@@ -76,7 +87,7 @@ def load_warp_avatar(path: str | Path) -> WarpAvatar:
 
 
 def create_warp_avatar(photo_path: str | Path, face_index: int = 0) -> WarpAvatar:
-    """The photo (downscaled), its face's mesh and parameters: a second's work."""
+    """The photo (downscaled), its face's mesh and parameters, and how its glances are seen: a few seconds' work."""
     import cv2
 
     from live.avatar.create import find_face
@@ -97,9 +108,38 @@ def create_warp_avatar(photo_path: str | Path, face_index: int = 0) -> WarpAvata
         obs = tracker.track(photo)          # flip-averaged: the most accurate mesh of the largest face
     marks = obs.landmarks.astype(np.float64) if obs.found and face_index == 0 else rough.astype(np.float64)
     _check_face(marks, photo.shape, str(photo_path))
-    return WarpAvatar(photo=photo, landmarks=marks, p_s=model.fit(marks).params,
-                      created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                      source_photo=str(photo_path), faces_in_photo=n_faces)
+    avatar = WarpAvatar(photo=photo, landmarks=marks, p_s=model.fit(marks).params,
+                        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                        source_photo=str(photo_path), faces_in_photo=n_faces)
+    avatar.gaze_seen_across = _seen_gaze(avatar, model)
+    if avatar.gaze_seen_across is None:
+        logger.warning("{}: the tracker did not see this face's irises move; its eyes follow the driver's gaze as "
+                       "read (they look less far aside than the driver's)", photo_path)
+    return avatar
+
+
+def _seen_gaze(avatar: WarpAvatar, model) -> np.ndarray | None:
+    """The avatar's across gaze table (live/warp/gaze_response.py), tracked on the whole render as a driver's camera
+    frame is (the tracker reads a crop's irises differently: up to 0.02 eye widths), or, where the photo has other
+    faces, on a crop around this one."""
+    from live.warp.gaze_response import measure_seen_across
+    from live.warp.renderer import WarpRenderer
+    from models.face.params import ParameterSpace
+    from models.face.tracker import MediaPipeTracker
+    renderer = WarpRenderer(avatar, ParameterSpace(PARAM_NAMES, model.param_range), model)
+    h, w = avatar.photo.shape[:2]
+    x0, y0, x1, y1 = 0, 0, w, h
+    if avatar.faces_in_photo > 1:
+        lo, hi = avatar.landmarks[:, :2].min(0), avatar.landmarks[:, :2].max(0)
+        centre, half = 0.5 * (lo + hi), 0.8 * float(np.max(hi - lo))
+        x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(centre + half), [w, h]).astype(int)
+    rest = np.zeros(len(PARAM_NAMES))
+    with MediaPipeTracker(max_faces=1, video=False, mirror_index=model.mirror) as tracker:
+        def track(frame):
+            obs = tracker.track(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+            return obs.landmarks if obs.found else None
+        return measure_seen_across(lambda gaze: renderer(rest, gaze), track)
 
 
 def _check_face(marks: np.ndarray, shape, source: str) -> None:
