@@ -358,8 +358,8 @@ def test_the_gaze_table_draws_the_move_that_is_seen_as_the_driver_s():
 @needs_shared
 @pytest.mark.parametrize("portrait", ["portrait_vermeer.jpg", "portrait_einstein.jpg"])
 def test_a_far_glance_keeps_each_iris_inside_its_eye(portrait):
-    """Asked to look further than the eye allows, each iris stops with its rim inside the eyeball's outline (the
-    photo's): past it, the triangles between rim and outline fold and the iris was pressed into a dark sliver at
+    """Asked to look further than the eyes allow, both irises stop when the first one's rim reaches its eyeball's
+    outline (the photo's), and stay inside theirs: past it, the triangles between rim and outline fold and the iris was pressed into a dark sliver at
     the corner (Vermeer's near eye at 0.22 eye widths)."""
     import cv2
 

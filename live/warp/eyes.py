@@ -235,9 +235,11 @@ class WarpEyes:
         if gaze is not None and np.isfinite(gaze).all():
             move = np.clip(np.asarray(gaze, np.float64), -np.array(GAZE_LIMIT), GAZE_LIMIT)
         rims = []
-        for (slot, offsets, photo_width, eye), (left, right_limit) in zip(self.iris_rims, self.across_limits):
+        # both eyes stop where the first reaches its outline: eyes move together (one stopped and one going on
+        # reads as a turn of the head)
+        across = float(np.clip(move[0], -min(a for a, _ in self.across_limits), min(b for _, b in self.across_limits)))
+        for slot, offsets, photo_width, eye in self.iris_rims:
             _, right, down, width = eye_axes(open_shape, eye)          # the gaze's own axes (models/face/gaze.py)
-            across = float(np.clip(move[0], -left, right_limit))       # each eye within its own outline
             points[slot] += width * (across * right + move[1] * down)
             rims.append(points[slot] + offsets * width / max(photo_width, 1e-6))
         return np.concatenate([points] + rims)
