@@ -94,11 +94,24 @@ GAZE_SWEEPS = {"gaze_across": (0, 0.15), "gaze_down": (1, 0.08)}     # eye width
 def gaze_sweep(renderer, tracker, name: str, steps: int) -> dict:
     """Requested gaze offsets -> the gaze tracked on the render (models/face/gaze.py), from the unmoved one; and the
     same read from the image alone (bench/iris_locator.py: the avatar's gaze table is the tracker's own reading, so
-    this is the check that does not agree with it by construction)."""
-    from bench.iris_locator import locate_gaze
-    from models.face.gaze import measure_gaze
+    this is the check that does not agree with it by construction). Across, also how far this avatar's eyes can be
+    seen to look (its gaze table's ends, live/warp/gaze_response.py: a request beyond is drawn at the eye's corner)
+    and the slope of requests spread over 90 % of that reach: the glance drawn as asked where the eye can show it."""
     axis, extent = GAZE_SWEEPS[name]
     values = np.linspace(-extent, extent, steps)
+    row = {"param": name, **_gaze_fit(renderer, tracker, axis, values)}
+    table = getattr(getattr(renderer, "gaze_response", None), "seen_across", None)
+    if axis == 0 and table is not None:
+        row["reach"] = f"{table[0]:+.3f} / {table[-1]:+.3f}"
+        within = _gaze_fit(renderer, tracker, axis, 0.9 * np.linspace(table[0], table[-1], steps))
+        row["reach_slope"], row["reach_pearson"] = within["slope"], within["pearson"]
+        row["reach_image_slope"] = within["image_slope"]
+    return row
+
+
+def _gaze_fit(renderer, tracker, axis: int, values: np.ndarray) -> dict:
+    from bench.iris_locator import locate_gaze
+    from models.face.gaze import measure_gaze
     got, seen = [], []
     for v in np.concatenate([[0.0], values]):
         gaze = np.zeros(2)
@@ -107,7 +120,7 @@ def gaze_sweep(renderer, tracker, name: str, steps: int) -> dict:
         obs = tracker.track(frame)
         got.append(measure_gaze(obs.landmarks)[axis] if obs.found else np.nan)
         seen.append(locate_gaze(frame, obs.landmarks)[axis] if obs.found else np.nan)
-    row = {"param": name}
+    row = {}
     for key, reading in (("", np.array(got)), ("image_", np.array(seen))):
         ok = np.isfinite(reading[1:]) & np.isfinite(reading[0])
         req, achieved = values[ok], reading[1:][ok] - reading[0]
@@ -304,7 +317,9 @@ def run(args: argparse.Namespace) -> dict:
     print_table("mesh warp: tracked change vs requested (slope 1, Pearson 1 = drawn exactly)", rows,
                 [("portrait", "portrait"), ("param", "param"), ("tracked", "tracked"), ("slope", "slope"),
                  ("pearson", "Pearson"), ("image_slope", "image-only slope"),
-                 ("image_pearson", "Pearson"), ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
+                 ("image_pearson", "Pearson"), ("reach", "gaze reach (eye widths)"), ("reach_slope", "slope within"),
+                 ("reach_pearson", "Pearson"), ("reach_image_slope", "image-only"),
+                 ("cross_talk", "other pose / requested"), ("luma_std", "mouth luma std"),
                  ("teeth_share", "teeth-bright share"), ("drawn", "inside"), ("calm_median", "calm: opened past the "
                  "driver, median"), ("calm_max", "max"), ("edge_median", "contour energy / still, median"),
                  ("edge_max", "max"), ("doubled_max", "face drawn twice / face area, max")])
