@@ -101,7 +101,7 @@ class WarpReenactor:
 
     def make(self, photo_path) -> None:
         from live.warp.renderer import WarpRenderer
-        from live.warp.warp_avatar import create_warp_avatar
+        from live.warp.create_avatar import create_warp_avatar
         from models.framing import crop_transform
         self.avatar = create_warp_avatar(photo_path)
         self.renderer = WarpRenderer(self.avatar, self.space, self.model)

@@ -93,7 +93,11 @@ def portrait_cells(portrait: Path, moments: list[dict], mouth: str = "driver") -
     """[len(moments), CELL, CELL, 3]: the portrait driven to each moment, cropped around its face."""
     from live.pipeline import motion
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    import importlib
+    try:
+        create_warp_avatar = importlib.import_module("live.warp.create_avatar").create_warp_avatar
+    except ImportError:                 # an older tree (module docstring), where the file's module made avatars
+        create_warp_avatar = importlib.import_module("live.warp.warp_avatar").create_warp_avatar
     from models.face.landmarks import PARAM_NAMES
     from models.face.params import ParameterSpace
     from models.face.shape_model import FaceModel

@@ -283,7 +283,7 @@ def doubling_check(avatar, space, model, steps: int) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.params import ImageParams, ParameterSpace
     from models.face.shape_model import FaceModel
     from models.face.tracker import MediaPipeTracker

@@ -173,7 +173,7 @@ def test_the_renderer_shows_the_driver_s_mouth_only_in_an_open_mouth():
     driver's inside (lp_d0's teeth) replaces part of the drawn one."""
     from live.warp.driver_mouth import cut_mouth
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.params import ParameterSpace
     from models.face.shape_model import FaceModel
     model = FaceModel.load()

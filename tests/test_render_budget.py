@@ -31,7 +31,7 @@ def test_drawing_steps_down_once_per_window_and_reports_each_step():
 @functools.cache
 def _vermeer():
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.params import ParameterSpace
     from models.face.shape_model import FaceModel
     model = FaceModel.load()

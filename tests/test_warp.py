@@ -109,7 +109,8 @@ def test_mesh_topology_has_the_four_holes():
 
 @needs_shared
 def test_warp_avatar_roundtrip_and_tampering(tmp_path):
-    from live.warp.warp_avatar import create_warp_avatar, load_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
+    from live.warp.warp_avatar import load_warp_avatar
     avatar = create_warp_avatar(MEDIA / "portrait_mona_lisa.jpg")
     assert max(avatar.photo.shape[:2]) == 720 and avatar.landmarks.shape == (478, 3)   # downscaled from 1280
     path = avatar.save(tmp_path / "me.pt")
@@ -174,7 +175,7 @@ def test_sweeps_are_drawn_as_asked(portrait):
     `python -m bench warp` (bench/RESULTS.md); the bounds are the issue's."""
     from bench.warp_sweeps import sweep, sweep_requests
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.params import ImageParams, ParameterSpace
     from models.face.shape_model import FaceModel
     model = FaceModel.load()
@@ -266,7 +267,7 @@ def test_the_first_run_shows_a_face_that_talks(tmp_path):
 # -- eyes, mouth and head: what the warp draws beyond the mesh ------------------------------------------------
 def _renderer(portrait: str):
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.params import ParameterSpace
     from models.face.shape_model import FaceModel
     model = FaceModel.load()
@@ -680,7 +681,7 @@ def test_a_turned_photo_s_far_cheek_is_drawn_once_not_again_beside_the_face():
     eye corner and a seam: the streaks of the demo's frames 20-65, 6% of the face's area drawn twice): the
     background layer now reads a plate with them painted out. A frontal photo's plate is the photo itself."""
     from bench.warp_sweeps import doubling_check
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.params import ParameterSpace
     from models.face.shape_model import FaceModel
     model = FaceModel.load()
@@ -697,7 +698,7 @@ def test_a_face_past_the_photo_s_edge_reads_the_photo_never_the_plate():
     on the cheek of a face cut by the right edge)."""
     from dataclasses import replace
     from live.warp.renderer import WarpRenderer
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     from models.face.mesh_topology import face_triangles
     from models.face.params import ParameterSpace
     from models.face.shape_model import FaceModel

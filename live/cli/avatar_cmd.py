@@ -116,7 +116,7 @@ def quality_meaning(db: float, likeness) -> str:
 def create_warp(opts: CreateCommand) -> int:
     import time
 
-    from live.warp.warp_avatar import create_warp_avatar
+    from live.warp.create_avatar import create_warp_avatar
     start = time.perf_counter()
     avatar = create_warp_avatar(opts.photo, opts.face)
     path = avatar.save(opts.out)

@@ -25,7 +25,8 @@ from live.avatar.avatar_file import WARP_FORMAT, Avatar, AvatarError, read_avata
 from live.config import GeneratorConfig, LiveConfig
 from live.model_store import ModelStore
 from live.paths import profiles_dir
-from live.warp.warp_avatar import WarpAvatar, create_warp_avatar, load_warp_avatar
+from live.warp.create_avatar import create_warp_avatar
+from live.warp.warp_avatar import WarpAvatar, load_warp_avatar
 from models.checkpoint import load_generator, random_generator, weights_hash
 from models.direction_matrix import Directions
 from models.face.landmarks import PARAM_NAMES

@@ -101,7 +101,8 @@ class AvatarCatalogue:
     def add_upload(self, data: bytes, name: str = "") -> AvatarChoice:
         """A warp avatar from an uploaded photo (blocking: a second or two); AvatarError if it has no usable face."""
         from live.io.sources import SourceError
-        from live.warp.warp_avatar import create_warp_avatar, load_warp_avatar
+        from live.warp.create_avatar import create_warp_avatar
+        from live.warp.warp_avatar import load_warp_avatar
         from models.atomic_files import write_bytes_atomic
         kind = self.check_upload(data)
         digest = hashlib.sha256(data).hexdigest()[:16]
