@@ -37,26 +37,25 @@ def create_warp_avatar(photo_path: str | Path, face_index: int = 0) -> WarpAvata
     model = FaceModel.load()
     with MediaPipeTracker(max_faces=max(n_faces, 1), video=False, mirror_index=model.mirror) as tracker:
         obs = tracker.track(photo)          # flip-averaged: the most accurate mesh of the largest face
-    marks = obs.landmarks.astype(np.float64) if obs.found and face_index == 0 else rough.astype(np.float64)
-    _check_face(marks, photo.shape, str(photo_path))
-    avatar = WarpAvatar(photo=photo, landmarks=marks, p_s=model.fit(marks).params,
-                        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                        source_photo=str(photo_path), faces_in_photo=n_faces)
-    avatar.gaze_seen_across = _seen_gaze(avatar, model)
+        marks = obs.landmarks.astype(np.float64) if obs.found and face_index == 0 else rough.astype(np.float64)
+        _check_face(marks, photo.shape, str(photo_path))
+        avatar = WarpAvatar(photo=photo, landmarks=marks, p_s=model.fit(marks).params,
+                            created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                            source_photo=str(photo_path), faces_in_photo=n_faces)
+        avatar.gaze_seen_across = _seen_gaze(avatar, model, tracker)
     if avatar.gaze_seen_across is None:
         logger.warning("{}: the tracker did not see this face's irises move; its eyes follow the driver's gaze as "
                        "read (they look less far aside than the driver's)", photo_path)
     return avatar
 
 
-def _seen_gaze(avatar: WarpAvatar, model) -> np.ndarray | None:
+def _seen_gaze(avatar: WarpAvatar, model, tracker) -> np.ndarray | None:
     """The avatar's across gaze table (live/warp/gaze_response.py), tracked on the whole render as a driver's camera
     frame is (the tracker reads a crop's irises differently: up to 0.02 eye widths), or, where the photo has other
-    faces, on a crop around this one."""
+    faces, on a crop around this one (`tracker`: the one that tracked the photo, flip-averaged)."""
     from live.warp.gaze_response import measure_seen_across
     from live.warp.renderer import WarpRenderer
     from models.face.params import ParameterSpace
-    from models.face.tracker import MediaPipeTracker
     renderer = WarpRenderer(avatar, ParameterSpace(PARAM_NAMES, model.param_range), model)
     h, w = avatar.photo.shape[:2]
     x0, y0, x1, y1 = 0, 0, w, h
@@ -66,11 +65,11 @@ def _seen_gaze(avatar: WarpAvatar, model) -> np.ndarray | None:
         x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
         x1, y1 = np.minimum(np.ceil(centre + half), [w, h]).astype(int)
     rest = np.zeros(len(PARAM_NAMES))
-    with MediaPipeTracker(max_faces=1, video=False, mirror_index=model.mirror) as tracker:
-        def track(frame):
-            obs = tracker.track(np.ascontiguousarray(frame[y0:y1, x0:x1]))
-            return obs.landmarks if obs.found else None
-        return measure_seen_across(lambda gaze: renderer(rest, gaze), track)
+
+    def track(frame):
+        obs = tracker.track(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+        return obs.landmarks if obs.found else None
+    return measure_seen_across(lambda gaze: renderer(rest, gaze), track)
 
 
 def _check_face(marks: np.ndarray, shape, source: str) -> None:

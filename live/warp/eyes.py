@@ -201,7 +201,6 @@ class WarpEyes:
         self.triangles = np.concatenate(triangles)
         self.src = np.concatenate([src2d[self.vertices]] + rims)              # the extra vertices' sources
 
-
     def _lash_line(self, upper: np.ndarray, crease: np.ndarray) -> np.ndarray:
         """Per upper-lid point, how far up toward the crease (0 at the tracked edge, 1 at the crease) the photo's
         lid edge is: coming down from the crease's skin, the first point that is not skin (lashes, or the eye's
