@@ -352,6 +352,12 @@ def test_the_gaze_table_draws_the_move_that_is_seen_as_the_driver_s():
     assert np.allclose(response(np.array([-0.3, 0.0]))[0], DRAWN_ACROSS[0])  # no further than the table
     assert np.all(np.diff(response.seen_across) >= 0) and np.isfinite(response(np.array([-0.08, 0.0]))).all()
     assert response(None) is None
+    # a noisy side (drawn left, read a little right) or one that read nothing: looking ahead stays looking ahead
+    for uneven in ([-0.1, -0.05, -0.02, 0.004, 0, 0.02, 0.05, 0.08, 0.1], [-0.1, -0.05, -0.02, -0.01, 0, 0, 0, 0, 0],
+                   [0, 0, 0, 0, 0, 0.02, 0.05, 0.08, 0.1]):
+        table = GazeResponse(np.array(uneven))
+        assert table.seen_across is not None and table(np.zeros(2))[0] == 0.0, uneven
+        assert table(np.array([0.01, 0.0]))[0] >= 0 and table(np.array([-0.01, 0.0]))[0] <= 0, uneven
     for unusable in (None, np.zeros(len(DRAWN_ACROSS)), np.full(len(DRAWN_ACROSS), np.nan), seen[:4]):
         assert np.array_equal(GazeResponse(unusable)(np.array([0.05, 0.0])), [0.05, 0.0])   # drawn as read
 

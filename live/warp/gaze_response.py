@@ -32,16 +32,26 @@ class GazeResponse:
     def __init__(self, seen_across: np.ndarray | None):
         self.seen_across = None
         if seen_across is not None:
-            seen = np.maximum.accumulate(np.asarray(seen_across, np.float64))   # tracker noise: no step back
-            if seen.shape == DRAWN_ACROSS.shape and np.isfinite(seen).all() and seen[-1] - seen[0] >= MIN_SEEN_SPAN:
-                self.seen_across = seen
+            seen = np.asarray(seen_across, np.float64)
+            if seen.shape == DRAWN_ACROSS.shape and np.isfinite(seen).all():
+                # tracker noise: no step back, each side outward from the undrawn eyes' 0 (which stays 0: the
+                # driver at neutral is drawn looking ahead, whatever a noisy side read)
+                mid = len(seen) // 2
+                right = np.maximum.accumulate(np.maximum(seen[mid:], 0.0))
+                left = np.minimum.accumulate(np.minimum(seen[:mid + 1], 0.0)[::-1])[::-1]
+                seen = np.concatenate([left[:-1], [0.0], right[1:]])
+                if seen[-1] - seen[0] >= MIN_SEEN_SPAN:
+                    self.seen_across = seen
 
     def __call__(self, gaze: np.ndarray | None) -> np.ndarray | None:
         if gaze is None or self.seen_across is None:
             return gaze
         out = np.array(gaze, np.float64)
-        if np.isfinite(out[0]):
-            out[0] = np.interp(out[0], self.seen_across, DRAWN_ACROSS)
+        if np.isfinite(out[0]) and out[0] != 0.0:
+            # each side on its own, so a side that read nothing (a run of zeros) never draws a glance the other way
+            mid = len(DRAWN_ACROSS) // 2
+            side = slice(mid, None) if out[0] > 0 else slice(None, mid + 1)
+            out[0] = np.interp(out[0], self.seen_across[side], DRAWN_ACROSS[side])
         return out
 
 
