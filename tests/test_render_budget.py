@@ -5,6 +5,7 @@ bound on this machine's speed)."""
 from __future__ import annotations
 
 import functools
+import time
 
 import cv2
 import numpy as np
@@ -119,15 +120,19 @@ def test_the_render_stage_draws_smaller_when_its_budget_says_so():
             self.sizes.append(size)
 
     renderer = Recording()
-    # frames 1 ns apart: any drawing time is over the budget
-    stage = RenderStage(LatestSlot("a"), LatestSlot("b"), renderer, Controls(), RenderBudget(1e-9))
+
+    def moved(k, found=True):
+        # a source delivering a frame every ns (any drawing time is over budget), of which the render stage gets
+        # one a second (the rest dropped upstream): the budget follows the source's interval, not the arrivals
+        return Motion(k, float(k), found, np.zeros(15), np.zeros(15), None, {}, interval=1e-9)
+    stage = RenderStage(LatestSlot("a"), LatestSlot("b"), renderer, Controls(), RenderBudget(1.0))
     for k in range(WINDOW):           # (the first second is not judged)
-        stage.process(Motion(k, k * 1e-9, True, np.zeros(15), np.zeros(15), None, {}))
+        stage.process(moved(k))
     for k in range(WINDOW, 3 * WINDOW):          # the face lost: the tracker's search, not drawing, is slow
-        stage.process(Motion(k, k * 1e-9, False, np.zeros(15), np.zeros(15), None, {}))
+        stage.process(moved(k, found=False))
     assert renderer.sizes == []
     for k in range(3 * WINDOW, 6 * WINDOW):
-        stage.process(Motion(k, k * 1e-9, True, np.zeros(15), np.zeros(15), None, {}))
+        stage.process(moved(k))
     assert renderer.sizes == list(SIZES)
     assert [a["frame"] for a in stage.budget.adaptations] == [4 * WINDOW - 1, 5 * WINDOW - 1]
 
@@ -169,3 +174,24 @@ def test_the_loop_gives_a_warp_renderer_a_drawing_budget_and_reports_its_steps_w
     stages.motion.budget.adaptations.append({"frame": 50, "stage": "tracking"})
     stages.render.budget.adaptations.append({"frame": 40, "stage": "render"})
     assert [a["stage"] for a in stages.adaptations()] == ["render", "tracking"]
+
+
+def test_every_frame_carries_the_interval_the_source_delivers_counting_frames_dropped_downstream():
+    """The capture stage measures the interval over every frame it reads: a stage that takes one frame in ten
+    (the rest dropped in its hand-off) is still told the source's 1/30 s, so its budget does not loosen."""
+    from live.pipeline.capture import SYNTHETIC, CaptureStage
+    from live.pipeline.slots import LatestSlot
+    slot = LatestSlot("capture->motion")
+    capture = CaptureStage(SYNTHETIC, slot, fps=30.0, fast=True)
+    capture.start()
+    taken = []
+    while len(taken) < 8:
+        m = slot.get(timeout=5.0)
+        taken.append((m.index, m.t_source, m.interval))
+        while capture.frames < m.index + 10:      # the stage is busy while nine more frames come
+            time.sleep(0.001)
+    capture.stop()
+    capture.join(5)
+    judged = [(i, interval) for i, _, interval in taken if interval is not None]
+    assert judged and all(interval == pytest.approx(1 / 30) for _, interval in judged), taken
+    assert np.diff([i for i, _, _ in taken]).min() >= 5, taken          # most frames were dropped on the way

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,3 +344,24 @@ def test_a_server_asked_with_sigusr1_prints_what_each_thread_does_and_goes_on(se
     assert wait_until(lambda: any("most recent call first" in line for line in proc.lines), 30), \
         "".join(proc.lines[-20:])
     assert http(url + "api/stats")[0] == 200          # and it still serves
+
+
+@needs_shared
+def test_an_upload_kept_by_an_older_version_is_made_again_from_the_photo(tmp_path):
+    """Uploads are kept by content hash; one made before avatars kept their gaze table (an older UPLOAD_VERSION)
+    is removed at start and made again when the photo comes back, so the server never serves it without one."""
+    import hashlib
+
+    from live.serve.avatars import AvatarCatalogue
+    from live.warp.warp_avatar import load_warp_avatar
+    photo = (clip().parent / "portrait_einstein.jpg").read_bytes()
+    digest = hashlib.sha256(photo).hexdigest()[:16]
+    old = tmp_path / f"{digest}.pt"                          # how version 1 named it
+    old.write_bytes(b"an older version's avatar")
+    catalogue = AvatarCatalogue([], tmp_path, max_upload_bytes=10_000_000)
+    assert not old.exists() and [c.id for c in catalogue.list()] == ["demo"]
+    made = catalogue.add_upload(photo, "einstein")
+    assert load_warp_avatar(made.path).gaze_seen_across is not None
+    assert [p.name for p in tmp_path.glob("*.pt")] == [Path(made.path).name]
+    again = AvatarCatalogue([], tmp_path, max_upload_bytes=10_000_000)      # a restart lists it, as it is
+    assert [c.id for c in again.list()] == ["demo", made.id]

@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from loguru import logger
 
 from kernels.triangle_map import triangle_map
 from live.avatar.avatar_file import AvatarError
@@ -360,6 +361,23 @@ def test_the_gaze_table_draws_the_move_that_is_seen_as_the_driver_s():
         assert table(np.array([0.01, 0.0]))[0] >= 0 and table(np.array([-0.01, 0.0]))[0] <= 0, uneven
     for unusable in (None, np.zeros(len(DRAWN_ACROSS)), np.full(len(DRAWN_ACROSS), np.nan), seen[:4]):
         assert np.array_equal(GazeResponse(unusable)(np.array([0.05, 0.0])), [0.05, 0.0])   # drawn as read
+
+
+@needs_shared
+def test_a_gaze_table_the_renderer_would_not_use_is_not_kept(monkeypatch):
+    """A measured table too flat to use (the tracker did not see the irises move) is dropped with the warning that
+    says the eyes follow the gaze as read, instead of being kept in the file as if it drew."""
+    import live.warp.create_avatar as create
+    from live.warp.gaze_response import DRAWN_ACROSS
+    monkeypatch.setattr(create, "_seen_gaze", lambda *a: 0.001 * DRAWN_ACROSS)
+    messages = []
+    handle = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING")
+    try:
+        avatar = create.create_warp_avatar(MEDIA / "portrait_einstein.jpg")
+    finally:
+        logger.remove(handle)
+    assert avatar.gaze_seen_across is None
+    assert any("did not see this face's irises move" in m for m in messages), messages
 
 
 @needs_shared

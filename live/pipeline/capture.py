@@ -31,6 +31,7 @@ from live.io.sources import (
 )
 from live.pipeline.messages import Captured
 from live.pipeline.slots import Closed, LatestSlot
+from live.pipeline.tracking_budget import DeliveredInterval
 from live.tracking.track_file import is_track_file, read_track
 
 SYNTHETIC = "synthetic"
@@ -81,6 +82,7 @@ class CaptureStage(threading.Thread):
         self.camera_size, self.camera_fps, self.mjpg, self.retry_s = camera_size, camera_fps, mjpg, retry_s
         self.stop_event = threading.Event()
         self.frames = 0           # frames read from the source (or made by the clock)
+        self._delivered = DeliveredInterval()     # over every frame read: stages downstream budget with it
         self.dropped_at_stop = 0  # read while the run was stopping, never handed on
         self.outages: list[dict] = []   # {at_s, seconds, frames, ended}: the camera delivered nothing
         self.error: BaseException | None = None
@@ -98,7 +100,7 @@ class CaptureStage(threading.Thread):
         self.frames += 1
         stamp = time.perf_counter() if captured_at is None else captured_at
         try:
-            self.out.put(Captured(index, t, image, {"capture": stamp}, params))
+            self.out.put(Captured(index, t, image, {"capture": stamp}, params, self._delivered(t)))
         except Closed:
             self.dropped_at_stop += 1
             raise

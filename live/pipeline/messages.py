@@ -16,6 +16,9 @@ class Captured:
     image: np.ndarray | None   # HxWx3 uint8 RGB; None for the synthetic driver and a recorded track
     stamps: dict = field(default_factory=dict)   # stage name -> perf_counter when it finished
     params: np.ndarray | None = None   # [P] recorded parameters (a track file): used instead of tracking; NaN: no face
+    # the source's frame interval as delivered (s), over every frame it gave, dropped ones too (a stage downstream
+    # sees fewer frames when it falls behind: their spacing would loosen its own budget); None until known
+    interval: float | None = None
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Motion:
     stamps: dict = field(default_factory=dict)
     gaze: np.ndarray | None = None   # [2] the driver's iris offset from its neutral, eye widths; None: the photo's
     mouth: object | None = None      # the driver's mouth (live/warp/driver_mouth.MouthPatch) for --mouth driver
+    interval: float | None = None    # the source's frame interval as delivered (Captured.interval)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from live.avatar.identity_limits import soft_limit
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
 from live.pipeline.slots import LatestSlot, Stage
-from live.pipeline.tracking_budget import STEPS, DeliveredInterval, predict
+from live.pipeline.tracking_budget import STEPS, predict
 from models.face.landmarks import inner_lip_gap
 
 AUTO_NEUTRAL_S = 1.0
@@ -161,7 +161,6 @@ class MotionStage(Stage):
         self._tracked: list[tuple[float, np.ndarray]] = []
         self._last_lip_gap: float | None = None
         self._skip_next = False
-        self._frame_interval = DeliveredInterval()     # the time tracking has per frame
         self.estimator, self.smoother = estimator, smoother
         self.p_s = np.asarray(p_s, dtype=np.float64)
         self.controls, self.neutral = controls, neutral
@@ -237,7 +236,7 @@ class MotionStage(Stage):
             self._tracked = (self._tracked + [(c.t_source, params)])[-2:] if found else []
             self._skip_next = True
             if self.budget is not None and found:   # (a search for a lost face is not the loop falling behind)
-                step = self.budget.observe(time.perf_counter() - t_track, c.index, self._frame_interval(c.t_source))
+                step = self.budget.observe(time.perf_counter() - t_track, c.index, c.interval)
                 if step == STEPS[0] and hasattr(getattr(self.estimator, "tracker", None), "stop_flip_average"):
                     # the neutral pose stays. Taken again now, it would be whatever the face does this second (a
                     # turned head left the avatar turned for the rest of the call); the lone graph reads within
@@ -277,4 +276,4 @@ class MotionStage(Stage):
         if self.mouth_cut is not None and found and landmarks is not None and c.image is not None:
             self.last_mouth = self.mouth_cut(c.image, landmarks)     # (a predicted frame keeps the last one)
         return Motion(c.index, c.t_source, found, params, delta.astype(np.float32), c.image, stamps, gaze,
-                      self.last_mouth)
+                      self.last_mouth, c.interval)

@@ -16,7 +16,6 @@ from loguru import logger
 from live.pipeline.frame_body import FrameBody
 from live.pipeline.messages import Motion, Rendered
 from live.pipeline.slots import LatestSlot, Stage
-from live.pipeline.tracking_budget import DeliveredInterval
 from models.errors import first_line
 
 
@@ -117,7 +116,6 @@ class RenderStage(Stage):
         super().__init__("render", inp, out)
         self.renderer, self.controls = renderer, controls
         self.budget = budget       # a RenderBudget (live/pipeline/render_budget.py), or None: never adapt
-        self.frame_interval = DeliveredInterval()
         self.last_frame: np.ndarray | None = None
 
     def process(self, m: Motion) -> Rendered:
@@ -131,7 +129,7 @@ class RenderStage(Stage):
             if self.budget is not None and m.found:
                 # (while the face is lost the tracker searches the whole frame on the same cores: not the drawing's
                 # own cost)
-                size = self.budget.observe(time.perf_counter() - t0, m.index, self.frame_interval(m.t_source))
+                size = self.budget.observe(time.perf_counter() - t0, m.index, m.interval)
                 if size is not None:
                     self.renderer.draw_at(size)
         stamps = {**m.stamps, "render_start": t0, "render": time.perf_counter()}

@@ -19,6 +19,9 @@ from live.avatar.avatar_file import WARP_FORMAT, AvatarError, read_avatar_file
 IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"RIFF": "WebP"}
 MAX_PIXELS = 40_000_000     # a 40 MP photo decodes to 120 MB; anything larger is refused before decoding
 DEMO_ID = "demo"
+# What an upload's avatar file is made with; bumped when making a warp avatar keeps something new (2: its gaze
+# table), so that avatars uploaded to an older version are made again from the photo instead of served without it.
+UPLOAD_VERSION = 2
 
 
 class UploadRefused(ValueError):
@@ -68,8 +71,14 @@ class AvatarCatalogue:
             self._choices[avatar_id] = AvatarChoice(avatar_id, "uploaded photo", str(kept), "warp", uploaded=True)
 
     def _kept_uploads(self) -> list[Path]:
-        """Uploaded avatars on disk, oldest first; beyond max_uploads the oldest are removed."""
-        kept = sorted(self.upload_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime) if self.upload_dir.is_dir() else []
+        """Uploaded avatars on disk, oldest first; beyond max_uploads the oldest are removed, and so are those an
+        older version made (without the photo they cannot be made again: the browser uploads it again)."""
+        if not self.upload_dir.is_dir():
+            return []
+        current = _upload_name("*")
+        for stale in set(self.upload_dir.glob("*.pt")) - set(self.upload_dir.glob(current)):
+            stale.unlink(missing_ok=True)
+        kept = sorted(self.upload_dir.glob(current), key=lambda p: p.stat().st_mtime)
         while len(kept) > self.max_uploads:
             kept.pop(0).unlink(missing_ok=True)
         return kept
@@ -107,7 +116,7 @@ class AvatarCatalogue:
         kind = self.check_upload(data)
         digest = hashlib.sha256(data).hexdigest()[:16]
         avatar_id = f"upload-{digest[:8]}"
-        target = self.upload_dir / f"{digest}.pt"
+        target = self.upload_dir / _upload_name(digest)
         shape = _image_size(data)
         if shape is None:
             raise UploadRefused(f"the {kind} file does not decode: it is damaged or cut short", 415)
@@ -133,6 +142,10 @@ class AvatarCatalogue:
             for old_id in [c.id for c in self._choices.values() if c.uploaded and c.path not in kept]:
                 del self._choices[old_id]
         return choice
+
+
+def _upload_name(digest: str) -> str:
+    return f"{digest}.v{UPLOAD_VERSION}.pt"
 
 
 def _usable(avatar_file: Path) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 from loguru import logger
 
 from live.avatar.avatar_file import AvatarError
+from live.warp.gaze_response import GazeResponse
 from live.warp.warp_avatar import WarpAvatar
 from models.face.landmarks import PARAM_NAMES
 
@@ -43,6 +44,8 @@ def create_warp_avatar(photo_path: str | Path, face_index: int = 0) -> WarpAvata
                             created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                             source_photo=str(photo_path), faces_in_photo=n_faces)
         avatar.gaze_seen_across = _seen_gaze(avatar, model, tracker)
+    if avatar.gaze_seen_across is not None and GazeResponse(avatar.gaze_seen_across).seen_across is None:
+        avatar.gaze_seen_across = None      # a table the renderer would not use is not kept as if it were
     if avatar.gaze_seen_across is None:
         logger.warning("{}: the tracker did not see this face's irises move; its eyes follow the driver's gaze as "
                        "read (they look less far aside than the driver's)", photo_path)
