@@ -188,10 +188,42 @@ def test_every_frame_carries_the_interval_the_source_delivers_counting_frames_dr
     while len(taken) < 8:
         m = slot.get(timeout=5.0)
         taken.append((m.index, m.t_source, m.interval))
-        while capture.frames < m.index + 10:      # the stage is busy while nine more frames come
+        while capture.frames < m.index + 10 and capture.is_alive():   # busy while nine more frames come
             time.sleep(0.001)
     capture.stop()
     capture.join(5)
+    assert capture.error is None, capture.error
     judged = [(i, interval) for i, _, interval in taken if interval is not None]
     assert judged and all(interval == pytest.approx(1 / 30) for _, interval in judged), taken
     assert np.diff([i for i, _, _ in taken]).min() >= 5, taken          # most frames were dropped on the way
+
+
+def test_the_motion_stage_budgets_tracking_with_the_source_s_interval_and_hands_it_on():
+    """Tracking's budget is told the interval the capture stage measured (not the spacing of the frames the motion
+    stage gets), and the render stage gets it with the motion."""
+    from live.pipeline.messages import Captured
+    from live.pipeline.motion import Controls, MotionStage
+    from live.pipeline.slots import LatestSlot
+    from models.face.params import FaceParams, ParameterSpace
+    from models.face.shape_model import FaceModel
+    from models.face.smoothing import ParamSmoother
+
+    class Estimator:
+        def __call__(self, image, index, t):
+            return FaceParams(index, t, True, np.zeros(len(PARAM_NAMES)))
+
+    class Recording:
+        alternate = False
+        told: list = []
+
+        def observe(self, tracking_s, index, frame_interval_s=None):
+            self.told.append(frame_interval_s)
+
+    space = ParameterSpace(PARAM_NAMES, FaceModel.load().param_range)
+    smoother = ParamSmoother({n: 1.0 for n in PARAM_NAMES}, {n: 0.0 for n in PARAM_NAMES}, enabled=False)
+    budget = Recording()
+    stage = MotionStage(LatestSlot("a"), LatestSlot("b"), Estimator(), smoother, space, np.zeros(15), Controls(),
+                        None, 0.5, 0.5, budget=budget)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    moved = [stage.process(Captured(k, float(k), frame, interval=1 / 30)) for k in range(5)]   # one a second got
+    assert budget.told == [1 / 30] * 5 and [m.interval for m in moved] == [1 / 30] * 5

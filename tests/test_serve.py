@@ -348,20 +348,75 @@ def test_a_server_asked_with_sigusr1_prints_what_each_thread_does_and_goes_on(se
 
 @needs_shared
 def test_an_upload_kept_by_an_older_version_is_made_again_from_the_photo(tmp_path):
-    """Uploads are kept by content hash; one made before avatars kept their gaze table (an older UPLOAD_VERSION)
-    is removed at start and made again when the photo comes back, so the server never serves it without one."""
+    """Uploads are kept by content hash; one made before avatars kept their gaze table (it loads, and drew the eyes
+    without one) is removed at start and made again when the photo comes back. A newer version's file and another
+    server's half-written one are left alone."""
     import hashlib
 
     from live.serve.avatars import AvatarCatalogue
+    from live.warp.create_avatar import create_warp_avatar
     from live.warp.warp_avatar import load_warp_avatar
-    photo = (clip().parent / "portrait_einstein.jpg").read_bytes()
+    portrait = clip().parent / "portrait_einstein.jpg"
+    photo = portrait.read_bytes()
     digest = hashlib.sha256(photo).hexdigest()[:16]
-    old = tmp_path / f"{digest}.pt"                          # how version 1 named it
-    old.write_bytes(b"an older version's avatar")
+    before_tables = create_warp_avatar(portrait)
+    before_tables.gaze_seen_across = None
+    old = before_tables.save(tmp_path / f"{digest}.pt")         # how version 1 named it
+    assert load_warp_avatar(old).gaze_seen_across is None
+    others = [tmp_path / f"{'0' * 16}.v99.pt", tmp_path / f".{digest}.123-abcd.partial.pt"]
+    for other in others:
+        other.write_bytes(b"not this version's")
     catalogue = AvatarCatalogue([], tmp_path, max_upload_bytes=10_000_000)
-    assert not old.exists() and [c.id for c in catalogue.list()] == ["demo"]
+    assert not old.exists() and all(o.exists() for o in others)
+    assert [c.id for c in catalogue.list()] == ["demo"]
     made = catalogue.add_upload(photo, "einstein")
     assert load_warp_avatar(made.path).gaze_seen_across is not None
-    assert [p.name for p in tmp_path.glob("*.pt")] == [Path(made.path).name]
     again = AvatarCatalogue([], tmp_path, max_upload_bytes=10_000_000)      # a restart lists it, as it is
     assert [c.id for c in again.list()] == ["demo", made.id]
+
+
+def test_the_browser_s_frame_interval_is_measured_over_every_frame_received(monkeypatch):
+    """A busy event loop passes over frames when a newer one is decoded; the interval handed to the loop's budgets
+    still counts them (counted where frames are taken, a busy loop would loosen its own budget)."""
+    from aiortc.mediastreams import MediaStreamError
+
+    import live.serve.avatar_track as avatar_track
+
+    class Clock:                                   # the browser sends 30 fps
+        now = 0.0
+
+        def perf_counter(self):
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(avatar_track, "time", clock)
+
+    class Frame:
+        def to_ndarray(self, format):
+            return np.zeros((4, 4, 3), np.uint8)
+
+    class Track:
+        received = 0
+
+        class _queue:                              # a newer frame already decoded, for 9 frames in 10
+            @staticmethod
+            def qsize():
+                return int(Track.received % 10 != 0)
+
+        async def recv(self):
+            if Track.received == 60:
+                raise MediaStreamError
+            Track.received += 1
+            clock.now = Track.received / 30
+            return Frame()
+
+    class Feed:
+        put_ = []
+
+        def put(self, item):
+            self.put_.append(item)
+
+    feed, counters = Feed(), {}
+    asyncio.run(avatar_track.receive_frames(Track(), feed, counters))
+    assert counters["received"] == 60 and counters["skipped"] == 54 and len(feed.put_) == 6
+    assert all(interval == pytest.approx(1 / 30) for *_, interval in feed.put_[1:]), feed.put_

@@ -96,11 +96,14 @@ class CaptureStage(threading.Thread):
         self.stop_event.set()
 
     def _emit(self, index: int, t: float, image, params: np.ndarray | None = None,
-              captured_at: float | None = None) -> None:
+              captured_at: float | None = None, interval: float | None = None) -> None:
+        """Hands a frame on; `interval`: the source's own measure of its frame interval (a feed's filler sees frames
+        this thread never gets), else measured here over every frame read."""
         self.frames += 1
         stamp = time.perf_counter() if captured_at is None else captured_at
+        interval = self._delivered(t) if interval is None else interval
         try:
-            self.out.put(Captured(index, t, image, {"capture": stamp}, params, self._delivered(t)))
+            self.out.put(Captured(index, t, image, {"capture": stamp}, params, interval))
         except Closed:
             self.dropped_at_stop += 1
             raise
@@ -164,10 +167,10 @@ class CaptureStage(threading.Thread):
         k = 0
         while not self.stop_event.is_set():
             try:
-                t, image, received_at = self.feed.get(timeout=0.1)
+                t, image, received_at, interval = self.feed.get(timeout=0.1)
             except TimeoutError:
                 continue
-            self._emit(k, t, image, captured_at=received_at)
+            self._emit(k, t, image, captured_at=received_at, interval=interval)
             k += 1
 
     def _run_video(self) -> None:

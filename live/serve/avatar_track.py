@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from live.io.sink_base import Sink
 from live.pipeline.slots import Closed, LatestSlot
+from live.pipeline.tracking_budget import DeliveredInterval
 
 VIDEO_CLOCK = 90_000        # RTP's video clock rate: presentation times count in 1/90000 s
 
@@ -88,11 +89,14 @@ class TrackSink(Sink):
 
 
 async def receive_frames(track, feed: LatestSlot, counters: dict) -> None:
-    """The browser's camera frames into `feed` as (seconds since the first, RGB, arrival), until the track or the feed
-    ends. `counters`: "received" counts them (the loop's own report counts what it took), "skipped" those
-    passed over because a newer one was already decoded (a busy event loop), "last_at" is the perf_counter of
-    the newest."""
+    """The browser's camera frames into `feed` as (seconds since the first, RGB, arrival, the interval the browser
+    delivers), until the track or the feed ends. `counters`: "received" counts them (the loop's own report counts
+    what it took), "skipped" those passed over because a newer one was already decoded (a busy event loop),
+    "last_at" is the perf_counter of the newest. The interval is measured here, over every frame received, skipped
+    ones too: the loop's budgets take it (counted where the loop takes frames, a busy loop would see them further
+    apart and loosen its budgets)."""
     start = None
+    delivered = DeliveredInterval()
     while True:
         try:
             frame = await track.recv()
@@ -102,12 +106,13 @@ async def receive_frames(track, feed: LatestSlot, counters: dict) -> None:
         start = now if start is None else start
         counters["received"] = counters.get("received", 0) + 1
         counters["last_at"] = now
+        interval = delivered(now - start)
         waiting = getattr(track, "_queue", None)      # aiortc's decoded frames not yet taken
         if waiting is not None and waiting.qsize() > 0:
             counters["skipped"] = counters.get("skipped", 0) + 1     # a newer one is already there
             continue
         image = frame.to_ndarray(format="rgb24")      # about a millisecond at 640x480: not worth a thread hop
         try:
-            feed.put((now - start, image, now))
+            feed.put((now - start, image, now, interval))
         except Closed:
             return

@@ -10,9 +10,12 @@ added to the list for every connection.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from loguru import logger
 
 from live.avatar.avatar_file import WARP_FORMAT, AvatarError, read_avatar_file
 
@@ -75,10 +78,13 @@ class AvatarCatalogue:
         older version made (without the photo they cannot be made again: the browser uploads it again)."""
         if not self.upload_dir.is_dir():
             return []
-        current = _upload_name("*")
-        for stale in set(self.upload_dir.glob("*.pt")) - set(self.upload_dir.glob(current)):
+        older = [p for p in self.upload_dir.glob("*.pt") if (v := _upload_version(p.name)) and v < UPLOAD_VERSION]
+        for stale in older:      # (files of a newer version, another server's half-written ones: left alone)
             stale.unlink(missing_ok=True)
-        kept = sorted(self.upload_dir.glob(current), key=lambda p: p.stat().st_mtime)
+        if older:
+            logger.info("{} photo(s) uploaded to an older version removed: they are made again when uploaded",
+                        len(older))
+        kept = sorted(self.upload_dir.glob(_upload_name("*")), key=lambda p: p.stat().st_mtime)
         while len(kept) > self.max_uploads:
             kept.pop(0).unlink(missing_ok=True)
         return kept
@@ -146,6 +152,12 @@ class AvatarCatalogue:
 
 def _upload_name(digest: str) -> str:
     return f"{digest}.v{UPLOAD_VERSION}.pt"
+
+
+def _upload_version(name: str) -> int | None:
+    """The version an upload's avatar file was made by (1: named before versions were), None for any other file."""
+    match = re.fullmatch(r"[0-9a-f]{16}(?:\.v(\d+))?\.pt", name)
+    return None if match is None else int(match.group(1) or 1)
 
 
 def _usable(avatar_file: Path) -> bool:

@@ -4,7 +4,8 @@ The driver's gaze is the tracker's reading of the iris it sees (models/face/gaze
 from the middle of the eye's corners, in eye widths. Drawn by that offset, the avatar's eyes looked a third to
 half as far aside as the user's: the warp moves the iris whole, but the eye's opening hides the part that moves
 under the lids and corners, and the tracker (and an image-only iris locator, bench/iris_locator.py: 0.8-1.2 of the
-tracker's move on these renders, 0.95-1.14 of its spread on real footage) sees the visible iris's centre move 0.26-0.61 of the drawn move across the portraits (bench/RESULTS.md).
+tracker's move on these renders, 0.95-1.14 of its spread on real footage) sees the visible iris's centre move
+0.26-0.61 of the drawn move across the portraits (bench/RESULTS.md).
 
 So each avatar has its own response, measured once at its creation: the irises drawn at DRAWN_ACROSS moves with the
 face at rest, and the across move the tracker sees on each frame. The renderer then draws the move whose seen
