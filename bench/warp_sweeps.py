@@ -36,10 +36,13 @@ EXPRESSION_SWEEPS = ("jaw", "blink_left", "blink_right")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--media", default="../shared/media")
-    p.add_argument("--portraits", nargs="+", default=list(PORTRAITS))
-    p.add_argument("--steps", type=int, default=9, help="values per sweep")
-    p.add_argument("--json", default=default_json())
+    p.add_argument("--media", default="../shared/media",
+                   help="folder with the portraits and the talking-head clips (default: %(default)s)")
+    p.add_argument("--portraits", nargs="+", default=list(PORTRAITS),
+                   help="portrait files in --media to make avatars of (default: the four)")
+    p.add_argument("--steps", type=int, default=9, help="values per sweep (default: %(default)s); the whole bench "
+                   "takes several minutes per portrait on 2 CPU cores")
+    p.add_argument("--json", default=default_json(), help="results are appended to this file (default: %(default)s)")
 
 
 def footage_p95(media: Path, every: int = 4) -> dict[str, float]:

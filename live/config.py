@@ -129,11 +129,13 @@ class RunConfig:
                                   "driver (the inside of your own mouth from the camera, in the photo's light; drawn "
                                   "where the camera's mouth is too small, and with no camera) or drawn (teeth, tongue "
                                   "and throat drawn in the photo's colours)", choices=("driver", "drawn"))
-    strength: float = option(1.0, "scale of the latent shift on the shifted W+ layers (1 = as fitted)")
+    strength: float = option(1.0, "StyleGAN2 avatars: scale of the latent shift on the shifted W+ layers (1 = as "
+                                  "fitted)")
     driven: list = option(["all"], "face parameters that drive the avatar: all, or names (yaw, pitch, roll, jaw, "
                                    "smile_left, ...); leave out those your generator cannot draw well", name="drive",
                            metavar="NAMES")
-    latent_smoothing: float = option(0.0, "extra smoothing of the final W+ code: 0 = off, toward 1 = heavier")
+    latent_smoothing: float = option(0.0, "StyleGAN2 avatars: extra smoothing of the final W+ code: 0 = off, toward "
+                                          "1 = heavier")
     lost_hold_s: float = option(0.3, "face lost: hold the last pose this long, then ease to neutral")
     lost_ease_s: float = option(0.5, "seconds to ease to neutral after a loss, and back when found again")
     frames: int = option(0, "stop after this many output frames; 0 runs until Ctrl-C (or the clip ends)",

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -128,3 +129,23 @@ def test_run_writes_every_frame_to_file_and_null(tmp_path, capsys):
 def test_run_unknown_sink_is_a_clear_error(capsys):
     assert main(["run", "-g", "random", "--arch", "fixture128", "--frames", "1", "--sink", "hologram"]) == 2
     assert "unknown sink 'hologram'" in capsys.readouterr().err
+
+
+def test_the_file_sink_never_overwrites_what_is_not_a_video(tmp_path):
+    """`--sink file:me.pt` (an avatar named by mistake) is refused and the file left as it was; a name that is not
+    MP4 is refused (the sink writes MP4 whatever the name says); an earlier video of the same name is replaced."""
+    from live.io.sink_base import SinkError
+    from live.io.sinks import make_sink
+    avatar = tmp_path / "me.mp4"
+    avatar.write_bytes(b"PK\x03\x04 an avatar, zipped by torch")
+    for spec, words in ((f"file:{avatar}", "is not an MP4 video"), (f"file:{tmp_path / 'out.avi'}", "ending in .mp4"),
+                        (f"file+driver:{tmp_path / 'me.pt'}", "ending in .mp4"), (f"file:{tmp_path}", "is a folder")):
+        with pytest.raises(SinkError, match=words):
+            make_sink(spec, 25.0)
+    assert avatar.read_bytes() == b"PK\x03\x04 an avatar, zipped by torch"
+    video = tmp_path / "take.mp4"
+    for _ in range(2):                                  # written, then written again over itself
+        sink = make_sink(f"file:{video}", 25.0)
+        sink.write(np.zeros((32, 32, 3), np.uint8))
+        sink.close()
+    assert video.read_bytes()[4:8] == b"ftyp"

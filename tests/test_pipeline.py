@@ -300,3 +300,47 @@ def test_missing_camera_is_a_clear_error_after_retries(capsys, tmp_path):
     assert main(["--config", str(cfg), "run", "-g", "random", "--arch", "fixture128", "--source", "/dev/video9", "--frames", "2",
                  "--sink", "null", "--size", "64x64"]) == 2
     assert "could not be opened" in capsys.readouterr().err
+
+
+def test_a_source_without_a_face_is_reported_once_while_it_lasts_and_at_the_end():
+    """A source that shows no face leaves the avatar at rest: the run says so after two seconds of it (once, and
+    again when a face is back), and its report says so when no frame had one."""
+    from loguru import logger
+
+    from live.pipeline.faceless import FacelessStretch
+    from live.pipeline.run_report import RunReport, log_report
+    messages = []
+    handle = logger.add(lambda m: messages.append((m.record["level"].name, m.record["message"])), level="INFO")
+    try:
+        faceless = FacelessStretch()
+        for k in range(200):                      # 8 s at 25 fps: a face for 1 s, none for 5 s, a face again
+            faceless.see(not 25 <= k < 150, k / 25)
+        log_report(RunReport(written=30, found_frames=0))
+        log_report(RunReport(written=30, found_frames=1))
+    finally:
+        logger.remove(handle)
+    warned = [text for level, text in messages if level == "WARNING"]
+    assert len([w for w in warned if w.startswith("no face in the source for 2 s (since 1.0 s)")]) == 1, warned
+    assert any(text.startswith("a face in the source again at 6.0 s") for _, text in messages), messages
+    assert len([w for w in warned if w.startswith("no face was found in any frame")]) == 1, warned
+
+
+def test_options_for_a_latent_code_are_said_to_do_nothing_to_a_warp_avatar():
+    """--strength, --latent-smoothing and --truncation shape a StyleGAN2 avatar's W+ code; on the warp (the demo
+    painting here) they change nothing, and the run says so instead of ignoring them silently."""
+    from loguru import logger
+
+    from live.config import LiveConfig
+    from live.pipeline.scene import build_scene
+    messages = []
+    handle = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING")
+    try:
+        cfg = LiveConfig()
+        build_scene(cfg)
+        assert not [m for m in messages if "latent code" in m]
+        cfg.run.strength, cfg.run.latent_smoothing = 2.0, 0.5
+        assert build_scene(cfg).kind == "warp"
+    finally:
+        logger.remove(handle)
+    said = [m for m in messages if "latent code" in m]
+    assert len(said) == 1 and "--strength and --latent-smoothing shape" in said[0], messages

@@ -81,3 +81,23 @@ def test_missing_video_and_image(tmp_path):
         list(iter_video_rgb(tmp_path / "none.mp4"))
     with pytest.raises(SourceError, match="cannot read image"):
         read_image_rgb(tmp_path / "none.png")
+
+
+def test_a_photo_cut_short_or_not_a_photo_is_named_for_what_it_is(tmp_path):
+    """A JPEG or PNG cut short (a download that stopped) is refused before decoding, where its missing part would be
+    grey and the face not found; an empty file, a folder and a text file each get their own words."""
+    import cv2
+    photo = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    for ext in (".jpg", ".png"):
+        whole = cv2.imencode(ext, photo)[1].tobytes()
+        (tmp_path / f"whole{ext}").write_bytes(whole)
+        assert read_image_rgb(tmp_path / f"whole{ext}").shape == (64, 64, 3)
+        (tmp_path / f"half{ext}").write_bytes(whole[: len(whole) // 2])
+        with pytest.raises(SourceError, match="cut short"):
+            read_image_rgb(tmp_path / f"half{ext}")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    for name, words in (("empty.jpg", "is empty"), ("notes.jpg", "not a JPEG, PNG or WebP"), (".", "is a folder"),
+                        ("none.jpg", "check the path")):
+        with pytest.raises(SourceError, match=words):
+            read_image_rgb(tmp_path / name)

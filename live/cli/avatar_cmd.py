@@ -88,6 +88,9 @@ QUALITY = {"fast": (150, 60), "high": (400, 300)}    # (inversion, tuning) steps
 
 
 def create(opts: CreateCommand, cfg) -> int:
+    from pathlib import Path
+    if Path(opts.out).is_dir() or not Path(opts.out).name or opts.out.endswith(("/", "\\")):
+        raise ValueError(f"-o {opts.out}: give the avatar file's name, such as -o {Path(opts.out) / 'me.pt'}")
     renderer = opts.renderer if opts.renderer != "auto" else ("stylegan2" if opts.generator else "warp")
     if renderer == "warp":
         return create_warp(opts)

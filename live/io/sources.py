@@ -20,10 +20,26 @@ class SourceError(RuntimeError):
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
+    """A photo as RGB, or SourceError saying what is wrong with the file (missing, a folder, empty, cut short, not
+    an image). A JPEG or PNG cut short is refused before decoding: decoded, its missing part is grey."""
     import cv2
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    path = Path(path)
+    if path.is_dir():
+        raise SourceError(f"cannot read image {path}: it is a folder; give a photo (JPEG, PNG or WebP)")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(f"cannot read image {path}: {e.strerror or e}; check the path") from None
+    if not data:
+        raise SourceError(f"cannot read image {path}: the file is empty")
+    cut_short = ((data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-4096:])
+                 or (data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]))
+    if cut_short:
+        raise SourceError(f"cannot read image {path}: the file is cut short (damaged, or not fully downloaded or "
+                          f"copied); use the whole photo")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise SourceError(f"cannot read image {path}: check the path and that it is a JPEG/PNG")
+        raise SourceError(f"cannot read image {path}: it is not a JPEG, PNG or WebP image (or it is damaged)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

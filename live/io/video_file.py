@@ -22,6 +22,21 @@ from live.io.sink_base import Sink, SinkError, side_by_side
 from models.errors import first_line
 
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
+MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
+
+
+def check_video_path(path: Path) -> None:
+    """A path the file sink may write to, else SinkError saying why: an MP4 name (or none: a device such as
+    /dev/full), and no existing file that is something else (an avatar named by mistake is not overwritten)."""
+    if path.suffix and path.suffix.lower() not in MP4_SUFFIXES:
+        raise SinkError(f"{path}: the file sink writes MP4 video; give a path ending in .mp4")
+    if path.is_dir():
+        raise SinkError(f"{path} is a folder; give a file path ending in .mp4")
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head[4:8] != b"ftyp":
+            raise SinkError(f"{path} exists and is not an MP4 video; it is left as it is: give another path")
 
 
 @functools.cache
@@ -44,6 +59,7 @@ class FileSink(Sink):
 
     def __init__(self, path: str | Path, fps: float, with_driver: bool = False):
         self.path, self.fps, self.with_driver = Path(path), fps, with_driver
+        check_video_path(self.path)
         self.container = self.stream = None
         self.file_frames = 0           # frames in the file (a held frame counts each time)
         self._t0: float | None = None
@@ -114,4 +130,5 @@ class FileSink(Sink):
         self.container = None
         held = self.file_frames - self.frames_written
         logger.info("wrote {} frames to {} at {:g} fps{}", self.file_frames, self.path, self.fps,
-                    f" ({held} held where the loop dropped one)" if held > 0 else "")
+                    f" ({self.frames_written} from the loop, {held} repeated where it dropped one: the file plays "
+                    f"at the source's speed)" if held > 0 else "")

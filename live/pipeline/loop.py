@@ -32,6 +32,7 @@ from live.engines.devices import resolve_device
 from live.io.audio import start_audio
 from live.io.sinks import open_sinks
 from live.pipeline.capture import FEED, SYNTHETIC, CaptureStage, resolve_source
+from live.pipeline.faceless import FacelessStretch
 from live.pipeline.gaze_follow import GazeFollower
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
@@ -309,6 +310,7 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks: SinkSet, audio, times: St
     """This thread: take rendered frames, write them to every sink, keep the statistics."""
     last_log = start
     rendered = stages.slots[2]
+    faceless = FacelessStretch()
     while not controls.quit:
         try:
             r = rendered.get()
@@ -320,6 +322,7 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks: SinkSet, audio, times: St
         added = times.add(r.stamps)
         report.written += 1
         report.found_frames += int(r.found)
+        faceless.see(r.found, r.t_source)
         if watch is not None:
             watch.offer(report.written, r.frame)
         if report.frame_samples is not None:

@@ -136,6 +136,9 @@ def log_report(report: RunReport) -> None:
     logger.info("{} frames in, {} written, {} dropped ({}); {:.1f} s, {:.1f} fps", report.frames_in, report.written,
                 report.dropped, ", ".join(f"{k} {v}" for k, v in report.dropped_by_stage.items() if v) or "none",
                 report.seconds, report.fps)
+    if report.written and not report.found_frames:
+        logger.warning("no face was found in any frame of the source: the avatar was shown at rest. Give a source "
+                       "that shows a face (--source: a camera, a video or a photo of one)")
     for o in report.source_outages:
         logger.warning("the source delivered nothing for {:.1f} s from {:.1f} s ({} frames sent meanwhile){}",
                        o["seconds"], o["at_s"], o["frames"], "" if o.get("ended", True) else ", until the run stopped")

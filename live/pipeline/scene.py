@@ -91,7 +91,20 @@ def build_scene(cfg: LiveConfig, device: str = "cpu") -> Scene:
         scene = _warp_scene(DEMO_PHOTO)
     if cfg.run.profile:
         scene.neutral = CalibrationProfile.load(cfg.run.profile, profiles_dir()).neutral
+    if scene.kind == "warp":
+        _warn_latent_options(cfg)
     return scene
+
+
+def _warn_latent_options(cfg: LiveConfig) -> None:
+    """Options that shape a StyleGAN2 avatar's latent code do nothing to a warp avatar (it has none): said, rather
+    than ignored silently."""
+    set_ = [flag for flag, value, default in (("--strength", cfg.run.strength, 1.0),
+                                              ("--latent-smoothing", cfg.run.latent_smoothing, 0.0),
+                                              ("--truncation", cfg.generator.truncation, 1.0)) if value != default]
+    if set_:
+        logger.warning("{} shape{} a StyleGAN2 avatar's latent code; a warp avatar has none, so {} not used",
+                       " and ".join(set_), "" if len(set_) > 1 else "s", "they are" if len(set_) > 1 else "it is")
 
 
 def _warp_scene(source: str | Path) -> Scene:
