@@ -95,6 +95,10 @@ def test_a_photo_cut_short_or_not_a_photo_is_named_for_what_it_is(tmp_path):
         (tmp_path / f"half{ext}").write_bytes(whole[: len(whole) // 2])
         with pytest.raises(SourceError, match="cut short"):
             read_image_rgb(tmp_path / f"half{ext}")
+        # whatever follows a whole image is its own business: a phone's motion photo (a video after the JPEG), a
+        # cropped screenshot's old data after the PNG
+        (tmp_path / f"tail{ext}").write_bytes(whole + b"\x00\x00\x00\x18ftypmp42" + bytes(200_000))
+        assert read_image_rgb(tmp_path / f"tail{ext}").shape == (64, 64, 3)
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.jpg").write_text("not a photo")
     for name, words in (("empty.jpg", "is empty"), ("notes.jpg", "not a JPEG, PNG or WebP"), (".", "is a folder"),

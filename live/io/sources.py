@@ -32,15 +32,32 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         raise SourceError(f"cannot read image {path}: {e.strerror or e}; check the path") from None
     if not data:
         raise SourceError(f"cannot read image {path}: the file is empty")
-    cut_short = ((data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-4096:])
-                 or (data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]))
-    if cut_short:
+    if _cut_short(data):
         raise SourceError(f"cannot read image {path}: the file is cut short (damaged, or not fully downloaded or "
                           f"copied); use the whole photo")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise SourceError(f"cannot read image {path}: it is not a JPEG, PNG or WebP image (or it is damaged)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _cut_short(data: bytes) -> bool:
+    """Whether a JPEG or PNG file ends before its image does. Whatever follows the image's end is allowed (a phone's
+    motion photo carries a whole video after its JPEG; a cropped screenshot may keep old data after its PNG)."""
+    if data[:3] == b"\xff\xd8\xff":
+        # the end marker after the first scan's start: inside the compressed data 0xFF is escaped, and the EXIF
+        # thumbnail's own end marker comes before the scan
+        scan = data.find(b"\xff\xda")
+        return scan < 0 or data.find(b"\xff\xd9", scan) < 0
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        at = 8
+        while at + 8 <= len(data):                  # chunks: length, type, data, CRC
+            length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+            if kind == b"IEND":
+                return False
+            at += 12 + length
+        return True
+    return False
 
 
 def letterbox(frame: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.ndarray:

@@ -23,19 +23,20 @@ from models.errors import first_line
 
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
+MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")     # what an MP4 or QuickTime file starts with
 
 
 def check_video_path(path: Path) -> None:
     """A path the file sink may write to, else SinkError saying why: an MP4 name (or none: a device such as
     /dev/full), and no existing file that is something else (an avatar named by mistake is not overwritten)."""
-    if path.suffix and path.suffix.lower() not in MP4_SUFFIXES:
-        raise SinkError(f"{path}: the file sink writes MP4 video; give a path ending in .mp4")
     if path.is_dir():
         raise SinkError(f"{path} is a folder; give a file path ending in .mp4")
-    if path.is_file() and path.stat().st_size > 0:
+    if path.suffix and path.suffix.lower() not in MP4_SUFFIXES:
+        raise SinkError(f"{path}: the file sink writes MP4 video; give a path ending in .mp4")
+    if path.is_file() and path.stat().st_size > 0 and not str(path).startswith("/dev/"):
         with open(path, "rb") as f:
             head = f.read(12)
-        if head[4:8] != b"ftyp":
+        if head[4:8] not in MP4_BOXES:
             raise SinkError(f"{path} exists and is not an MP4 video; it is left as it is: give another path")
 
 

@@ -322,7 +322,8 @@ def _sink_loop(cfg: LiveConfig, stages: Stages, sinks: SinkSet, audio, times: St
         added = times.add(r.stamps)
         report.written += 1
         report.found_frames += int(r.found)
-        faceless.see(r.found, r.t_source)
+        if r.found or r.driver is not None:     # (a camera outage's empty frames are said as such, not as no face)
+            faceless.see(r.found, r.t_source)
         if watch is not None:
             watch.offer(report.written, r.frame)
         if report.frame_samples is not None:

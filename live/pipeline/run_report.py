@@ -136,7 +136,7 @@ def log_report(report: RunReport) -> None:
     logger.info("{} frames in, {} written, {} dropped ({}); {:.1f} s, {:.1f} fps", report.frames_in, report.written,
                 report.dropped, ", ".join(f"{k} {v}" for k, v in report.dropped_by_stage.items() if v) or "none",
                 report.seconds, report.fps)
-    if report.written and not report.found_frames:
+    if report.written and not report.found_frames and not report.source_outages:
         logger.warning("no face was found in any frame of the source: the avatar was shown at rest. Give a source "
                        "that shows a face (--source: a camera, a video or a photo of one)")
     for o in report.source_outages:
