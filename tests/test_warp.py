@@ -153,6 +153,8 @@ def test_bad_photos_get_clear_messages_or_sane_results(tmp_path, capsys):
     assert "no face found" in capsys.readouterr().err
     assert main(["avatar", "create", str(MEDIA / "portrait_bouguereau.jpg"), "-o", str(tmp_path)]) == 2
     assert "give the avatar file's name, such as -o" in capsys.readouterr().err      # a folder: said before any work
+    assert main(["run", "--avatar", str(MEDIA / "portrait_bouguereau.jpg"), "--frames", "1", "--sink", "null"]) == 2
+    assert "is a photo, not an avatar: make one from it with `live avatar create" in capsys.readouterr().err
     cv2.imwrite(str(tmp_path / "tiny.png"), cv2.resize(portrait, (90, 90), interpolation=cv2.INTER_AREA))
     assert main(["avatar", "create", str(tmp_path / "tiny.png"), "-o", str(tmp_path / "a.pt")]) == 2
     err = capsys.readouterr().err         # read once: a second read finds the buffer already emptied

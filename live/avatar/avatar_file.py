@@ -146,9 +146,15 @@ def read_avatar_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise AvatarError(f"{path}: no such avatar file; make one with `live avatar create PHOTO -o {path.name}`")
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        raise AvatarError(f"{path} is a photo, not an avatar: make one from it with "
+                          f"`live avatar create {path} -o me.pt`, then --avatar me.pt")
     d = safe_torch_load(path, AvatarError, "a live avatar made by `live avatar create`")
     if not isinstance(d, dict) or d.get("format") not in (FORMAT, WARP_FORMAT):
-        what = f"format {d.get('format')!r}" if isinstance(d, dict) else type(d).__name__
+        what = (f"format {d.get('format')!r}" if isinstance(d, dict) and "format" in d
+                else "a torch file of something else" if isinstance(d, dict) else type(d).__name__)
         raise AvatarError(f"{path}: not a live avatar ({what}); make one with `live avatar create`")
     return d
 

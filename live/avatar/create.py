@@ -55,7 +55,7 @@ def find_face(photo: np.ndarray, face_index: int, source: str, faces: FaceReader
     found = faces.find_faces(photo)
     if not found:
         raise AvatarError(f"{source}: no face found. Use a photo where the face is clearly visible, frontal or "
-                          f"slightly turned, at least about 100 px across.")
+                          f"slightly turned, at least 64 px across (100 or more looks better).")
     if face_index >= len(found):
         raise AvatarError(f"{source}: --face {face_index} asked for, but the photo has {len(found)} face(s) "
                           f"(0 = the largest)")
