@@ -42,9 +42,11 @@ FOREIGN = {"notes.txt": b"# my notes\nbuy milk\n", "empty.pt": b"", "random.pt":
 def test_a_foreign_file_given_as_an_avatar_is_one_clear_line(name, tmp_path):
     path = tmp_path / name
     path.write_bytes(FOREIGN[name])
-    expected = {"notes.txt": "it is text (it starts with '# my notes')", "empty.pt": "it is empty"}.get(
+    expected = {"notes.txt": "it is text (it starts with '# my notes')", "empty.pt": "it is empty",
+                "photo.pt": "is a photo, not an avatar: make one from it with `live avatar create"}.get(
         name, "some other kind of file")
-    line = _one_clear_error(live("avatar", "show", str(path), home=tmp_path), expected, "not a torch file")
+    also = () if name == "photo.pt" else ("not a torch file",)
+    line = _one_clear_error(live("avatar", "show", str(path), home=tmp_path), expected, *also)
     assert "pickled" not in line
     if name == "notes.txt":       # the same line where the loop loads it
         _one_clear_error(live("run", "-a", str(path), "--frames", "1", "--sink", "null", home=tmp_path), expected)
