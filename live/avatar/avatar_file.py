@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from live.io.sources import image_kind
 from models.errors import WeightsError
 from models.face.landmarks import PARAM_NAMES
 from models.atomic_files import save_torch_atomic
@@ -148,7 +149,7 @@ def read_avatar_file(path: str | Path) -> dict:
         raise AvatarError(f"{path}: no such avatar file; make one with `live avatar create PHOTO -o {path.name}`")
     with open(path, "rb") as f:
         head = f.read(12)
-    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    if image_kind(head) is not None:
         raise AvatarError(f"{path} is a photo, not an avatar: make one from it with "
                           f"`live avatar create {path} -o me.pt`, then --avatar me.pt")
     d = safe_torch_load(path, AvatarError, "a live avatar made by `live avatar create`")

@@ -13,6 +13,15 @@ from typing import Iterator
 import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"RIFF": "WebP"}
+
+
+def image_kind(data: bytes) -> str | None:
+    """"JPEG", "PNG" or "WebP" by the file's own signature (its first 12 bytes are enough), else None."""
+    for signature, kind in IMAGE_SIGNATURES.items():
+        if data.startswith(signature) and (kind != "WebP" or data[8:12] == b"WEBP"):
+            return kind
+    return None
 
 
 class SourceError(RuntimeError):
@@ -44,12 +53,13 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 def _cut_short(data: bytes) -> bool:
     """Whether a JPEG or PNG file ends before its image does. Whatever follows the image's end is allowed (a phone's
     motion photo carries a whole video after its JPEG; a cropped screenshot may keep old data after its PNG)."""
-    if data[:3] == b"\xff\xd8\xff":
+    kind = image_kind(data)
+    if kind == "JPEG":
         # the end marker after the first scan's start: inside the compressed data 0xFF is escaped, and the EXIF
         # thumbnail's own end marker comes before the scan
         scan = data.find(b"\xff\xda")
         return scan < 0 or data.find(b"\xff\xd9", scan) < 0
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
+    if kind == "PNG":
         at = 8
         while at + 8 <= len(data):                  # chunks: length, type, data, CRC
             length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]

@@ -31,7 +31,6 @@ from live.io.sources import (
 )
 from live.pipeline.messages import Captured
 from live.pipeline.slots import Closed, LatestSlot
-from live.pipeline.tracking_budget import DeliveredInterval
 from live.tracking.track_file import is_track_file, read_track
 
 SYNTHETIC = "synthetic"
@@ -70,6 +69,21 @@ def resolve_source(spec: str) -> str:
     if not Path(spec).exists():
         raise SourceError(f"source {spec!r} is neither a camera index, /dev/videoN, nor an existing file")
     return spec
+
+
+class DeliveredInterval:
+    """The source's frame interval as delivered: the median of the last 30 steps between source time stamps (a
+    camera may deliver fewer frames than asked for in low light, a browser feed fewer than the config says)."""
+
+    def __init__(self):
+        self._times: list[float] = []
+
+    def __call__(self, t: float) -> float | None:
+        """Add one frame's source time stamp; the interval, once five steps are known (None before)."""
+        self._times = (self._times + [t])[-31:]
+        steps = np.diff(self._times)
+        steps = steps[steps > 0]
+        return float(np.median(steps)) if len(steps) >= 5 else None
 
 
 class CaptureStage(threading.Thread):

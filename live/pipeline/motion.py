@@ -181,7 +181,8 @@ class MotionStage(Stage):
         else:
             unknown = [n for n in driven if n not in names]
             if unknown:
-                raise ValueError(f"--drive (run.driven): unknown parameter(s) {', '.join(unknown)}; known: {', '.join(names)}")
+                raise ValueError(f"--drive (run.driven): unknown parameter(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(names)}")
             self.mask = np.array([1.0 if n in driven else 0.0 for n in names])
         self.frames = 0
         self.found_frames = 0

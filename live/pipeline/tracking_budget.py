@@ -57,21 +57,6 @@ class TrackingBudget:
         return self.level >= 2
 
 
-class DeliveredInterval:
-    """The source's frame interval as delivered: the median of the last 30 steps between source time stamps (a
-    camera may deliver fewer frames than asked for in low light, a browser feed fewer than the config says)."""
-
-    def __init__(self):
-        self._times: list[float] = []
-
-    def __call__(self, t: float) -> float | None:
-        """Add one frame's source time stamp; the interval, once five steps are known (None before)."""
-        self._times = (self._times + [t])[-31:]
-        steps = np.diff(self._times)
-        steps = steps[steps > 0]
-        return float(np.median(steps)) if len(steps) >= 5 else None
-
-
 def predict(last: tuple[float, np.ndarray], before: tuple[float, np.ndarray] | None, t: float) -> np.ndarray:
     """Parameters at time t, extrapolated from the last two tracked (time, params); the last alone: held."""
     t1, p1 = last

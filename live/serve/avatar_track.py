@@ -19,8 +19,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from live.io.sink_base import Sink
+from live.pipeline.capture import DeliveredInterval
 from live.pipeline.slots import Closed, LatestSlot
-from live.pipeline.tracking_budget import DeliveredInterval
 
 VIDEO_CLOCK = 90_000        # RTP's video clock rate: presentation times count in 1/90000 s
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from loguru import logger
 
 from live.avatar.avatar_file import WARP_FORMAT, AvatarError, read_avatar_file
+from live.io.sources import image_kind
 
-IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"RIFF": "WebP"}
 MAX_PIXELS = 40_000_000     # a 40 MP photo decodes to 120 MB; anything larger is refused before decoding
 DEMO_ID = "demo"
 # What an upload's avatar file is made with; bumped when making a warp avatar keeps something new (2: its gaze
@@ -46,13 +46,6 @@ class AvatarChoice:
     def public(self) -> dict:
         """What a browser is told: never the server's paths."""
         return {"id": self.id, "name": self.name, "kind": self.kind, "uploaded": self.uploaded}
-
-
-def image_kind(data: bytes) -> str | None:
-    for signature, kind in IMAGE_SIGNATURES.items():
-        if data.startswith(signature) and (kind != "WebP" or data[8:12] == b"WEBP"):
-            return kind
-    return None
 
 
 class AvatarCatalogue:
