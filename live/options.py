@@ -26,6 +26,7 @@ def option(default=MISSING, help: str = "", **cli):
       choices=(...)      allowed values; metavar="PATH"
       parse=callable     text -> value (e.g. "640x480" -> [640, 480])
       exclusive="group"  mutually exclusive with the other fields of that group
+      group="title"      listed in --help under that title, with the other fields that name it
       cli=False          config file only
     """
     metadata = {"help": help, **cli}

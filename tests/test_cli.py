@@ -55,6 +55,17 @@ def test_help_shows_defaults_from_the_config_dataclasses(capsys):
     assert f"(default: {RunConfig().fps})" in out and f"(default: {EngineConfig().warmup_iters})" in out
 
 
+def test_a_size_takes_one_value(capsys):
+    """--size and --camera-size take one WIDTHxHEIGHT: the help does not suggest several, and two are refused."""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--size WxH " in out and "--camera-size WxH " in out and "[WxH ...]" not in out
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--size", "320x240", "640x480", "--frames", "1"])
+    assert exc.value.code == 2 and "unrecognized arguments: 640x480" in capsys.readouterr().err
+
+
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "live", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "real-time face puppeteering" in result.stdout

@@ -325,6 +325,26 @@ def test_a_source_without_a_face_is_reported_once_while_it_lasts_and_at_the_end(
     assert len([w for w in warned if w.startswith("no face was found in any frame")]) == 1, warned
 
 
+def test_frames_in_flight_at_the_stop_are_not_reported_as_dropped():
+    """A run stopped after N frames leaves a frame or two between stages: the summary says them apart from frames a
+    stage dropped because it fell behind."""
+    from loguru import logger
+
+    from live.pipeline.run_report import IN_FLIGHT_AT_STOP, RunReport, log_report
+    messages = []
+    handle = logger.add(lambda m: messages.append(m.record["message"]), level="INFO")
+    try:
+        log_report(RunReport(frames_in=31, written=30, found_frames=30, dropped=1,
+                             dropped_by_stage={"capture->motion": 0, IN_FLIGHT_AT_STOP: 1}))
+        log_report(RunReport(frames_in=34, written=30, found_frames=30, dropped=4,
+                             dropped_by_stage={"capture->motion": 3, IN_FLIGHT_AT_STOP: 1}))
+    finally:
+        logger.remove(handle)
+    summaries = [m for m in messages if " frames in, " in m]
+    assert summaries[0].startswith("31 frames in, 30 written, none dropped, 1 in flight at stop;"), summaries
+    assert summaries[1].startswith("34 frames in, 30 written, 3 dropped (capture->motion 3), 1 in flight at stop;")
+
+
 def test_options_for_a_latent_code_are_said_to_do_nothing_to_a_warp_avatar():
     """--strength, --latent-smoothing and --truncation shape a StyleGAN2 avatar's W+ code; on the warp (the demo
     painting here) they change nothing, and the run says so instead of ignoring them silently."""

@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", title:
     target = parser.add_argument_group(title) if title else parser
     hints = field_hints(cls)
     exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    titled: dict[str, argparse._ArgumentGroup] = {}
     for f in cli_fields(cls):
         if f.name in leave_out:
             continue
@@ -64,21 +65,25 @@ def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", title:
         is_list = hint is list or getattr(hint, "__origin__", None) is list
         if hint is bool:
             kw["action"] = argparse.BooleanOptionalAction
-        elif is_list:
+        elif is_list and "parse" not in meta:      # (a parsed list, a size, is one value: 640x480)
             kw["nargs"] = meta.get("nargs", "+")
         elif hint in (int, float) and "parse" not in meta:
             kw["type"] = hint
         group = target
+        if meta.get("group"):           # a titled group of options (those of one renderer, say)
+            if meta["group"] not in titled:
+                titled[meta["group"]] = parser.add_argument_group(meta["group"])
+            group = titled[meta["group"]]
         if meta.get("exclusive"):
             if meta["exclusive"] not in exclusive:
-                exclusive[meta["exclusive"]] = target.add_mutually_exclusive_group()
+                exclusive[meta["exclusive"]] = group.add_mutually_exclusive_group()
             group = exclusive[meta["exclusive"]]
         if meta.get("positional"):
             if default is not MISSING and not is_list:
                 kw["nargs"] = "?"
             group.add_argument(prefix + f.name, default=None, **kw)
             continue
-        if is_list:
+        if is_list and "parse" not in meta:
             kw["action"] = "extend"
         name = "--" + meta.get("name", f.name).replace("_", "-")
         group.add_argument(name, *meta.get("flags", ()), dest=prefix + f.name, default=None,

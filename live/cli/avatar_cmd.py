@@ -10,13 +10,17 @@ from live.cli.arguments import add_command
 from live.options import option
 
 CREATE_DESCRIPTION = (
-    "Two renderers. stylegan2, the paper's method (with -g): find the face in PHOTO (the largest, or --face N), crop "
-    "it with the generator's framing, invert it into W+ (from the mean code, or from an e4e encoder's code with "
-    "--encoder), fine-tune the generator around that code (pivotal tuning, on by default), both by pixels, by "
-    "identity (dlib's face descriptor) and by a perceptual term, track the reconstruction's face parameters, and "
-    "with -d measure how far each direction may move it before it stops being this face; the last lines say "
-    "whether dlib takes the reconstruction for the photo's person (CSIM, distance < 0.6) and its PSNR. warp (no generator, seconds): the photo and the tracker's 3D mesh of its face, which the mesh "
-    "warp moves. Either way `live run --avatar` drives the file it writes.")
+    "Make an avatar file from one photo; `live run --avatar ME.pt` drives it. Two renderers. warp (without -g; "
+    "seconds on a CPU, no GPU needed): the photo and the tracker's 3D mesh of its face, which the mesh warp moves, "
+    "and how far its eyes are seen to look each way. stylegan2 (the paper's method, with -g GENERATOR; minutes on a "
+    "CPU): find the face in PHOTO (the largest, or --face N), crop it with the generator's framing, invert it into "
+    "W+ (from the mean code, or from an e4e encoder's code with --encoder), fine-tune the generator around that code "
+    "(pivotal tuning), both by pixels, by identity (dlib's face descriptor) and by a perceptual term, track the "
+    "reconstruction's face parameters, and with -d measure how far each direction may move it before it stops being "
+    "this face; the last lines say whether dlib takes the reconstruction for the photo's person (CSIM, distance "
+    "< 0.6) and its PSNR. Its options are listed under \"stylegan2 renderer\".")
+
+STYLEGAN2 = "stylegan2 renderer (with -g)"
 
 
 @dataclass
@@ -26,35 +30,38 @@ class CreateCommand:
     renderer: str = option("auto", "what draws the avatar: stylegan2 (the paper's method, needs -g) or warp (a mesh "
                            "warp of the photo: no generator, seconds); auto: stylegan2 with -g, else warp",
                            choices=("auto", "stylegan2", "warp"))
-    generator: str | None = option(None, "generator (path or cached model name), for stylegan2", flags=("-g",),
-                                   metavar="G")
+    face: int = option(0, "which face, 0 = the largest", metavar="N")
+    generator: str | None = option(None, "generator (path or cached model name)", flags=("-g",), metavar="G",
+                                   group=STYLEGAN2)
     directions: str | None = option(None, "the direction matrix the avatar will be driven with (its hash is "
-                                    "recorded so a mismatch is caught)", flags=("-d",), metavar="A.pt")
-    pti: bool = option(True, "pivotal tuning (--no-pti keeps the generator untouched)")
+                                    "recorded so a mismatch is caught)", flags=("-d",), metavar="A.pt",
+                                    group=STYLEGAN2)
+    pti: bool = option(True, "pivotal tuning (--no-pti keeps the generator untouched)", group=STYLEGAN2)
     quality: str = option("auto", "fast: 150 inversion and 60 tuning steps, a few minutes on a CPU; high: 400 and "
                           "300, the measured defaults (13 min on 2 CPU cores, seconds on a GPU); auto: high on a GPU, "
-                          "fast on the CPU", choices=("auto", "fast", "high"))
-    steps: int | None = option(None, "inversion steps; none: from --quality")
-    tune_steps: int | None = option(None, "pivotal tuning steps; none: from --quality")
+                          "fast on the CPU", choices=("auto", "fast", "high"), group=STYLEGAN2)
+    steps: int | None = option(None, "inversion steps; none: from --quality", group=STYLEGAN2)
+    tune_steps: int | None = option(None, "pivotal tuning steps; none: from --quality", group=STYLEGAN2)
     identity_weight: float | None = option(None, "inversion's identity term: 1 - cosine of dlib's descriptors of "
                                            "the render and the photo crop (0 = off, pixels only); none: the measured "
-                                           "default (live/avatar/invert.py, bench/RESULTS.md)", metavar="W")
+                                           "default (live/avatar/invert.py, bench/RESULTS.md)", metavar="W",
+                                           group=STYLEGAN2)
     perceptual_weight: float | None = option(None, "inversion's perceptual term: LPIPS-like distance of the face "
                                              "network's early features over the head (0 = off); none: the measured "
-                                             "default (live/avatar/invert.py)", metavar="W")
+                                             "default (live/avatar/invert.py)", metavar="W", group=STYLEGAN2)
     tune_identity_weight: float | None = option(None, "pivotal tuning's identity term (0 = off); none: the measured "
-                                                "default (live/avatar/pti.py)", metavar="W")
+                                                "default (live/avatar/pti.py)", metavar="W", group=STYLEGAN2)
     tune_perceptual_weight: float | None = option(None, "pivotal tuning's perceptual term (0 = off); none: the "
-                                                  "measured default (live/avatar/pti.py)", metavar="W")
+                                                  "measured default (live/avatar/pti.py)", metavar="W",
+                                                  group=STYLEGAN2)
     framing: str | None = option(None, "how the generator's training faces were cropped; none: the registry's, "
-                                 "else voxceleb", choices=("fixture", "voxceleb", "ffhq"))
-    face: int = option(0, "which face, 0 = the largest", metavar="N")
+                                 "else voxceleb", choices=("fixture", "voxceleb", "ffhq"), group=STYLEGAN2)
     encoder: str | None = option(None, "e4e encoder (path or cached name) as the starting point", flags=("-e",),
-                                 metavar="E4E")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+                                 metavar="E4E", group=STYLEGAN2)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", group=STYLEGAN2)
     identity_threshold: float = option(0.5, "identity guard: how far each direction may move the face is where its "
                                        "dlib distance from the avatar's own render reaches this (same person: "
-                                       "< 0.6); needs -d")
+                                       "< 0.6); needs -d", group=STYLEGAN2)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from live.pipeline.faceless import FacelessStretch
 from live.pipeline.gaze_follow import GazeFollower
 from live.pipeline.motion import Controls, MotionStage
 from live.pipeline.render import RenderStage, make_renderer
-from live.pipeline.run_report import FrameLog, FrameSamples, RunReport, StageTimes, log_report
+from live.pipeline.run_report import IN_FLIGHT_AT_STOP, FrameLog, FrameSamples, RunReport, StageTimes, log_report
 from live.pipeline.scene import Scene, build_scene
 from live.pipeline.sink_set import SinkSet
 from live.pipeline.slots import Closed, LatestSlot
@@ -89,7 +89,7 @@ class Stages:
         at_stop = (self.capture.dropped_at_stop + self.motion.dropped_at_stop + self.render.dropped_at_stop
                    + sum(s.dropped_at_close for s in self.slots))
         return {"capture->motion": captured.dropped, "motion->render": moved.dropped,
-                "render->sinks": rendered.dropped, "in flight at stop": at_stop}
+                "render->sinks": rendered.dropped, IN_FLIGHT_AT_STOP: at_stop}
 
 
 def build_stages(cfg: LiveConfig, scene: Scene, source: str, renderer, controls: Controls,
