@@ -19,6 +19,8 @@ from models.face.params import FaceParams
 from models.face.shape_model import FaceModel, similarity_align
 
 IX = {n: i for i, n in enumerate(PARAM_NAMES)}
+TURNED_NEUTRAL_DEG = (10.0, 15.0)   # yaw, pitch: a neutral further from facing the camera than this is said (pitch
+                                    # allows more: a camera above or below the screen tilts every face)
 
 
 class CalibrationError(RuntimeError):
@@ -98,3 +100,20 @@ class NeutralCalibrator:
                     f"(head turned up to {self.fastest:.0f} deg/s). Hold your head still and look at the camera.")
         return ("no neutral face: keep your mouth closed and your eyes open, relaxed, for "
                 f"{self.criteria.seconds:g} s")
+
+
+def askew_neutral(neutral: np.ndarray, names=PARAM_NAMES, uneven_eyes: float = 1.5) -> str | None:
+    """What is off in a neutral pose, in a user's words, or None. Motion is copied from the neutral, so a head turned
+    then leaves the avatar turned while the user faces the camera, and an eye narrowed then (a wink, a squint, or an
+    eye turned away, which the tracker reads as more closed) is drawn wider than the other for the rest of the call.
+    `uneven_eyes`: the blink difference (standard deviations) taken for one eye more closed (live/pipeline/motion.py
+    WINK_FROM)."""
+    names = list(names)
+    said = []
+    for name, limit, how in zip(("yaw", "pitch"), TURNED_NEUTRAL_DEG, ("turned aside", "tilted up or down")):
+        if name in names and abs(neutral[names.index(name)]) > limit:
+            said.append(f"your head {how} {abs(neutral[names.index(name)]):.0f} degrees")
+    if ("blink_left" in names and "blink_right" in names
+            and abs(neutral[names.index("blink_left")] - neutral[names.index("blink_right")]) > uneven_eyes):
+        said.append("one eye more closed than the other")
+    return " and ".join(said) or None

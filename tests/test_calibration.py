@@ -65,3 +65,45 @@ def test_unknown_and_damaged_profiles(tmp_path):
 def test_eyes_half_closed_is_not_neutral():
     with pytest.raises(CalibrationError, match="no neutral face: keep your mouth closed and your eyes open"):
         calibrate(LiveConfig(), str(MEDIA / "vox_source.png"), seconds=1.0, name="x")
+
+
+def test_a_neutral_taken_turned_aside_or_with_one_eye_narrowed_is_said():
+    """The first second with a face sets the neutral pose; a head turned aside then, or one eye narrowed (a wink),
+    leaves the avatar askew for the whole call, so the run says so and how to set it again; a neutral facing the
+    camera (a camera above the screen tilts it a little) is not said."""
+    from loguru import logger
+
+    from calibration.neutral import askew_neutral
+    from live.pipeline.messages import Captured
+    from live.pipeline.motion import WINK_FROM, Controls, MotionStage
+    from live.pipeline.slots import LatestSlot
+    from models.face.landmarks import PARAM_NAMES
+    from models.face.params import ParameterSpace
+    names = list(PARAM_NAMES)
+
+    def neutral(**values):
+        p = np.zeros(len(names))
+        for k, v in values.items():
+            p[names.index(k)] = v
+        return p
+
+    assert askew_neutral(neutral(yaw=4.0, pitch=8.0, blink_left=0.4, blink_right=-0.3)) is None
+    assert askew_neutral(neutral(yaw=-12.0)) == "your head turned aside 12 degrees"
+    assert askew_neutral(neutral(pitch=20.0, blink_left=1.9, blink_right=0.2),
+                         uneven_eyes=WINK_FROM) == "your head tilted up or down 20 degrees and one eye more closed than the other"
+
+    space = ParameterSpace(PARAM_NAMES, np.array([[-6.0, 6.0]] * 15))
+    messages = []
+    handle = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING")
+    try:
+        for first_second in (neutral(yaw=2.0), neutral(yaw=-12.0, blink_left=1.9, blink_right=0.3)):
+            stage = MotionStage(LatestSlot("a"), LatestSlot("b"), None, None, space, np.zeros(15), Controls(), None,
+                                0.5, 0.5)
+            for k in range(40):                  # a recorded track: 1.6 s at 25 fps
+                stage.process(Captured(k, k / 25, None, params=first_second))
+            assert stage.neutral is not None
+    finally:
+        logger.remove(handle)
+    assert len(messages) == 1 and messages[0].startswith(
+        "the neutral pose was taken with your head turned aside 12 degrees and one eye more closed than the other: "), messages
+    assert "live calibrate" in messages[0]

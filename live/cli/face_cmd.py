@@ -67,6 +67,12 @@ def calibrate(opts: CalibrateCommand, cfg) -> int:
     print(f"  from {profile.frames} still frames of {profile.source}")
     for name, value in profile.neutral_named().items():
         print(f"  {name:<12} {value:+8.3f}")
+    from calibration.neutral import askew_neutral
+    from live.pipeline.motion import WINK_FROM
+    askew = askew_neutral(profile.neutral, uneven_eyes=WINK_FROM)
+    if askew is not None:
+        logger.warning("this profile was taken with {}: an avatar driven with it will look askew while you face the "
+                       "camera. Face the camera, eyes open, and run `live calibrate` again", askew)
     return 0
 
 

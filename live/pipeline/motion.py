@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from loguru import logger
 
+from calibration.neutral import askew_neutral
 from live.avatar.identity_limits import soft_limit
 from live.pipeline.capture import synthetic_params
 from live.pipeline.messages import Captured, Motion
@@ -211,6 +212,11 @@ class MotionStage(Stage):
                             "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
                             again)
                 self._auto_samples = []
+                askew = askew_neutral(self.neutral, self.names, uneven_eyes=WINK_FROM)
+                if askew is not None:
+                    logger.warning("the neutral pose was taken with {}: the avatar copies your motion from it, so it "
+                                   "will look askew while you face the camera. Face the camera, eyes open, and {} a "
+                                   "profile from `live calibrate` (--profile)", askew, again)
         return self.neutral
 
     def process(self, c: Captured) -> Motion:
