@@ -5,7 +5,8 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   expression basis (the mesh motion per unit of each coefficient, models/face/shape_model.py);
   the upper lids never pass the lower ones (a full blink closes the eye, it does not fold it);
 - head pose: the photo's rotation turned by dp's yaw, pitch and roll about a pivot behind the face
-  (the head's centre, not the nose), then projected;
+  (the head's centre, not the nose), then projected; a turn past the tracker's range toward the side a turned
+  photo hides is eased, not drawn torn (live/warp/turn_limit.py);
 - around the face, rings of points carry the head's turn out into hair, ears and neck: each ring point
   is turned about the pivot at the depth of the outline next to it (the first ring) or further back
   toward the head's centre (the skull curves away), so the outline and what lies beyond it move
@@ -41,6 +42,7 @@ from live.warp.gaze_response import GazeResponse
 from live.warp.lids import LidPainter
 from live.warp.mouth_interior import MouthInterior
 from live.warp.plate import BackgroundPlate
+from live.warp.turn_limit import TurnLimit
 from live.warp.warp_avatar import WarpAvatar
 from models.face.mesh_topology import boundary_loops, face_triangles
 from models.face.params import ParameterSpace
@@ -82,6 +84,7 @@ class WarpRenderer:
         self.h, self.w = self.photo.shape[:2]
         fit = self.model.fit(avatar.landmarks)
         self.pose0, self.scale, self.rot0, self.t = fit.pose, fit.scale, fit.rotation, fit.translation
+        self.turn_limit = TurnLimit(float(self.pose0[0]))     # a turn eased before the warp tears (live/warp/turn_limit.py)
         self.aligned = (avatar.landmarks - self.t) @ self.rot0 / self.scale        # pose-free, the photo's own
         self.pivot_model = np.array([0.0, PIVOT_DROP, PIVOT_DEPTH])
         self.pivot = self.scale * self.rot0 @ self.pivot_model + self.t          # camera frame, stays put
@@ -225,7 +228,7 @@ class WarpRenderer:
         mouth: the driver's mouth (live/warp/driver_mouth.py) to show inside an opening closed photo mouth; None:
         the drawn inside alone."""
         import cv2
-        delta_raw = np.asarray(delta_norm, np.float64) / self.space.to_norm
+        delta_raw = self.turn_limit(np.asarray(delta_norm, np.float64) / self.space.to_norm)
         face = self.mesh(delta_raw)
         face2d = face[:, :2].copy()
         self._close_lids(face2d)
