@@ -101,7 +101,10 @@ def test_a_neutral_taken_turned_aside_or_with_one_eye_narrowed_is_said():
                                 0.5, 0.5)
             for k in range(40):                  # a recorded track: 1.6 s at 25 fps
                 stage.process(Captured(k, k / 25, None, params=first_second))
-            assert stage.neutral is not None
+            assert stage.neutral is not None and (stage.askew is None) == (first_second[0] == 2.0)
+        stage.controls.recalibrate = True        # c in the preview: taken again, and the preview's notice goes
+        stage.process(Captured(40, 1.6, None, params=neutral()))
+        assert stage.askew is None and stage.neutral is None
     finally:
         logger.remove(handle)
     assert len(messages) == 1 and messages[0].startswith(

@@ -99,3 +99,24 @@ def test_live_run_refuses_a_csv_that_is_not_a_track(tmp_path, capsys):
     bad.write_text("what,when\nlunch,noon\n")
     assert main(["run", "--source", str(bad), "--sink", "null", "--frames", "2"]) == 2
     assert "not a track of live's face parameters" in capsys.readouterr().err
+
+
+def test_a_neutral_taken_turned_aside_is_shown_on_the_preview_until_taken_again(tmp_path):
+    """The preview window's HUD says when the neutral was taken askew (the log line is easy to miss in a call), and
+    what to do; a straight neutral adds nothing to it."""
+    from live.config import LiveConfig
+    from live.pipeline.loop import Pipeline
+    from models.face.landmarks import PARAM_NAMES
+    lines = {}
+    for name, yaw in (("turned", -12.0), ("straight", 2.0)):
+        params = np.zeros((40, len(PARAM_NAMES)))
+        params[:, PARAM_NAMES.index("yaw")] = yaw
+        _write_track(tmp_path / f"{name}.csv", params)
+        cfg = LiveConfig()
+        cfg.run.source, cfg.run.sinks, cfg.run.fast, cfg.run.frames = str(tmp_path / f"{name}.csv"), ["null"], True, 40
+        with Pipeline(cfg) as pipeline:
+            pipeline.run()
+            lines[name] = pipeline.hud_lines()
+    assert "neutral taken with your head turned aside 12 degrees" in lines["turned"], lines["turned"]
+    assert "face the camera, eyes open, and press c" in lines["turned"]
+    assert not [line for line in lines["straight"] if "neutral" in line], lines["straight"]

@@ -203,16 +203,11 @@ class Pipeline:
         self.controls = controls = Controls(absolute=cfg.run.absolute, hud=cfg.run.hud)
         self.report = RunReport(engine=what, frame_log=FrameLog() if self.record_frames else None,
                                 frame_samples=self.sample_frames)
-        report, times = self.report, self.times
-
-        def hud() -> list[str]:
-            return [f"{report.fps:.1f} fps  latency {times.recent_median('added', 60):.0f} ms",
-                    "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else ""]
 
         # the sinks first: a run whose frames could go nowhere stops before the tracker loads
         self.sinks = SinkSet(self.given_sinks if self.given_sinks is not None else
                              open_sinks(cfg.run.sinks, output_fps(cfg, source), out_size, cfg.run.vcam_device,
-                                        controls, hud))
+                                        controls, self.hud_lines))
         self._closing("the sinks", self._close_sinks)
         controls.preview = any(s.name == "window" and s.delivers for s in self.sinks)
         self.audio = start_audio(cfg.run.audio_delay, cfg.run.audio_input, cfg.run.audio_output)
@@ -226,6 +221,14 @@ class Pipeline:
             self._closing("the identity watch", self._stop_watch)
         with torch.no_grad():  # warm the renderer before the clock starts (compiles, first-call costs)
             self.renderer.warm_up()
+
+    def hud_lines(self) -> list[str]:
+        """What the preview window writes over the frame (h toggles it)."""
+        controls, stages = self.controls, getattr(self, "stages", None)
+        askew = stages.motion.askew if stages is not None and not controls.absolute else None
+        return [f"{self.report.fps:.1f} fps  latency {self.times.recent_median('added', 60):.0f} ms",
+                "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else "",
+                *((f"neutral taken with {askew}", "face the camera, eyes open, and press c") if askew else ())]
 
     def _close_sinks(self) -> None:
         self.sinks.close()
