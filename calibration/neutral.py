@@ -102,12 +102,12 @@ class NeutralCalibrator:
                 f"{self.criteria.seconds:g} s")
 
 
-def askew_neutral(neutral: np.ndarray, names=PARAM_NAMES, uneven_eyes: float = 1.5) -> str | None:
-    """What is off in a neutral pose, in a user's words, or None. Motion is copied from the neutral, so a head turned
-    then leaves the avatar turned while the user faces the camera, and an eye narrowed then (a wink, a squint, or an
-    eye turned away, which the tracker reads as more closed) is drawn wider than the other for the rest of the call.
-    `uneven_eyes`: the blink difference (standard deviations) taken for one eye more closed (live/pipeline/motion.py
-    WINK_FROM)."""
+def askew_neutral(neutral: np.ndarray, names=PARAM_NAMES, uneven_eyes: float = 1.5) -> list[str]:
+    """What is off in a neutral pose, in a user's words, one item each (empty: nothing). Motion is copied from the
+    neutral, so a head turned then leaves the avatar turned while the user faces the camera, and an eye narrowed
+    then (a wink, a squint, or an eye turned away, which the tracker reads as more closed) is drawn wider than the
+    other for the rest of the call. `uneven_eyes`: the blink difference (standard deviations) taken for one eye
+    more closed (live/pipeline/motion.py WINK_FROM)."""
     names = list(names)
     said = []
     for name, limit, how in zip(("yaw", "pitch"), TURNED_NEUTRAL_DEG, ("turned aside", "tilted up or down")):
@@ -116,4 +116,4 @@ def askew_neutral(neutral: np.ndarray, names=PARAM_NAMES, uneven_eyes: float = 1
     if ("blink_left" in names and "blink_right" in names
             and abs(neutral[names.index("blink_left")] - neutral[names.index("blink_right")]) > uneven_eyes):
         said.append("one eye more closed than the other")
-    return " and ".join(said) or None
+    return said

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from live.config import LiveConfig
-from live.options import ConfigError, coerce, field_hints
+from live.options import ConfigError, coerce, field_hints, parse_size
 
 
 def _merge_map(current: dict, value, key: str) -> dict:
@@ -39,6 +39,12 @@ def _merge(node, data: dict, prefix: str = "") -> None:
         elif isinstance(current, dict):
             setattr(node, key, _merge_map(current, value, path))
         else:
+            parse = fields[key].metadata.get("parse")
+            if parse is not None and isinstance(value, str):     # (a size written as on the command line: 640x480)
+                try:
+                    value = parse(value)
+                except ConfigError as e:
+                    raise ConfigError(f"{path}: {e}") from None
             value = coerce(value, hints[key], path)
             _check_choices(value, fields[key].metadata.get("choices"), path)
             setattr(node, key, value)
@@ -101,6 +107,8 @@ def to_yaml(cfg, comments: bool = True) -> str:
                 continue
             if "help" in f.metadata:
                 lines.append(f"{pad}# {f.metadata['help']}")
+            if f.metadata.get("parse") is parse_size and isinstance(value, list):
+                value = "x".join(map(str, value))            # written as the flag takes it: 640x480
             dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=10_000, sort_keys=False).strip()
             lines.append(pad + dumped.removeprefix("{").removesuffix("}"))
     emit(cfg, 0)

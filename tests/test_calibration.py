@@ -87,10 +87,10 @@ def test_a_neutral_taken_turned_aside_or_with_one_eye_narrowed_is_said():
             p[names.index(k)] = v
         return p
 
-    assert askew_neutral(neutral(yaw=4.0, pitch=8.0, blink_left=0.4, blink_right=-0.3)) is None
-    assert askew_neutral(neutral(yaw=-12.0)) == "your head turned aside 12 degrees"
-    assert askew_neutral(neutral(pitch=20.0, blink_left=1.9, blink_right=0.2),
-                         uneven_eyes=WINK_FROM) == "your head tilted up or down 20 degrees and one eye more closed than the other"
+    assert askew_neutral(neutral(yaw=4.0, pitch=8.0, blink_left=0.4, blink_right=-0.3)) == []
+    assert askew_neutral(neutral(yaw=-12.0)) == ["your head turned aside 12 degrees"]
+    assert askew_neutral(neutral(pitch=20.0, blink_left=1.9, blink_right=0.2), uneven_eyes=WINK_FROM) == [
+        "your head tilted up or down 20 degrees", "one eye more closed than the other"]
 
     space = ParameterSpace(PARAM_NAMES, np.array([[-6.0, 6.0]] * 15))
     messages = []
@@ -101,12 +101,26 @@ def test_a_neutral_taken_turned_aside_or_with_one_eye_narrowed_is_said():
                                 0.5, 0.5)
             for k in range(40):                  # a recorded track: 1.6 s at 25 fps
                 stage.process(Captured(k, k / 25, None, params=first_second))
-            assert stage.neutral is not None and (stage.askew is None) == (first_second[0] == 2.0)
+            assert stage.neutral is not None and (stage.askew == []) == (first_second[0] == 2.0)
         stage.controls.recalibrate = True        # c in the preview: taken again, and the preview's notice goes
         stage.process(Captured(40, 1.6, None, params=neutral()))
-        assert stage.askew is None and stage.neutral is None
+        assert stage.askew == [] and stage.neutral is None
+        # a calibration profile's neutral is judged the same, when the run starts
+        profiled = MotionStage(LatestSlot("a"), LatestSlot("b"), None, None, space, np.zeros(15), Controls(),
+                               neutral(pitch=-18.0), 0.5, 0.5)
+        assert profiled.askew == ["your head tilted up or down 18 degrees"]
     finally:
         logger.remove(handle)
-    assert len(messages) == 1 and messages[0].startswith(
+    assert len(messages) == 2 and messages[0].startswith(
         "the neutral pose was taken with your head turned aside 12 degrees and one eye more closed than the other: "), messages
     assert "live calibrate" in messages[0]
+    assert messages[1].startswith("the calibration profile's neutral pose was taken with your head tilted up or "
+                                  "down 18 degrees: ") and "`live calibrate` again" in messages[1]
+
+
+def test_calibrate_warns_of_a_profile_taken_turned_aside(capsys):
+    """Vermeer's girl looks over her shoulder (34 degrees): a profile taken from her is written, with the warning."""
+    assert main(["calibrate", "--source", str(MEDIA / "portrait_vermeer.jpg"), "--name", "turned"]) == 0
+    out = capsys.readouterr()
+    assert "profile 'turned' written" in out.out
+    assert "this profile was taken with your head turned aside 3" in " ".join(out.err.split()), out.err

@@ -23,10 +23,28 @@ def test_every_leaf_is_documented():
         assert f.metadata.get("help"), f"{key} has no help text"
 
 
-def test_documented_yaml_parses_back_to_the_defaults():
+def test_documented_yaml_parses_back_to_the_defaults(tmp_path):
     text = to_yaml(LiveConfig())
     assert "# synthesis backend" in text
-    assert yaml.safe_load(text) == to_dict(LiveConfig())
+    shown = yaml.safe_load(text)
+    assert shown["run"].pop("output_size") == "512x512" and shown["run"].pop("camera_size") == "640x480"
+    defaults = to_dict(LiveConfig())
+    del defaults["run"]["output_size"], defaults["run"]["camera_size"]
+    assert shown == defaults
+    (tmp_path / "shown.yaml").write_text(text)
+    assert load_config(tmp_path / "shown.yaml") == LiveConfig()
+
+
+def test_a_size_in_a_config_file_is_written_as_the_flag_takes_it(tmp_path):
+    """`run.output_size: 320x240` (as --size takes it) and the list form both load; anything else names the key."""
+    path = tmp_path / "sizes.yaml"
+    path.write_text("run:\n  output_size: 320x240\n  camera_size: [1280, 720]\n")
+    cfg = load_config(path)
+    assert cfg.run.output_size == ["320", "240"] and cfg.run.camera_size == ["1280", "720"]
+    assert "  output_size: 320x240\n" in to_yaml(cfg) and "  camera_size: 1280x720\n" in to_yaml(cfg)
+    path.write_text("run:\n  output_size: big\n")
+    with pytest.raises(ConfigError, match="run.output_size: expected a size like 640x480, got 'big'"):
+        load_config(path)
 
 
 def test_file_then_overrides(tmp_path):

@@ -101,9 +101,10 @@ def test_live_run_refuses_a_csv_that_is_not_a_track(tmp_path, capsys):
     assert "not a track of live's face parameters" in capsys.readouterr().err
 
 
-def test_a_neutral_taken_turned_aside_is_shown_on_the_preview_until_taken_again(tmp_path):
-    """The preview window's HUD says when the neutral was taken askew (the log line is easy to miss in a call), and
-    what to do; a straight neutral adds nothing to it."""
+def test_a_neutral_taken_turned_aside_is_shown_on_the_preview_in_relative_mode(tmp_path):
+    """The preview window's HUD says when the neutral was taken askew (the log line is easy to miss in a call), one
+    line per problem, and what to do; a straight neutral adds nothing, nor does absolute mode (no neutral used).
+    (That c clears it: tests/test_calibration.py.)"""
     from live.config import LiveConfig
     from live.pipeline.loop import Pipeline
     from models.face.landmarks import PARAM_NAMES
@@ -117,6 +118,10 @@ def test_a_neutral_taken_turned_aside_is_shown_on_the_preview_until_taken_again(
         with Pipeline(cfg) as pipeline:
             pipeline.run()
             lines[name] = pipeline.hud_lines()
-    assert "neutral taken with your head turned aside 12 degrees" in lines["turned"], lines["turned"]
-    assert "face the camera, eyes open, and press c" in lines["turned"]
-    assert not [line for line in lines["straight"] if "neutral" in line], lines["straight"]
+            pipeline.controls.absolute = True
+            lines[name + ", absolute"] = pipeline.hud_lines()
+    turned = lines["turned"]
+    assert turned[-3:] == ["neutral pose taken with", "your head turned aside 12 degrees",
+                           "face the camera, eyes open, press c"], turned
+    for other in ("straight", "turned, absolute", "straight, absolute"):
+        assert not [line for line in lines[other] if "neutral" in line], lines[other]

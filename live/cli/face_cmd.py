@@ -70,9 +70,9 @@ def calibrate(opts: CalibrateCommand, cfg) -> int:
     from calibration.neutral import askew_neutral
     from live.pipeline.motion import WINK_FROM
     askew = askew_neutral(profile.neutral, uneven_eyes=WINK_FROM)
-    if askew is not None:
+    if askew:
         logger.warning("this profile was taken with {}: an avatar driven with it will look askew while you face the "
-                       "camera. Face the camera, eyes open, and run `live calibrate` again", askew)
+                       "camera. Face the camera, eyes open, and run `live calibrate` again", " and ".join(askew))
     return 0
 
 

@@ -225,10 +225,10 @@ class Pipeline:
     def hud_lines(self) -> list[str]:
         """What the preview window writes over the frame (h toggles it)."""
         controls, stages = self.controls, getattr(self, "stages", None)
-        askew = stages.motion.askew if stages is not None and not controls.absolute else None
+        askew = stages.motion.askew if stages is not None and not controls.absolute else []
         return [f"{self.report.fps:.1f} fps  latency {self.times.recent_median('added', 60):.0f} ms",
                 "relative" if not controls.absolute else "absolute", "FROZEN" if controls.frozen else "",
-                *((f"neutral taken with {askew}", "face the camera, eyes open, and press c") if askew else ())]
+                *(["neutral pose taken with"] + askew + ["face the camera, eyes open, press c"] if askew else [])]
 
     def _close_sinks(self) -> None:
         self.sinks.close()

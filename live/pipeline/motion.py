@@ -172,7 +172,14 @@ class MotionStage(Stage):
         self._auto_samples: list[np.ndarray] = []
         self._auto_gaps: list[float] = []
         self.rest_gap = 0.0        # the driver's lip gap at rest (a profile's neutral has closed lips)
-        self.askew: str | None = None   # what is off in a neutral taken from the first second (shown on the preview)
+        # what is off in the neutral pose (calibration/neutral.py askew_neutral), shown on the preview window
+        self.askew: list[str] = []
+        if neutral is not None and not controls.absolute:
+            self.askew = askew_neutral(np.asarray(neutral, np.float64), list(space.names), uneven_eyes=WINK_FROM)
+            if self.askew:
+                logger.warning("the calibration profile's neutral pose was taken with {}: the avatar copies your "
+                               "motion from it, so it will look askew while you face the camera. Run `live calibrate` "
+                               "again facing the camera, eyes open", " and ".join(self.askew))
         self.to_norm = space.to_norm
         self.shut = np.asarray(space.param_range, np.float64)[:, 1]     # a shut eye's blink (the range's top)
         names = list(space.names)
@@ -197,7 +204,7 @@ class MotionStage(Stage):
         if self.controls.recalibrate:
             self.controls.recalibrate = False
             self.neutral, self._auto_samples, self._auto_gaps, self.rest_gap = None, [], [], 0.0
-            self.askew = None
+            self.askew = []
             if self.gaze is not None:
                 self.gaze.recalibrate()
             logger.info("recalibrating: hold a neutral face for {:.0f} s", AUTO_NEUTRAL_S)
@@ -214,11 +221,11 @@ class MotionStage(Stage):
                             "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
                             again)
                 self._auto_samples = []
-                askew = self.askew = askew_neutral(self.neutral, self.names, uneven_eyes=WINK_FROM)
-                if askew is not None:
+                self.askew = askew_neutral(self.neutral, self.names, uneven_eyes=WINK_FROM)
+                if self.askew:
                     logger.warning("the neutral pose was taken with {}: the avatar copies your motion from it, so it "
                                    "will look askew while you face the camera. Face the camera, eyes open, and {} a "
-                                   "profile from `live calibrate` (--profile)", askew, again)
+                                   "profile from `live calibrate` (--profile)", " and ".join(self.askew), again)
         return self.neutral
 
     def process(self, c: Captured) -> Motion:

@@ -10,6 +10,9 @@ from loguru import logger
 from live.pipeline.latency import LatencyHistogram
 
 
+IN_FLIGHT_AT_STOP = "in flight at stop"   # the key of dropped_by_stage for frames between stages at the stop
+
+
 @dataclass
 class RunReport:
     engine: str = ""                                 # what rendered (backend, precision, device, threads)
@@ -33,6 +36,17 @@ class RunReport:
     frame_samples: FrameSamples | None = None        # copies of some delivered frames, only when asked for
 
     MEMORY_SAMPLES = 2048
+
+    @property
+    def in_flight_at_stop(self) -> int:
+        """Frames still between stages when the run stopped (counted in `dropped`, which is every frame read and
+        not written)."""
+        return int(self.dropped_by_stage.get(IN_FLIGHT_AT_STOP, 0))
+
+    @property
+    def dropped_behind(self) -> int:
+        """Frames a stage dropped because it fell behind (a newer frame replaced them before they were taken)."""
+        return self.dropped - self.in_flight_at_stop
 
     @property
     def per_frame(self) -> list:
@@ -129,19 +143,16 @@ def resident_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
-IN_FLIGHT_AT_STOP = "in flight at stop"   # the key of dropped_by_stage for frames between stages at the stop
-
-
 def log_report(report: RunReport) -> None:
     for name, s in report.stages.items():
         label = "added latency" if name == "added" else name
         logger.info("{:<14} median {:7.2f} ms   p99 {:7.2f} ms", label, s["median_ms"], s["p99_ms"])
     # frames still between stages when the run stops were not dropped by a stage falling behind: said apart
-    at_stop = report.dropped_by_stage.get(IN_FLIGHT_AT_STOP, 0)
     behind = {k: v for k, v in report.dropped_by_stage.items() if v and k != IN_FLIGHT_AT_STOP}
     logger.info("{} frames in, {} written, {}{}; {:.1f} s, {:.1f} fps", report.frames_in, report.written,
-                f"{sum(behind.values())} dropped ({', '.join(f'{k} {v}' for k, v in behind.items())})" if behind
-                else "none dropped", f", {at_stop} in flight at stop" if at_stop else "", report.seconds, report.fps)
+                f"{report.dropped_behind} dropped ({', '.join(f'{k} {v}' for k, v in behind.items())})" if behind
+                else "none dropped", f", {report.in_flight_at_stop} in flight at stop" if report.in_flight_at_stop
+                else "", report.seconds, report.fps)
     if report.written and not report.found_frames and not report.source_outages:
         logger.warning("no face was found in any frame of the source: the avatar was shown at rest. Give a source "
                        "that shows a face (--source: a camera, a video or a photo of one)")

@@ -5,8 +5,8 @@ Per frame, for a change dp (raw units: degrees, standard deviations) and the dri
   expression basis (the mesh motion per unit of each coefficient, models/face/shape_model.py);
   the upper lids never pass the lower ones (a full blink closes the eye, it does not fold it);
 - head pose: the photo's rotation turned by dp's yaw, pitch and roll about a pivot behind the face
-  (the head's centre, not the nose), then projected; a turn past the tracker's range toward the side a turned
-  photo hides is eased, not drawn torn (live/warp/turn_limit.py);
+  (the head's centre, not the nose), then projected; each angle's change is eased past a knee, a yaw toward the
+  side a turned photo hides past the tracker's range, so it is not drawn torn (live/warp/turn_limit.py);
 - around the face, rings of points carry the head's turn out into hair, ears and neck: each ring point
   is turned about the pivot at the depth of the outline next to it (the first ring) or further back
   toward the head's centre (the skull curves away), so the outline and what lies beyond it move

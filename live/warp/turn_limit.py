@@ -6,14 +6,17 @@ along a seam, the far eye's lashes smeared. On the four portraits (bench/RESULTS
 shows, eased") that begins past about 20 degrees of yaw change toward the hidden side and is plain at 25-35, while
 turning further away stays clean past 35 degrees and nods stay clean to 30. The tracker reads up to about +-21 degrees
 of yaw on the build footage, but a user looking at another screen turns further, and a neutral taken while turned
-(live/pipeline/motion.py askew_neutral) adds its own turn to every change: lp_d3's largest turn asked for 35.
+(calibration/neutral.py askew_neutral) adds its own turn to every change: lp_d3's largest turn asked for 35. In
+absolute mode (`--absolute`) the change is the driver's pose less the photo's, so a driver facing the camera asks a
+photo turned 34 degrees (Vermeer's) for 34 and gets 26: the photo cannot show its far side frontal.
 
-So each angle's change passes a soft knee: as asked up to KNEE, then eased toward MOST, never past it (a tanh:
-smooth, with the slope 1 at the knee so a turn does not visibly stop). Yaw toward the photo's hidden side has the
-tight pair, its knee at the tracker's range (the face model's yaw range is -22.7 to +20.5 degrees): within it the
-head follows the driver as asked (#25 asks for a clean frame there, and the cross pose error counts every degree
-not drawn), beyond it the avatar stops near 26. A frontal photo (within FRONTAL_DEG) hides neither side, so both
-ways take it.
+So each angle's change, either way, passes a soft knee: as asked up to the knee, then eased toward a most it never
+passes (a tanh: smooth, with the slope 1 at the knee so a turn does not visibly stop). Yaw toward the photo's hidden
+side has the tight pair, its knee at the tracker's range (the face model's yaw range is -22.7 to +20.5 degrees):
+within it the head follows the driver as asked (#25 asks for a clean frame there, and the cross pose error counts
+every degree not drawn), beyond it the avatar stops near 26. Yaw away from that side, pitch and roll have wide
+pairs (past profile a face folds). A frontal photo (within FRONTAL_DEG) hides neither side, so both ways of its yaw
+take the tight pair.
 """
 
 from __future__ import annotations
