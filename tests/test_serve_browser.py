@@ -131,3 +131,40 @@ def test_a_browser_without_webrtc_is_told_what_to_use(fake_camera, tmp_path):
             browser.quit()
     assert "no WebRTC" in notice and "Chrome" in notice, notice
     assert start_disabled
+
+
+def test_the_page_says_when_the_neutral_was_taken_turned_and_takes_it_again(tmp_path):
+    """A camera showing a face turned 34 degrees (Vermeer's painting, still): the page says the neutral pose was
+    taken with the head turned aside, and its Neutral pose again button has the server take another."""
+    import cv2
+
+    from live.io.sources import read_image_rgb
+    from tests.conftest import SHARED
+    still = tmp_path / "turned.mp4"
+    photo = cv2.resize(read_image_rgb(SHARED / "media" / "portrait_vermeer.jpg"), (320, 375))
+    writer = cv2.VideoWriter(str(still), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 375))
+    for _ in range(50):
+        writer.write(photo[:, :, ::-1])
+    writer.release()
+    camera = tmp_path / "turned.y4m"
+    clip_to_y4m(still, camera, seconds=2.0)
+    with live_server(home=tmp_path / "home") as (url, proc):
+        browser = chromium(camera)
+        try:
+            browser.get(url + "?autostart=1")
+            notice = wait_for(browser, "const n = document.getElementById('notice').textContent; "
+                              "return n.includes('neutral pose was taken with') ? n : null", 60, "the askew notice")
+            assert not browser.execute_script("return document.getElementById('recalibrate').disabled")
+            browser.find_element("id", "recalibrate").click()
+            taking = browser.execute_script("return document.getElementById('notice').textContent")
+            wait_for(browser, "return window.liveState.stats && window.liveState.stats.neutrals_taken >= 2", 30,
+                     "a second neutral pose")
+            again = wait_for(browser, "const n = document.getElementById('notice').textContent; "
+                             "return n.includes('neutral pose was taken with') ? n : null", 10, "the notice again")
+            errors = script_errors(browser)
+        finally:
+            browser.quit()
+    assert "your head turned aside 3" in notice and "Neutral pose again" in notice, notice
+    assert taking.startswith("Taking your neutral pose"), taking
+    assert "your head turned aside 3" in again
+    assert not errors, errors

@@ -71,7 +71,7 @@ class Client:
     async def start(self) -> tuple[int, dict]:
         self.camera = ClipCamera(self.clip)
         self.pc.addTrack(self.camera)
-        channel = self.pc.createDataChannel("stats")
+        channel = self.channel = self.pc.createDataChannel("stats")      # (the page's messages go back on it)
         channel.on("message", lambda m: self.stats.append(json.loads(m)))
 
         @self.pc.on("track")
@@ -102,6 +102,16 @@ class Client:
         deadline = time.perf_counter() + timeout
         while (not self.stats or self.stats[-1].get("written", 0) < n) and time.perf_counter() < deadline:
             await asyncio.sleep(0.2)
+
+    async def wait_stats(self, wanted, timeout: float) -> dict:
+        """The first of the server's figures for which wanted(figures) is true, waiting up to timeout s."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            for figures in self.stats:
+                if wanted(figures):
+                    return figures
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no figures as wanted within {timeout:.0f} s; the last: {self.stats[-1:]}")
 
     async def close(self) -> None:
         if self._pull is not None:

@@ -174,6 +174,7 @@ class MotionStage(Stage):
         self.rest_gap = 0.0        # the driver's lip gap at rest (a profile's neutral has closed lips)
         # what is off in the neutral pose (calibration/neutral.py askew_neutral), shown on the preview window
         self.askew: list[str] = []
+        self.neutrals_taken = 0          # neutral poses taken from the driver (the first second's, then each c)
         if neutral is not None and not controls.absolute:
             self.askew = askew_neutral(np.asarray(neutral, np.float64), list(space.names), uneven_eyes=WINK_FROM)
             if self.askew:
@@ -221,6 +222,7 @@ class MotionStage(Stage):
                             "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
                             again)
                 self._auto_samples = []
+                self.neutrals_taken += 1
                 self.askew = askew_neutral(self.neutral, self.names, uneven_eyes=WINK_FROM)
                 if self.askew:
                     logger.warning("the neutral pose was taken with {}: the avatar copies your motion from it, so it "

@@ -97,6 +97,7 @@ class Connection:
         def on_channel(channel):
             self._channel = channel
             channel.on("open", self._tell_the_end)      # a loop that failed before the channel opened
+            channel.on("message", self._from_the_page)
 
         @pc.on("connectionstatechange")
         async def on_state():
@@ -159,6 +160,11 @@ class Connection:
                         for name in ("added", "track", "render")})
         stages = p.stages if p is not None and hasattr(p, "stages") else None
         out["adaptations"] = [a["step"] for a in stages.adaptations()] if stages is not None else []
+        # the neutral pose: how many were taken (the first second's, then one per recalibration), and what is off in
+        # the last (calibration/neutral.py askew_neutral; the page asks to take it again)
+        motion = stages.motion if stages is not None else None
+        out["neutrals_taken"] = motion.neutrals_taken if motion is not None else 0
+        out["neutral_askew"] = list(motion.askew) if motion is not None and not p.controls.absolute else []
         if self.error:
             out["error"] = for_the_browser(self.error)
         return out
@@ -175,6 +181,19 @@ class Connection:
             channel = self._channel
             if channel is not None and channel.readyState == "open":
                 channel.send(json.dumps(self.stats()))
+
+    def _from_the_page(self, message) -> None:
+        """What the page asks of the loop: {"recalibrate": true} takes the neutral pose again (the preview window's
+        c). Anything else is logged and left."""
+        try:
+            asked = json.loads(message) if isinstance(message, str) else None
+        except ValueError:
+            asked = None
+        pipeline = self.pipeline
+        if isinstance(asked, dict) and asked.get("recalibrate") is True and pipeline is not None:
+            pipeline.controls.recalibrate = True
+            return
+        logger.debug("connection {}: a message from the page not understood: {!r}", self.id, str(message)[:80])
 
     def _tell_the_end(self) -> None:
         """The page learns why the server ended its stream (it then does not reconnect into the same end)."""

@@ -86,13 +86,13 @@ async function start(reconnecting = false) {
   if (stale()) return;
   $("camera").srcObject = camera;
   const peer = (pc = new RTCPeerConnection({ iceServers: [] }));
-  const channel = peer.createDataChannel("stats");
+  const channel = (state.channel = peer.createDataChannel("stats"));
   channel.onmessage = (m) => {
     const data = JSON.parse(m.data);
     if (data.closed) {            // the server ended the stream and says why: no reconnecting into the same end
       stop(false);
       say(`The server ended the stream: ${data.error || data.closed}. Press Start to try again.`, true);
-    } else { state.stats = data; matchServerPace(data.loop_fps); }
+    } else { state.stats = data; matchServerPace(data.loop_fps); showNeutral(data); }
   };
   camera.getVideoTracks().forEach((t) => peer.addTrack(t, camera));
   peer.ontrack = (e) => {
@@ -148,6 +148,33 @@ async function matchServerPace(loopFps) {
   try { await sender.setParameters(params); } catch (e) { /* a browser that cannot cap keeps sending all */ }
 }
 
+let saidAskew = "", taking = null;   // taking: the neutrals taken when Neutral pose again was pressed
+function showNeutral(data) {
+  // the relative mode copies your motion from your neutral pose, taken in the first second: one taken turned
+  // aside or mid-wink leaves the avatar askew, so say it, and offer to take it again
+  const askew = (data.neutral_askew || []).join(" and ");
+  if (taking !== null && (data.neutrals_taken || 0) <= taking) return;   // still being taken: the button stays off
+  $("recalibrate").disabled = !data.neutrals_taken;
+  if (taking !== null) {
+    taking = null;
+    saidAskew = "";
+    if (!askew) return say("Neutral pose taken.");
+  }
+  if (askew && askew !== saidAskew)
+    say(`Your neutral pose was taken with ${askew}: the avatar will look askew while you face the camera. ` +
+      "Face the camera, eyes open, and press Neutral pose again.");
+  saidAskew = askew;
+}
+
+function recalibrate() {
+  const channel = state.channel;
+  if (!channel || channel.readyState !== "open") return;
+  channel.send(JSON.stringify({ recalibrate: true }));
+  taking = state.stats ? state.stats.neutrals_taken || 0 : 0;
+  $("recalibrate").disabled = true;
+  say("Taking your neutral pose: face the camera, eyes open, and hold still for a second.");
+}
+
 function reconnect() {
   stop(false);
   if (retries >= 5) return say("The connection to the server dropped, and trying again did not work. Press Start.", true);
@@ -162,8 +189,8 @@ function stop(releaseCamera = true) {
   if (pc) { pc.close(); pc = null; }
   clearInterval(figuresTimer);
   if (releaseCamera && camera) { camera.getTracks().forEach((t) => t.stop()); camera = null; }
-  state.phase = "idle";
-  $("start").disabled = false; $("stop").disabled = true;
+  state.phase = "idle"; state.channel = null; saidAskew = ""; taking = null;
+  $("start").disabled = false; $("stop").disabled = true; $("recalibrate").disabled = true;
 }
 
 function countFrames(video) {
@@ -205,6 +232,7 @@ window.grabFrame = (which = "avatar-video") => {
 
 $("start").onclick = () => { retries = 0; start(); };
 $("stop").onclick = () => { stop(); say("Stopped."); };
+$("recalibrate").onclick = recalibrate;
 $("photo").onchange = (e) => e.target.files.length && upload(e.target.files[0]);
 if (query.get("view") === "avatar") document.body.classList.add("avatar-only");
 const missing = missingFeature();
