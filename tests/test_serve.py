@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from bench.browser_session import live_server, server_output, wait_until, wait_until_idle
-from tests.conftest import ROOT, SHARED, needs_shared
+from tests.conftest import ROOT, needs_shared
 from tests.serve_support import clip
 from tests.webrtc_client import Client, http, stream
 
@@ -422,7 +422,14 @@ def test_the_browser_s_frame_interval_is_measured_over_every_frame_received(monk
     assert all(interval == pytest.approx(1 / 30) for *_, interval in feed.put_[1:]), feed.put_
 
 
-@needs_shared
+def test_only_a_recalibration_request_is_taken_from_the_page_and_nothing_it_sends_raises():
+    from live.serve.connection import asks_recalibration
+    assert asks_recalibration('{"recalibrate": true}')
+    for message in (b'{"recalibrate": true}', '{"recalibrate": 1}', '["recalibrate"]', "true", "", "not json",
+                    "[" * 5000, "[" * 1000, '{"recalibrate": true, "pad": "' + "x" * 2000 + '"}', None):
+        assert not asks_recalibration(message), str(message)[:40]
+
+
 def test_a_neutral_taken_turned_aside_is_told_to_the_page_which_can_take_it_again(server, tmp_path):
     """A browser's camera showing a face turned 34 degrees (Vermeer's painting as the camera): the figures say the
     neutral pose was taken askew; the page's {"recalibrate": true} on the data channel takes another (the count of
@@ -431,7 +438,8 @@ def test_a_neutral_taken_turned_aside_is_told_to_the_page_which_can_take_it_agai
 
     from live.io.sources import read_image_rgb
     camera = tmp_path / "turned.mp4"
-    photo = cv2.resize(read_image_rgb(SHARED / "media" / "portrait_vermeer.jpg"), (360, 420))
+    from live.pipeline.scene import DEMO_PHOTO          # the project's own copy of Vermeer's painting
+    photo = cv2.resize(read_image_rgb(DEMO_PHOTO), (360, 420))
     writer = cv2.VideoWriter(str(camera), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (360, 420))
     for _ in range(30):
         writer.write(photo[:, :, ::-1])
@@ -440,14 +448,16 @@ def test_a_neutral_taken_turned_aside_is_told_to_the_page_which_can_take_it_agai
 
     async def session():
         c = Client(url, str(camera))
-        status, answer = await c.start()
-        assert status == 200, answer
-        first = await c.wait_stats(lambda s: s.get("neutrals_taken", 0) >= 1, 60)
-        c.channel.send(json.dumps({"recalibrate": True}))
-        second = await c.wait_stats(lambda s: s.get("neutrals_taken", 0) >= 2, 30)
-        await c.close()
+        try:
+            status, answer = await c.start()
+            assert status == 200, answer
+            first = await c.wait_stats(lambda s: s.get("neutrals_taken", 0) >= 1, 60)
+            c.channel.send(json.dumps({"recalibrate": True}))
+            second = await c.wait_stats(lambda s: s.get("neutrals_taken", 0) >= 2, 30)
+        finally:
+            await c.close()
         return first, second
 
     first, second = run(session())
-    assert first["neutral_askew"] and first["neutral_askew"][0].startswith("your head turned aside 3"), first
+    assert first["neutral_ready"] and first["neutral_askew"][0].startswith("your head turned aside 3"), first
     assert second["neutrals_taken"] == 2 and second["neutral_askew"] == first["neutral_askew"], second

@@ -139,9 +139,9 @@ def test_the_page_says_when_the_neutral_was_taken_turned_and_takes_it_again(tmp_
     import cv2
 
     from live.io.sources import read_image_rgb
-    from tests.conftest import SHARED
+    from live.pipeline.scene import DEMO_PHOTO          # the project's own copy of Vermeer's painting
     still = tmp_path / "turned.mp4"
-    photo = cv2.resize(read_image_rgb(SHARED / "media" / "portrait_vermeer.jpg"), (320, 375))
+    photo = cv2.resize(read_image_rgb(DEMO_PHOTO), (320, 375))
     writer = cv2.VideoWriter(str(still), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 375))
     for _ in range(50):
         writer.write(photo[:, :, ::-1])
@@ -156,15 +156,18 @@ def test_the_page_says_when_the_neutral_was_taken_turned_and_takes_it_again(tmp_
                               "return n.includes('neutral pose was taken with') ? n : null", 60, "the askew notice")
             assert not browser.execute_script("return document.getElementById('recalibrate').disabled")
             browser.find_element("id", "recalibrate").click()
-            taking = browser.execute_script("return document.getElementById('notice').textContent")
+            taking = browser.execute_script("return [document.getElementById('notice').textContent, "
+                                            "document.getElementById('recalibrate').disabled]")
             wait_for(browser, "return window.liveState.stats && window.liveState.stats.neutrals_taken >= 2", 30,
                      "a second neutral pose")
             again = wait_for(browser, "const n = document.getElementById('notice').textContent; "
                              "return n.includes('neutral pose was taken with') ? n : null", 10, "the notice again")
+            enabled = wait_for(browser, "return !document.getElementById('recalibrate').disabled", 10,
+                               "the button again")
             errors = script_errors(browser)
         finally:
             browser.quit()
     assert "your head turned aside 3" in notice and "Neutral pose again" in notice, notice
-    assert taking.startswith("Taking your neutral pose"), taking
-    assert "your head turned aside 3" in again
+    assert taking[0].startswith("Taking your neutral pose") and taking[1], taking      # the button off meanwhile
+    assert "your head turned aside 3" in again and enabled
     assert not errors, errors

@@ -222,8 +222,9 @@ class MotionStage(Stage):
                             "{} a profile from `live calibrate` (--profile)", AUTO_NEUTRAL_S, len(self._auto_samples),
                             again)
                 self._auto_samples = []
-                self.neutrals_taken += 1
+                # (the count last: live serve's figures, read on another thread, must not pair it with the old list)
                 self.askew = askew_neutral(self.neutral, self.names, uneven_eyes=WINK_FROM)
+                self.neutrals_taken += 1
                 if self.askew:
                     logger.warning("the neutral pose was taken with {}: the avatar copies your motion from it, so it "
                                    "will look askew while you face the camera. Face the camera, eyes open, and {} a "

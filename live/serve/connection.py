@@ -52,6 +52,21 @@ def for_the_browser(text: str) -> str:
     return PATH_LIKE.sub(r"\1", text)
 
 
+
+PAGE_MESSAGE_MAX = 1024     # characters: the page's messages are tiny; a longer one is not read
+
+
+def asks_recalibration(message) -> bool:
+    """Whether a data-channel message from the page is {"recalibrate": true}. Anything else (bytes, other JSON, text
+    too long or nested too deep to parse) is not, and raises nothing: a page cannot break its connection."""
+    if not isinstance(message, str) or len(message) > PAGE_MESSAGE_MAX:
+        return False
+    try:
+        asked = json.loads(message)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(asked, dict) and asked.get("recalibrate") is True
+
 class OfferRefused(ValueError):
     """An offer this server cannot answer (no camera video in it); the message says what to send."""
 
@@ -163,8 +178,10 @@ class Connection:
         # the neutral pose: how many were taken (the first second's, then one per recalibration), and what is off in
         # the last (calibration/neutral.py askew_neutral; the page asks to take it again)
         motion = stages.motion if stages is not None else None
+        relative = motion is not None and not p.controls.absolute
         out["neutrals_taken"] = motion.neutrals_taken if motion is not None else 0
-        out["neutral_askew"] = list(motion.askew) if motion is not None and not p.controls.absolute else []
+        out["neutral_ready"] = relative and motion.neutral is not None    # (the page may ask for another)
+        out["neutral_askew"] = list(motion.askew) if relative else []
         if self.error:
             out["error"] = for_the_browser(self.error)
         return out
@@ -184,16 +201,13 @@ class Connection:
 
     def _from_the_page(self, message) -> None:
         """What the page asks of the loop: {"recalibrate": true} takes the neutral pose again (the preview window's
-        c). Anything else is logged and left."""
-        try:
-            asked = json.loads(message) if isinstance(message, str) else None
-        except ValueError:
-            asked = None
+        c), unless one is being taken already. Anything else is logged and left."""
         pipeline = self.pipeline
-        if isinstance(asked, dict) and asked.get("recalibrate") is True and pipeline is not None:
+        motion = getattr(getattr(pipeline, "stages", None), "motion", None)
+        if not asks_recalibration(message) or motion is None:
+            logger.debug("connection {}: a message from the page not understood: {!r}", self.id, str(message)[:80])
+        elif motion.neutral is not None and not pipeline.controls.absolute:    # (a press again while taking: one)
             pipeline.controls.recalibrate = True
-            return
-        logger.debug("connection {}: a message from the page not understood: {!r}", self.id, str(message)[:80])
 
     def _tell_the_end(self) -> None:
         """The page learns why the server ended its stream (it then does not reconnect into the same end)."""

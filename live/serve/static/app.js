@@ -148,13 +148,19 @@ async function matchServerPace(loopFps) {
   try { await sender.setParameters(params); } catch (e) { /* a browser that cannot cap keeps sending all */ }
 }
 
-let saidAskew = "", taking = null;   // taking: the neutrals taken when Neutral pose again was pressed
+let saidAskew = "", taking = null, takingSince = 0;   // taking: the neutrals taken when the button was pressed
 function showNeutral(data) {
   // the relative mode copies your motion from your neutral pose, taken in the first second: one taken turned
   // aside or mid-wink leaves the avatar askew, so say it, and offer to take it again
   const askew = (data.neutral_askew || []).join(" and ");
-  if (taking !== null && (data.neutrals_taken || 0) <= taking) return;   // still being taken: the button stays off
-  $("recalibrate").disabled = !data.neutrals_taken;
+  if (taking !== null && (data.neutrals_taken || 0) <= taking) {        // still being taken: the button stays off
+    if (performance.now() - takingSince > 10000 && takingSince) {
+      takingSince = 0;
+      say("No neutral pose yet: it is taken from a second with your face in view. Face the camera, eyes open.");
+    }
+    return;
+  }
+  $("recalibrate").disabled = !data.neutral_ready;
   if (taking !== null) {
     taking = null;
     saidAskew = "";
@@ -171,6 +177,7 @@ function recalibrate() {
   if (!channel || channel.readyState !== "open") return;
   channel.send(JSON.stringify({ recalibrate: true }));
   taking = state.stats ? state.stats.neutrals_taken || 0 : 0;
+  takingSince = performance.now();
   $("recalibrate").disabled = true;
   say("Taking your neutral pose: face the camera, eyes open, and hold still for a second.");
 }
