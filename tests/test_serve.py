@@ -437,8 +437,8 @@ def test_a_neutral_taken_turned_aside_is_told_to_the_page_which_can_take_it_agai
     import cv2
 
     from live.io.sources import read_image_rgb
-    camera = tmp_path / "turned.mp4"
     from live.pipeline.scene import DEMO_PHOTO          # the project's own copy of Vermeer's painting
+    camera = tmp_path / "turned.mp4"
     photo = cv2.resize(read_image_rgb(DEMO_PHOTO), (360, 420))
     writer = cv2.VideoWriter(str(camera), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (360, 420))
     for _ in range(30):
