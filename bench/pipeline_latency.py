@@ -16,7 +16,6 @@ import numpy as np
 
 from bench.records import append_json, default_json, machine, results_dir
 from live.cli.table import print_table
-from live.pipeline.run_report import IN_FLIGHT_AT_STOP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -114,7 +113,7 @@ def run_one(args: argparse.Namespace, backend: str) -> dict:
     plot = plot_latency(report.per_frame, args.plot, title, report.memory)
     record = {"bench": "pipeline", "source": args.source, "avatar": args.avatar, "generator": args.generator,
               "arch": args.arch, "backend": backend, "precision": args.precision, "fast": args.fast, "mouth": args.mouth,
-              **report.as_dict(), "plot": str(plot), "machine": machine()}
+              **report.as_dict(), "dropped_behind": report.dropped_behind, "plot": str(plot), "machine": machine()}
     append_json(args.json, record)
     print_table(f"live loop ({report.engine}): {report.written} frames, {report.fps:.1f} fps, {report.dropped_behind} of "
                 f"{report.frames_in} source frames dropped ({report.in_flight_at_stop} more in flight at the stop)", rows,
@@ -134,8 +133,7 @@ def run(args: argparse.Namespace) -> dict | list[dict]:
     rows = [{"run": i + 1, "engine": r["engine"], "fps": round(r["fps"], 1),
              "added": r["stages"]["added"]["median_ms"], "added_p99": r["stages"]["added"]["p99_ms"],
              "track": r["stages"]["track"]["median_ms"], "render": r["stages"]["render"]["median_ms"],
-             "dropped": f"{r['dropped'] - r['dropped_by_stage'].get(IN_FLIGHT_AT_STOP, 0)}/{r['frames_in']}"}
-            for i, r in enumerate(records)]
+             "dropped": f"{r['dropped_behind']}/{r['frames_in']}"} for i, r in enumerate(records)]
     print_table("live loop, side by side (alternating runs)", rows, [
         ("run", "run"), ("engine", "engine"), ("fps", "fps"), ("added", "added median ms"),
         ("added_p99", "added p99 ms"), ("track", "track ms"), ("render", "render ms"), ("dropped", "dropped")])

@@ -24,7 +24,7 @@ import pytest
 
 from bench.browser_session import live_server, server_output, wait_until, wait_until_idle
 from tests.conftest import ROOT, needs_shared
-from tests.serve_support import clip
+from tests.serve_support import clip, turned_face_clip
 from tests.webrtc_client import Client, http, stream
 
 
@@ -434,16 +434,7 @@ def test_a_neutral_taken_turned_aside_is_told_to_the_page_which_can_take_it_agai
     """A browser's camera showing a face turned 34 degrees (Vermeer's painting as the camera): the figures say the
     neutral pose was taken askew; the page's {"recalibrate": true} on the data channel takes another (the count of
     neutrals taken goes up), as the preview window's c does."""
-    import cv2
-
-    from live.io.sources import read_image_rgb
-    from live.pipeline.scene import DEMO_PHOTO          # the project's own copy of Vermeer's painting
-    camera = tmp_path / "turned.mp4"
-    photo = cv2.resize(read_image_rgb(DEMO_PHOTO), (360, 420))
-    writer = cv2.VideoWriter(str(camera), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (360, 420))
-    for _ in range(30):
-        writer.write(photo[:, :, ::-1])
-    writer.release()
+    camera = turned_face_clip(tmp_path / "turned.mp4", (360, 420), 30)
     url, _ = server
 
     async def session():

@@ -26,7 +26,7 @@ from bench.browser_session import (
     watch_sent_tracks,
     who_is_shown,
 )
-from tests.serve_support import clip, needs_chromium
+from tests.serve_support import clip, needs_chromium, turned_face_clip
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 FOLLOWS = 0.6           # the issue's bound; a working loop reaches about 0.98 on lp_d3 (bench/RESULTS.md)
@@ -136,18 +136,8 @@ def test_a_browser_without_webrtc_is_told_what_to_use(fake_camera, tmp_path):
 def test_the_page_says_when_the_neutral_was_taken_turned_and_takes_it_again(tmp_path):
     """A camera showing a face turned 34 degrees (Vermeer's painting, still): the page says the neutral pose was
     taken with the head turned aside, and its Neutral pose again button has the server take another."""
-    import cv2
-
-    from live.io.sources import read_image_rgb
-    from live.pipeline.scene import DEMO_PHOTO          # the project's own copy of Vermeer's painting
-    still = tmp_path / "turned.mp4"
-    photo = cv2.resize(read_image_rgb(DEMO_PHOTO), (320, 375))
-    writer = cv2.VideoWriter(str(still), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 375))
-    for _ in range(50):
-        writer.write(photo[:, :, ::-1])
-    writer.release()
     camera = tmp_path / "turned.y4m"
-    clip_to_y4m(still, camera, seconds=2.0)
+    clip_to_y4m(turned_face_clip(tmp_path / "turned.mp4", (320, 375), 50), camera, seconds=2.0)
     with live_server(home=tmp_path / "home") as (url, proc):
         browser = chromium(camera)
         try:

@@ -52,7 +52,6 @@ def for_the_browser(text: str) -> str:
     return PATH_LIKE.sub(r"\1", text)
 
 
-
 PAGE_MESSAGE_MAX = 1024     # characters: the page's messages are tiny; a longer one is not read
 
 
@@ -66,6 +65,7 @@ def asks_recalibration(message) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(asked, dict) and asked.get("recalibrate") is True
+
 
 class OfferRefused(ValueError):
     """An offer this server cannot answer (no camera video in it); the message says what to send."""
